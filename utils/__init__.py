@@ -1,0 +1,1 @@
+"""Shared helpers: errors users can cause, atomic file writes, logging and progress."""
