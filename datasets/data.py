@@ -15,7 +15,14 @@ import torch
 from datasets.registry import DatasetSpec, get_dataset_spec
 from datasets.sampling import choose_classes, corrupt_labels, restrict_to_classes, split_indices
 from datasets.sources import FolderSource, TensorSource, check_files
-from datasets.transforms import ImageView, folder_transform, make_view, pixel_permutation, transform_batch
+from datasets.transforms import (
+    ImageView,
+    folder_transform,
+    make_view,
+    pixel_permutation,
+    shuffle_pixels,
+    transform_batch,
+)
 from utils.errors import UserError
 
 PIXEL_SHUFFLE = -1.0
@@ -115,30 +122,43 @@ class Split:
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
         if isinstance(self.source, TensorSource):
             return TensorBatches(self, batch_size, shuffle, device, generator, rank, world_size)
-        return FolderBatches(self, batch_size, shuffle, device, generator, workers, rank, world_size)
+        return FolderBatches(self, batch_size, shuffle, device, generator, rank, world_size, workers)
 
 
-def _epoch_order(n: int, shuffle: bool, generator: torch.Generator, rank: int, world_size: int) -> np.ndarray:
-    order = torch.randperm(n, generator=generator).numpy() if shuffle else np.arange(n)
-    return order[rank::world_size]
+class _Sharded:
+    """One epoch's order of samples, cut into global batches and sharded across ranks.
 
+    Rank ``r`` takes every ``world_size``-th sample of each global batch, so a step of a
+    distributed run sees exactly the samples of the same step of a single-process run. A last
+    global batch smaller than ``world_size`` is dropped so that every rank takes the same steps.
+    """
 
-class TensorBatches:
-    """The in-memory fast path: batches cut from device-resident uint8 images, transformed on device."""
-
-    def __init__(self, split: Split, batch_size, shuffle, device, generator, rank, world_size) -> None:
+    def __init__(self, split: "Split", batch_size, shuffle, device, generator, rank, world_size) -> None:
         self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
         self.device, self.generator, self.rank, self.world_size = device, generator, rank, world_size
-        self.labels = torch.from_numpy(split.targets).to(device)
 
     def __len__(self) -> int:
-        return math.ceil(len(range(self.rank, len(self.split), self.world_size)) / self.batch_size)
+        n, steps = len(self.split), math.ceil(len(self.split) / self.batch_size)
+        return steps - 1 if steps and n - (steps - 1) * self.batch_size < self.world_size else steps
+
+    def global_batch_size(self, step: int) -> int:
+        """Samples in global batch ``step`` across all ranks (for loss weighting)."""
+        return min(self.batch_size, len(self.split) - step * self.batch_size)
+
+    def local_positions(self):
+        n = len(self.split)
+        order = torch.randperm(n, generator=self.generator).numpy() if self.shuffle else np.arange(n)
+        for step in range(len(self)):
+            yield order[step * self.batch_size : (step + 1) * self.batch_size][self.rank :: self.world_size]
+
+
+class TensorBatches(_Sharded):
+    """The in-memory fast path: batches cut from device-resident uint8 images, transformed on device."""
 
     def __iter__(self):
         images = self.split.images_on(self.device)
-        order = _epoch_order(len(self.split), self.shuffle, self.generator, self.rank, self.world_size)
-        for start in range(0, len(order), self.batch_size):
-            positions = order[start : start + self.batch_size]
+        labels = torch.from_numpy(self.split.targets).to(self.device)
+        for positions in self.local_positions():
             index = torch.from_numpy(positions).to(self.device)
             inputs = transform_batch(
                 images[index],
@@ -146,11 +166,11 @@ class TensorBatches:
                 generator=self.generator,
                 permutations=self.split.permutations(positions),
             )
-            yield inputs, self.labels[index]
+            yield inputs, labels[index]
 
 
 class _FolderDataset(torch.utils.data.Dataset):
-    def __init__(self, split: Split) -> None:
+    def __init__(self, split: "Split") -> None:
         self.split = split
         self.transform = folder_transform(split.view)
 
@@ -162,28 +182,21 @@ class _FolderDataset(torch.utils.data.Dataset):
         image = self.transform(self.split.source.folder.loader(path))
         permutation = self.split.permutations(np.array([position]))
         if permutation is not None:
-            from datasets.transforms import shuffle_pixels
-
             image = shuffle_pixels(image[None], permutation)[0]
         return image, int(self.split.targets[position])
 
 
-class FolderBatches:
+class FolderBatches(_Sharded):
     """The per-sample path for image folders: a DataLoader with PIL transforms."""
 
-    def __init__(self, split: Split, batch_size, shuffle, device, generator, workers, rank, world_size) -> None:
-        self.split, self.batch_size, self.shuffle, self.device = split, batch_size, shuffle, device
-        self.generator, self.workers, self.rank, self.world_size = generator, workers, rank, world_size
-
-    def __len__(self) -> int:
-        return math.ceil(len(range(self.rank, len(self.split), self.world_size)) / self.batch_size)
+    def __init__(self, split, batch_size, shuffle, device, generator, rank, world_size, workers) -> None:
+        super().__init__(split, batch_size, shuffle, device, generator, rank, world_size)
+        self.workers = workers
 
     def __iter__(self):
-        order = _epoch_order(len(self.split), self.shuffle, self.generator, self.rank, self.world_size)
         loader = torch.utils.data.DataLoader(
             _FolderDataset(self.split),
-            batch_size=self.batch_size,
-            sampler=order.tolist(),
+            batch_sampler=[positions.tolist() for positions in self.local_positions()],
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",
         )

@@ -1,0 +1,80 @@
+"""``run.json``: arguments, versions, dataset facts, per-epoch metrics and how the run ended."""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision
+
+from utils.fileio import atomic_write_json
+from utils.version import TOOL_VERSION
+
+SCHEMA_VERSION = 1
+
+
+def library_versions() -> dict:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": np.__version__,
+        "tool": TOOL_VERSION,
+    }
+
+
+class RunRecord:
+    """The run's record, rewritten atomically after every change (rank 0 only)."""
+
+    def __init__(self, path: Path, *, args: dict, data: dict, model: dict, enabled: bool = True) -> None:
+        self.path, self.enabled = Path(path), enabled
+        self.data = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "run",
+            "tool_version": TOOL_VERSION,
+            "arch": args.get("arch"),
+            "dataset": args.get("dataset"),
+            "seed": args.get("seed"),
+            "args": args,
+            "versions": library_versions(),
+            "data": data,
+            "model": model,
+            "epochs": [],
+            "snapshots": [],
+            "status": {"state": "running", "reason": None, "last_epoch": None},
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+
+    def resume_from(self, epoch: int) -> None:
+        """Keep the history of an earlier record up to ``epoch`` (a resumed run continues it)."""
+        if not self.path.is_file():
+            return
+        try:
+            old = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return
+        self.data["epochs"] = [row for row in old.get("epochs", []) if row["epoch"] <= epoch]
+        self.data["snapshots"] = [row for row in old.get("snapshots", []) if row["epoch"] <= epoch]
+        self.data["started"] = old.get("started", self.data["started"])
+        self.data["resumed_at_epoch"] = old.get("resumed_at_epoch", []) + [epoch]
+
+    @property
+    def epochs(self) -> list[dict]:
+        return self.data["epochs"]
+
+    def add_epoch(self, row: dict) -> None:
+        self.data["epochs"].append(row)
+
+    def add_snapshot(self, epoch: int, path: Path, analyses: dict) -> None:
+        self.data["snapshots"].append({"epoch": epoch, "file": path.name, "analyses": analyses})
+
+    def set_status(self, state: str, reason: str | None, last_epoch: int | None) -> None:
+        self.data["status"] = {"state": state, "reason": reason, "last_epoch": last_epoch}
+
+    def save(self) -> None:
+        if self.enabled:
+            self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            atomic_write_json(self.path, self.data)

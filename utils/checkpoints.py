@@ -1,0 +1,100 @@
+"""Checkpoint I/O: the one module that writes and reads snapshots.
+
+A snapshot is self-describing (DESIGN.md): ``format_version, arch, num_classes, in_channels,
+image_size, dataset, epoch, args, model_state_dict, metrics`` and, when written by training,
+optimizer/scheduler/RNG state. Files are written atomically and read with
+``torch.load(weights_only=True)``, so a file from a stranger cannot run code. Plain
+``state_dict`` files and the reference tool's ``{"model_state_dict": ...}`` files load too.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from utils.errors import UserError
+from utils.fileio import atomic_torch_save
+from utils.version import TOOL_VERSION
+
+FORMAT_VERSION = 1
+LAST_CHECKPOINT = "last.pt"
+
+
+def snapshot_filename(arch: str, epoch: int) -> str:
+    """Names sort by epoch: ``lenet_epoch0007.pt`` holds the weights after 7 completed epochs."""
+    return f"{arch}_epoch{epoch:04d}.pt"
+
+
+def save_snapshot(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` (plus format and tool versions) atomically."""
+    return atomic_torch_save(path, {"format_version": FORMAT_VERSION, "tool_version": TOOL_VERSION, **payload})
+
+
+def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a snapshot safely; normalize plain state dicts to ``{"model_state_dict": ...}``.
+
+    Any problem (missing, empty, truncated, not a checkpoint, would execute code) is a
+    :class:`UserError` naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"snapshot {path} does not exist; check the path")
+    if path.stat().st_size == 0:
+        raise UserError(f"snapshot {path} is empty; it was not written completely, use another one")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise UserError(
+            f"refusing to load {path}: it contains objects other than tensors and plain data "
+            f"(weights_only load failed); only load snapshots you trust, re-saved as plain state dicts"
+        ) from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot read snapshot {path}: {first}; the file is truncated or not a checkpoint") from err
+    return _normalize(obj, path)
+
+
+def _normalize(obj: Any, path: Path) -> dict[str, Any]:
+    if isinstance(obj, dict) and "model_state_dict" in obj:
+        return dict(obj)
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return {"model_state_dict": _strip_prefix(obj)}
+    raise UserError(f"{path} is not a model snapshot (no model_state_dict and not a state dict)")
+
+
+def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Drop ``module.`` prefixes left by DataParallel/DDP wrappers."""
+    if all(key.startswith("module.") for key in state):
+        return {key[len("module.") :]: value for key, value in state.items()}
+    return state
+
+
+def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
+    """Load weights strictly, turning a shape or key mismatch into a clear :class:`UserError`."""
+    state = _strip_prefix(state)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        detail = str(err).strip().splitlines()
+        summary = detail[1].strip() if len(detail) > 1 else detail[0]
+        raise UserError(
+            f"snapshot {source} does not fit the model ({summary}); check --arch, --dataset and "
+            "--subsample-classes against the run that wrote it"
+        ) from err
+
+
+_REFERENCE_EPOCH = re.compile(r"_(\d+)\.(?:tar|pt|pth)$")
+
+
+def reference_epoch(path: str | os.PathLike) -> int | None:
+    """Epoch of a reference-tool snapshot from its name: ``*_init*`` -> 0, ``*_<e>.tar`` -> e + 1."""
+    name = os.path.basename(str(path))
+    if "_init" in name:
+        return 0
+    match = _REFERENCE_EPOCH.search(name)
+    return int(match.group(1)) + 1 if match and name.endswith(".tar") else (int(match.group(1)) if match else None)
