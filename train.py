@@ -31,6 +31,7 @@ from training.resume import merge_resume_args
 from training.run_record import RunRecord
 from training.trainer import Trainer, TrainSettings
 from utils.checkpoints import LAST_CHECKPOINT, load_checkpoint, load_model_state
+from utils.choices import add_device_args, print_missing_choice
 from utils.cli import run_main, setup_logging
 from utils.devices import resolve_device
 from utils.errors import UserError
@@ -60,8 +61,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--evaluate", action="store_true", help="Evaluate the --resume-from model on the test (and validation) set and exit.")
     p.add_argument("--evaluate-train", action="store_true", help="Evaluate the --resume-from model on the training set and exit.")
     p.add_argument("--eval-regularization-loss", action="store_true", help="Print the regularization loss wd/2 * sum ||W||^2 of the model and quit. The WEIGHT_DECAY option should be set as well.")
-    p.add_argument("--cuda", action="store_true", help="Enable GPU support [default = off].")
-    p.add_argument("--device", default=None, help="Device to use, e.g. cpu, cuda, cuda:1 (overrides --cuda) [default = cpu].")
+    add_device_args(p)
     p.add_argument("--workers", "-j", type=int, default=1, help="Number of parallel data processing jobs (image-folder datasets) [default = 1].")
     p.add_argument("--data-path", default="./data", help="Path to the local dataset files [default = './data'].")
     p.add_argument("--download", action="store_true", help="Allow downloading datasets or pretrained weights [default = off: offline].")
@@ -99,20 +99,6 @@ def explicit_flags(argv: Sequence[str] | None) -> set[str]:
     for action in parser._actions:
         action.default = argparse.SUPPRESS
     return set(vars(parser.parse_args(argv)))
-
-
-def print_choices(args: argparse.Namespace) -> bool:
-    """Without --arch or --dataset, list what is available (as the reference does)."""
-    if args.arch is None:
-        print("Supported architectures:\n  " + "\n  ".join(models.list_models()))
-        print("(and any torchvision classification model by name)")
-        return True
-    if args.dataset is None:
-        print("Supported datasets:")
-        for name in datasets.list_datasets():
-            print(f"  {name:14s}{datasets.get_dataset_spec(name).description}")
-        return True
-    return False
 
 
 def validate_args(args: argparse.Namespace) -> None:
@@ -253,7 +239,7 @@ def apply_override(args, optimizer) -> None:
 def main(argv: Sequence[str] | None = None, *, analyzers: list | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     checkpoint = load_resume(args, argv)
-    if checkpoint is None and print_choices(args):
+    if checkpoint is None and print_missing_choice(args):
         return 0
     validate_args(args)
     if args.seed is None:

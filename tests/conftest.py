@@ -19,3 +19,18 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 def _private_torch_home(tmp_path_factory, monkeypatch):
     """Tests never see (or fill) the user's hub cache."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
+
+
+@pytest.fixture(scope="session")
+def digits_run(tmp_path_factory):
+    """A short LeNet run on digits (epochs 0..3, every epoch snapshotted), shared by analysis tests.
+
+    Returns the run directory; treat it as read-only.
+    """
+    from tests.train_helpers import run_dir, run_train
+
+    root = tmp_path_factory.mktemp("digits_run")
+    code = run_train(root, "--arch", "lenet", "--dataset", "digits", "--seed", "0", "--optimizer", "adam",
+                     "--lr", "0.003", "--batch-size", "32", "--epochs", "3", "--snapshot-every", "1")
+    assert code == 0
+    return run_dir(root)

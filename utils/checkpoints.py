@@ -98,3 +98,36 @@ def reference_epoch(path: str | os.PathLike) -> int | None:
         return 0
     match = _REFERENCE_EPOCH.search(name)
     return int(match.group(1)) + 1 if match and name.endswith(".tar") else (int(match.group(1)) if match else None)
+
+
+_OUR_SNAPSHOT = re.compile(r"_epoch(\d+)\.pt$")
+
+
+def resolve_snapshots(spec: str | os.PathLike) -> list[Path]:
+    """Snapshot files named by ``spec``: a file, a run directory (its epoch snapshots in epoch
+    order; ``last.pt`` excluded) or a glob pattern. No match is a :class:`UserError`."""
+    import glob
+
+    path = Path(spec)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        ours = [p for p in path.iterdir() if _OUR_SNAPSHOT.search(p.name)]
+        if ours:
+            return sorted(ours, key=lambda p: int(_OUR_SNAPSHOT.search(p.name).group(1)))
+        theirs = [p for p in path.iterdir() if p.suffix in (".pt", ".tar", ".pth") and p.name != LAST_CHECKPOINT]
+        if theirs:
+            return sorted(theirs, key=lambda p: (reference_epoch(p) is None, reference_epoch(p) or 0, p.name))
+        raise UserError(f"run directory {path} holds no snapshots (*_epochNNNN.pt); check the path")
+    matches = sorted(Path(m) for m in glob.glob(str(spec)) if Path(m).is_file())
+    if not matches:
+        raise UserError(f"no snapshot matches {spec}; give a snapshot file, a run directory or a glob")
+    return sorted(matches, key=lambda p: (snapshot_sort_epoch(p), p.name))
+
+
+def snapshot_sort_epoch(path: Path) -> int:
+    match = _OUR_SNAPSHOT.search(path.name)
+    if match:
+        return int(match.group(1))
+    epoch = reference_epoch(path)
+    return epoch if epoch is not None else 10**9

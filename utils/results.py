@@ -1,0 +1,66 @@
+"""Result JSON: the one module that owns the header every result file carries, and its I/O.
+
+Every file has ``schema_version``, ``kind``, ``arch``, ``dataset``, ``seed``, ``epoch``,
+``tool_version`` and ``args``. Non-finite floats are written as ``null`` (JSON has no NaN).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from utils.errors import UserError
+from utils.fileio import atomic_write_json
+from utils.paths import run_subdir
+from utils.version import TOOL_VERSION
+
+SCHEMA_VERSION = 1
+
+
+def result_header(kind: str, *, arch: str, dataset: str, seed, epoch: int | None, args: dict) -> dict:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "arch": arch,
+        "dataset": dataset,
+        "seed": seed,
+        "epoch": epoch,
+        "tool_version": TOOL_VERSION,
+        "args": {k: v for k, v in args.items() if _is_plain(v)},
+    }
+
+
+def _is_plain(value) -> bool:
+    return value is None or isinstance(value, (str, int, float, bool, list, dict))
+
+
+def results_dir(root: str | os.PathLike, *, dataset: str, arch: str, seed, subsample_classes: int = 0,
+                noise: float = 0.0) -> Path:
+    """``<root>/<dataset>[_<k>]/[noise_<r>|pixel_shuffle]/<arch>/<seed>/`` (seed ``none`` if unknown)."""
+    seed_part = seed if seed is not None else "none"
+    return Path(root) / run_subdir(dataset=dataset, arch=arch, seed=seed_part,
+                                   subsample_classes=subsample_classes, noise=noise)
+
+
+def finite_or_none(value: Any) -> Any:
+    """Replace NaN/inf floats (anywhere in nested lists/dicts) by None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return value
+
+
+def write_result(path: str | os.PathLike, data: dict) -> Path:
+    return atomic_write_json(path, finite_or_none(data))
+
+
+def read_result(path: str | os.PathLike) -> dict:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read result file {path}: {err}") from err
