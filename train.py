@@ -23,6 +23,7 @@ import datasets
 import models
 from datasets.data import PIXEL_SHUFFLE_MODES, DataOptions
 from training import rng
+from training.analyzers import add_analyzer_arguments, analyzers_from_args
 from training.distributed import init_distributed, shutdown, unwrap, wrap_model
 from training.evaluate import evaluate
 from training.loop import NonFiniteLoss, StopRequested
@@ -90,6 +91,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--unnormalize", action="store_true", help="Disable data normalization and represent instead pixel values in [0,1]. [Default = False].")
     p.add_argument("--no-progress", action="store_true", help="Disable the progress bar [default: shown on terminals].")
     p.add_argument("--log", default="train.log", help="Logfile name, inside the run directory unless it has a folder [default = 'train.log'].")
+    add_analyzer_arguments(p)
     return p
 
 
@@ -248,7 +250,7 @@ def main(argv: Sequence[str] | None = None, *, analyzers: list | None = None) ->
     ctx, device = init_distributed(device)
     try:
         with deterministic_mode(args.deterministic), stop_signals() as stop:
-            return train(args, checkpoint, ctx, device, stop, analyzers or [])
+            return train(args, checkpoint, ctx, device, stop, analyzers_from_args(args) + list(analyzers or []))
     finally:
         shutdown(ctx)
 

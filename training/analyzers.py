@@ -45,3 +45,24 @@ def run_analyzers(analyzers, context: SnapshotContext) -> dict[str, dict]:
     finally:
         context.model.train(was_training)
     return results
+
+
+# Modules that contribute train.py flags (``add_train_arguments(parser)``) and build their
+# analyzer from the parsed arguments (``analyzer_from_args(args) -> analyzer | None``).
+ANALYZER_PROVIDERS: tuple[str, ...] = ()
+
+
+def _providers():
+    import importlib
+
+    return [importlib.import_module(name) for name in ANALYZER_PROVIDERS]
+
+
+def add_analyzer_arguments(parser) -> None:
+    for provider in _providers():
+        provider.add_train_arguments(parser)
+
+
+def analyzers_from_args(args) -> list:
+    built = (provider.analyzer_from_args(args) for provider in _providers())
+    return [analyzer for analyzer in built if analyzer is not None]
