@@ -27,6 +27,7 @@ from training.analyzers import add_analyzer_arguments, analyzers_from_args
 from training.distributed import init_distributed, shutdown, unwrap, wrap_model
 from training.evaluate import evaluate
 from training.loop import NonFiniteLoss, StopRequested
+from training.performance import AMP_DTYPES, SpeedOptions, compiled, prepare_model
 from training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_schedule, regularization_loss
 from training.resume import merge_resume_args
 from training.run_record import RunRecord
@@ -89,6 +90,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--plateau-patience", type=int, default=3, help="Epochs without improvement that count as a plateau [default = 3].")
     p.add_argument("--train-acc", action="store_true", help="(Optional) compute train accuracy and report it during training.")
     p.add_argument("--unnormalize", action="store_true", help="Disable data normalization and represent instead pixel values in [0,1]. [Default = False].")
+    p.add_argument("--channels-last", action="store_true", help="Use the channels-last memory format (faster convolutions on recent GPUs) [default = off].")
+    p.add_argument("--amp", choices=sorted(AMP_DTYPES), default="off", help="Automatic mixed precision on CUDA: bf16 or fp16 (with loss scaling) [default = off].")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (first epoch slower) [default = off].")
     p.add_argument("--no-progress", action="store_true", help="Disable the progress bar [default: shown on terminals].")
     p.add_argument("--log", default="train.log", help="Logfile name, inside the run directory unless it has a folder [default = 'train.log'].")
     add_analyzer_arguments(p)
@@ -247,6 +251,7 @@ def main(argv: Sequence[str] | None = None, *, analyzers: list | None = None) ->
     if args.seed is None:
         args.seed = secrets.randbelow(2**31)
     device = resolve_device(cuda=args.cuda, device=args.device)
+    SpeedOptions(args.channels_last, args.amp, args.compile).validate(device)
     ctx, device = init_distributed(device)
     try:
         with deterministic_mode(args.deterministic), stop_signals() as stop:
@@ -293,8 +298,10 @@ def train(args, checkpoint, ctx, device, stop, analyzers) -> int:
         show_progress=not args.no_progress and progress_enabled(), workers=args.workers,
     )
     writer = make_writer(tb_dir, args) if ctx.is_main else None
+    speed = SpeedOptions(args.channels_last, args.amp, args.compile)
     trainer = Trainer(
-        model=wrap_model(model, ctx, device), optimizer=optimizer, scheduler=scheduler, data=data,
+        model=compiled(wrap_model(prepare_model(model, speed), ctx, device), speed), speed=speed,
+        scaler=speed.grad_scaler(device), optimizer=optimizer, scheduler=scheduler, data=data,
         settings=settings, run_dir=run_dir, results_dir=results_dir, record=record, identity=identity,
         device=device, generator=generator, ctx=ctx, writer=writer, analyzers=analyzers, stop_signal=stop,
     )

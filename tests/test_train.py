@@ -188,3 +188,35 @@ def test_resume_with_another_architecture_is_refused(tmp_path, capsys):
     assert run_main(train.main, ["--resume-from", str(plain), "--arch", "resnet18", "--dataset", "digits",
                                  "--evaluate"]) == 2
     assert "does not fit the model" in capsys.readouterr().err
+
+
+def test_channels_last_computes_the_same_gradients(tmp_path):
+    from training.performance import SpeedOptions, prepare_model
+
+    torch.manual_seed(0)
+    plain = models.get_model("lenet", 10, 1).eval()
+    fast = prepare_model(models.get_model("lenet", 10, 1).eval(), SpeedOptions(channels_last=True))
+    fast.load_state_dict(plain.state_dict())
+    inputs, labels = torch.randn(16, 1, 32, 32), torch.randint(0, 10, (16,))
+    speed = SpeedOptions(channels_last=True)
+    torch.nn.functional.cross_entropy(plain(inputs), labels).backward()
+    torch.nn.functional.cross_entropy(fast(speed.inputs(inputs)), labels).backward()
+    for (name, a), b in zip(plain.named_parameters(), fast.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, atol=1e-5, rtol=1e-4, msg=name)
+    assert run_train(tmp_path, *FAST, "--epochs", "1", "--channels-last") == 0
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_amp_is_refused_without_cuda(tmp_path, capsys, amp):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: AMP is supported here")
+    assert run_main(train.main, [*FAST, "--amp", amp, "--models-path", str(tmp_path)]) == 2
+    assert "needs a CUDA device" in capsys.readouterr().err
+
+
+def test_compiled_model_snapshots_have_plain_keys():
+    from training.distributed import unwrap
+
+    model = models.get_model("lenet", 10, 1)
+    compiled = torch.compile(model, backend="eager")
+    assert list(unwrap(compiled).state_dict()) == list(model.state_dict())

@@ -50,6 +50,7 @@ def wrap_model(model: nn.Module, ctx: DistContext, device: torch.device) -> nn.M
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The bare model, so snapshots never carry ``module.`` prefixes."""
+    model = getattr(model, "_orig_mod", model)  # torch.compile wrapper
     return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
 
 

@@ -7,6 +7,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from training.performance import SpeedOptions
+
 
 @dataclass(frozen=True)
 class EvalResult:
@@ -19,7 +21,9 @@ class EvalResult:
         return asdict(self)
 
 
-def evaluate(model: nn.Module, batches, *, num_classes: int, distributed: bool = False) -> EvalResult:
+def evaluate(
+    model: nn.Module, batches, *, num_classes: int, distributed: bool = False, speed: SpeedOptions = SpeedOptions()
+) -> EvalResult:
     """Mean cross-entropy and top-1 (and top-5 when there are at least 5 classes) accuracy in %."""
     was_training = model.training
     model.eval()
@@ -28,7 +32,8 @@ def evaluate(model: nn.Module, batches, *, num_classes: int, distributed: bool =
     k = 5 if num_classes >= 5 else 1
     with torch.no_grad():
         for inputs, labels in batches:
-            logits = model(inputs)
+            with speed.autocast(inputs.device):
+                logits = model(speed.inputs(inputs)).float()
             totals[0] += nn.functional.cross_entropy(logits, labels, reduction="sum").double()
             ranked = logits.topk(k, dim=1).indices
             hits = ranked == labels[:, None]

@@ -8,6 +8,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from training.performance import SpeedOptions
 from utils.errors import UserError
 from utils.progress import progress
 
@@ -33,6 +34,8 @@ def train_one_epoch(
     world_size: int = 1,
     stop_signal: Callable[[], int | None] = lambda: None,
     show_progress: bool = True,
+    speed: SpeedOptions = SpeedOptions(),
+    scaler=None,
 ) -> float:
     """Train for one pass over ``batches``; return the mean training loss over the epoch's samples.
 
@@ -48,7 +51,8 @@ def train_one_epoch(
         if signum:
             raise StopRequested(signum)
         optimizer.zero_grad(set_to_none=True)
-        loss = nn.functional.cross_entropy(model(inputs), labels)
+        with speed.autocast(inputs.device):
+            loss = nn.functional.cross_entropy(model(speed.inputs(inputs)), labels)
         value = loss.item()
         if not math.isfinite(value):
             raise NonFiniteLoss(
@@ -56,8 +60,13 @@ def train_one_epoch(
                 "is intact: lower --lr, or check the data"
             )
         weight = len(labels) * world_size / batches.global_batch_size(step) if world_size > 1 else 1.0
-        (loss * weight).backward()
-        optimizer.step()
+        if scaler is None:
+            (loss * weight).backward()
+            optimizer.step()
+        else:  # fp16: scale the loss so small gradients survive
+            scaler.scale(loss * weight).backward()
+            scaler.step(optimizer)
+            scaler.update()
         loss_sum += value * len(labels)
         samples += len(labels)
     if world_size > 1:

@@ -15,6 +15,7 @@ from training.distributed import DistContext, barrier, unwrap
 from training.evaluate import EvalResult, evaluate
 from training.loop import train_one_epoch
 from training.optim import current_lr
+from training.performance import SpeedOptions
 from training.run_record import RunRecord
 from utils.checkpoints import LAST_CHECKPOINT, save_snapshot, snapshot_filename
 
@@ -68,6 +69,8 @@ class Trainer:
     writer: object = None  # SummaryWriter on rank 0
     analyzers: list = field(default_factory=list)
     stop_signal: object = lambda: None
+    speed: SpeedOptions = field(default_factory=SpeedOptions)
+    scaler: object = None
 
     @property
     def eval_split(self):
@@ -86,7 +89,11 @@ class Trainer:
 
     def evaluate(self, split) -> EvalResult:
         return evaluate(
-            self.model, self._batches(split, shuffle=False), num_classes=self.data.num_classes, distributed=self.ctx.enabled
+            self.model,
+            self._batches(split, shuffle=False),
+            num_classes=self.data.num_classes,
+            distributed=self.ctx.enabled,
+            speed=self.speed,
         )
 
     # -- snapshots -----------------------------------------------------------------------------
@@ -180,6 +187,8 @@ class Trainer:
             world_size=self.ctx.world_size,
             stop_signal=self.stop_signal,
             show_progress=self.settings.show_progress and self.ctx.is_main,
+            speed=self.speed,
+            scaler=self.scaler,
         )
         if self.scheduler is not None:
             self.scheduler.step()

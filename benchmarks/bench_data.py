@@ -1,0 +1,116 @@
+"""Training throughput: our in-memory pipeline vs a reference-style DataLoader with PIL transforms.
+
+Both train the same model for one epoch on the same CIFAR-shaped uint8 images (generated in
+memory, so it runs offline) with crop+flip+normalize augmentation and the same batch size. The
+baseline is what the reference tool does: a torchvision-style dataset returning PIL images,
+per-sample transforms in a DataLoader (``--workers 1``, its default).
+
+    python benchmarks/bench_data.py [--device cuda] [--images 4096]
+
+Ends with ``ratio: <baseline time / our time>`` for LeNet (the smallest model, where the data
+pipeline dominates).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import models  # noqa: E402
+from datasets.data import Split  # noqa: E402
+from datasets.sources import TensorSource  # noqa: E402
+from datasets.transforms import make_view  # noqa: E402
+from training.loop import train_one_epoch  # noqa: E402
+
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+
+
+class PILImages(torch.utils.data.Dataset):
+    """What torchvision's CIFAR10 does per sample: array -> PIL image -> transforms."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:
+        self.images, self.labels, self.transform = images, labels, transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int):
+        return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
+
+
+class _Loader:
+    """DataLoader batches moved to the device, with the interface train_one_epoch expects."""
+
+    def __init__(self, loader, device) -> None:
+        self.loader, self.device = loader, device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for x, y in self.loader:
+            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+
+def baseline_batches(images_hwc, labels, batch_size, workers, device):
+    from torchvision import transforms as T
+
+    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
+    loader = torch.utils.data.DataLoader(PILImages(images_hwc, labels, transform), batch_size=batch_size, shuffle=True,
+                                         num_workers=workers, pin_memory=device.type == "cuda")
+    return _Loader(loader, device)
+
+
+def our_batches(images_hwc, labels, batch_size, device):
+    source = TensorSource(torch.from_numpy(images_hwc).permute(0, 3, 1, 2).contiguous(), labels, [])
+    view = make_view(native_size=32, mean=MEAN, std=STD, upscale=False, upscale_padding=False, unnormalize=False,
+                     augment=True, hflip=True)
+    split = Split("train", source, np.arange(len(labels)), labels, view)
+    return split.batches(batch_size, shuffle=True, device=device, generator=torch.Generator().manual_seed(0))
+
+
+def images_per_second(arch, batches, n_images, device) -> float:
+    torch.manual_seed(0)
+    model = models.get_model(arch, 10, 3, image_size=32, check_input=False).to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    start = time.perf_counter()
+    train_one_epoch(model, batches, optimizer, epoch=1, show_progress=False)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return n_images / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--images", type=int, default=4096, help="images per epoch for LeNet [default: 4096]")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--workers", type=int, default=1, help="baseline DataLoader workers [default: 1, the reference's]")
+    parser.add_argument("--archs", default="lenet,vgg11")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    rng = np.random.default_rng(0)
+    print(f"device {device}, batch size {args.batch_size}, CIFAR-shaped uint8 images, crop+flip+normalize")
+    print(f"{'model':8s} {'images':>7s} {'baseline img/s':>15s} {'ours img/s':>11s} {'ratio':>6s}")
+    ratios = {}
+    for arch in args.archs.split(","):
+        n = args.images if arch == "lenet" or device.type == "cuda" else max(512, args.images // 8)
+        images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n).astype(np.int64)
+        ours = images_per_second(arch, our_batches(images, labels, args.batch_size, device), n, device)
+        base = images_per_second(arch, baseline_batches(images, labels, args.batch_size, args.workers, device), n, device)
+        ratios[arch] = ours / base
+        print(f"{arch:8s} {n:7d} {base:15.0f} {ours:11.0f} {ratios[arch]:6.2f}")
+    print(f"ratio: {ratios.get('lenet', min(ratios.values())):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
