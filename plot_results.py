@@ -1,0 +1,107 @@
+"""Draw every figure the result JSON supports, as PNG and PDF.
+
+    python plot_results.py results/digits/lenet/0 models/digits/lenet/0 --plots plots
+
+Inputs are folders (searched recursively) or JSON files: result files of this suite, the
+reference tool's files (same keys) and train.py's run.json. Files are grouped by run (their
+folder relative to the input folder), and each run gets its figures under ``--plots``. A figure
+whose data is missing is skipped with a one-line notice.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from plotting import figures  # noqa: F401  (registers the figure builders)
+from plotting.common import save_figure, style
+from plotting.registry import MissingData, RunResults, get_figure, list_figures
+from utils.cli import run_main, setup_logging
+from utils.errors import UserError
+
+logger = logging.getLogger("plot_results")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Plot heatmaps and curves from result JSON.")
+    p.add_argument("inputs", nargs="+", help="result folders or JSON files (results/..., models/.../run.json)")
+    p.add_argument("--plots", default="./plots", help="Path to store plots [default = './plots'].")
+    p.add_argument("--figures", nargs="+", choices=list_figures(), default=None,
+                   help="which figures to draw [default: all the data supports]")
+    p.add_argument("--epochs", nargs="+", type=int, default=None,
+                   help="epochs for the per-layer histograms [default: init, a middle and the last epoch]")
+    p.add_argument("--formats", nargs="+", default=["png", "pdf"], help="file formats [default = png pdf]")
+    p.add_argument("--log", default=None, help="Logfile name [default = none].")
+    return p
+
+
+def infer_kind(document: dict) -> str | None:
+    """Our files say their kind; the reference's are recognized by their keys."""
+    if "kind" in document:
+        return document["kind"]
+    if "init_from_epoch" in document:
+        return "reinit"
+    if "net" in document and "projections" in document.get("net", {}):
+        return "projections"
+    return None
+
+
+def collect(inputs: Sequence[str]) -> dict[str, RunResults]:
+    """Read every JSON under ``inputs`` and group the documents by run folder."""
+    runs: dict[str, RunResults] = {}
+    for entry in inputs:
+        root = Path(entry)
+        if not root.exists():
+            raise UserError(f"{root} does not exist; give result folders or JSON files")
+        files = [root] if root.is_file() else sorted(root.rglob("*.json"))
+        for path in files:
+            try:
+                document = json.loads(path.read_text())
+            except (OSError, ValueError) as err:
+                logger.warning("skipping %s: not readable JSON (%s)", path, err)
+                continue
+            kind = infer_kind(document) if isinstance(document, dict) else None
+            if kind is None:
+                continue
+            key = "." if root.is_file() else str(path.parent.relative_to(root))
+            document["_path"] = str(path)
+            runs.setdefault(key, RunResults(key)).documents.setdefault(kind, []).append(document)
+    if not runs:
+        raise UserError(f"no result JSON found in {', '.join(inputs)}; run the analyses first")
+    return runs
+
+
+def draw_run(run: RunResults, out_dir: Path, names: list[str], options: dict) -> list[Path]:
+    written = []
+    for name in names:
+        try:
+            with style():
+                built = get_figure(name)(run, options)
+        except MissingData as missing:
+            logger.info("skipped %s for %s: %s", name, run.key, missing)
+            continue
+        for stem, fig in built:
+            written += save_figure(fig, out_dir / stem, tuple(options["formats"]))
+    return written
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    setup_logging(args.log)
+    runs = collect(args.inputs)
+    options = {"epochs": args.epochs, "formats": args.formats}
+    total = []
+    for key, run in sorted(runs.items()):
+        out_dir = Path(args.plots) / key
+        total += draw_run(run, out_dir, args.figures or list_figures(), options)
+    for path in total:
+        logger.info("wrote %s", path)
+    logger.info("%d files in %s", len(total), args.plots)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))
