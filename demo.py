@@ -1,7 +1,11 @@
-"""The demo behind `make demo`: what the suite can do today, offline, on the bundled digits.
+"""`make demo`: the whole pipeline, offline, on the bundled digits, with a short report.
 
-For now: load the digits, build every registered model on their shape, and report. Later issues
-grow this into the full pipeline (training, projections, reinit, DSE, plots, report).
+Trains LeNet (snapshots every epoch at first, then every few; DSE and projection logging per
+snapshot), computes projection statistics for every snapshot against the init, runs the
+re-initialization sweep, draws every figure and writes ``report.md`` that embeds them and says
+which layers are biased, which are critical, and how the two correlate.
+
+    python demo.py [--output demo_output] [--epochs 15]
 """
 from __future__ import annotations
 
@@ -9,54 +13,79 @@ import argparse
 import logging
 import sys
 import time
+from pathlib import Path
 from typing import Sequence
 
-import torch
-
-import datasets
-import models
+import compute_projections
+import plot_results
+import train
+from utils.checkpoints import resolve_snapshots
 from utils.cli import run_main, setup_logging
-from utils.errors import UserError
+from utils.paths import run_subdir
+from plotting.report import write_report
 
 logger = logging.getLogger("demo")
 
+ARCH, DATASET, SEED = "lenet", "digits", 0
+
 
 def get_args_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Offline demo on the bundled digits dataset.")
-    parser.add_argument("--dataset", default="digits", help="dataset to load [default: digits]")
-    return parser
+    p = argparse.ArgumentParser(description="Offline end-to-end demo on the bundled digits dataset.")
+    p.add_argument("--output", default="demo_output", help="where everything goes [default = demo_output]")
+    p.add_argument("--epochs", type=int, default=15, help="training epochs [default = 15]")
+    p.add_argument("--snapshot-all-until", type=int, default=5, help="snapshot every epoch until this one [default = 5]")
+    p.add_argument("--snapshot-every", type=int, default=5, help="then every this many epochs [default = 5]")
+    return p
 
 
-def check_models(bundle: datasets.DataBundle) -> list[tuple[str, str]]:
-    """Build every registered model for the dataset's shape and run one batch through it."""
-    inputs, _ = next(iter(bundle.test.batches(4)))
-    rows = []
-    for name in models.list_models():
-        start = time.perf_counter()
-        try:
-            model = models.get_model(name, bundle.num_classes, bundle.in_channels, image_size=bundle.image_size)
-        except UserError as err:
-            rows.append((name, f"skipped: {err}"))
-            continue
-        with torch.no_grad():
-            out = model.eval()(inputs)
-        params = sum(p.numel() for p in model.parameters())
-        rows.append((name, f"ok  output {tuple(out.shape)}  {params / 1e6:7.2f}M params  {time.perf_counter() - start:.1f}s"))
-    return rows
+def step(name: str, cli_main, argv: list[str]) -> None:
+    start = time.perf_counter()
+    logger.info("== %s", name)
+    code = cli_main(argv)
+    if code != 0:
+        raise SystemExit(f"demo step '{name}' failed with exit code {code}")
+    logger.info("   %s took %.1fs", name, time.perf_counter() - start)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging()
-    bundle = datasets.build_data(args.dataset)
-    logger.info(
-        "dataset %s: %d train / %d test images, %d classes, %dx%dx%d",
-        args.dataset, len(bundle.train), len(bundle.test), bundle.num_classes,
-        bundle.in_channels, bundle.image_size, bundle.image_size,
-    )
-    for name, status in check_models(bundle):
-        logger.info("  %-12s %s", name, status)
+    out = Path(args.output)
+    models_dir, results_root, plots_root = out / "models", out / "results", out / "plots"
+    sub = run_subdir(dataset=DATASET, arch=ARCH, seed=SEED)
+    run_dir, results_dir, plots_dir = models_dir / sub, results_root / sub, plots_root / sub
+    start = time.perf_counter()
+    step("train LeNet on digits", train.main, [
+        "--arch", ARCH, "--dataset", DATASET, "--seed", str(SEED), "--epochs", str(args.epochs),
+        "--optimizer", "adam", "--lr", "0.002", "--batch-size", "32", "--lr-schedule", "cosine",
+        "--split", "0.1", "--stratified", "--snapshot-all-until", str(args.snapshot_all_until),
+        "--snapshot-every", str(args.snapshot_every), "--models-path", str(models_dir),
+        "--results", str(results_root), "--tb-logdir", str(out / "tensorboard"), "--no-progress",
+    ])
+    train_time = time.perf_counter() - start
+    step("projection statistics", compute_projections.main, [
+        "--load-from", str(run_dir), "--normalize", "--results", str(results_root),
+    ])
+    for extra_step in optional_steps(run_dir, results_root, plots_root):
+        step(*extra_step)
+    step("figures", plot_results.main, [str(results_dir), str(run_dir), "--plots", str(plots_dir)])
+    report = write_report(out / "report.md", run_dir=run_dir, results_dir=results_dir, plots_dir=plots_dir,
+                          timings={"training": train_time, "total": time.perf_counter() - start})
+    logger.info("done in %.0fs. Report: %s", time.perf_counter() - start, report)
     return 0
+
+
+def optional_steps(run_dir: Path, results_root: Path, plots_root: Path) -> list:
+    """Analyses whose CLIs exist in this checkout (the reinit sweep)."""
+    try:
+        import reinit_layers
+    except ImportError:
+        return []
+    snapshots = resolve_snapshots(run_dir)
+    return [("re-initialization sweep", reinit_layers.main, [
+        "--load-from", str(snapshots[-1]), "--inits-from", str(run_dir), "--rand",
+        "--results", str(results_root), "--plots", str(plots_root),
+    ])]
 
 
 if __name__ == "__main__":
