@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -29,6 +28,7 @@ from utils.choices import add_device_args, print_missing_choice
 from utils.cli import run_main, setup_logging
 from utils.devices import resolve_device
 from utils.errors import UserError
+from utils.paths import log_path
 from utils.results import result_header, results_dir, write_result
 
 logger = logging.getLogger("compute_projections")
@@ -120,16 +120,6 @@ def output_dir(loaded: LoadedModel, args: argparse.Namespace) -> Path:
     noise = loaded.args.get("noise") or 0.0
     return results_dir(args.results, dataset=loaded.dataset, arch=loaded.arch, seed=loaded.seed,
                        subsample_classes=subsample, noise=noise)
-
-
-def log_path(log: str, out_dir: Path) -> Path:
-    path = Path(log) if os.path.dirname(log) else out_dir / log
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot create the log folder {path.parent}: {err.strerror}; "
-                        "check --log and --results") from err
-    return path
 
 
 # -- the initialization --------------------------------------------------------------------------

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+from utils.errors import UserError
 
 
 def run_subdir(*, dataset: str, arch: str, seed: int, subsample_classes: int = 0, noise: float = 0.0) -> str:
@@ -13,3 +16,14 @@ def run_subdir(*, dataset: str, arch: str, seed: int, subsample_classes: int = 0
         parts.append(f"noise_{int(round(noise * 100))}")
     parts += [arch, str(seed)]
     return os.path.join(*parts)
+
+
+def log_path(log: str, out_dir: str | os.PathLike) -> Path:
+    """Where a CLI's ``--log`` goes: a bare file name lands in ``out_dir``, a path is taken as is."""
+    path = Path(log) if os.path.dirname(log) else Path(out_dir) / log
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the log folder {path.parent}: {err.strerror}; "
+                        "check --log and --results") from err
+    return path
