@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from plotting import figures  # noqa: F401  (registers the figure builders)
+from plotting import dse, figures, headline, reinit  # noqa: F401  (registers the figure builders)
 from plotting.common import save_figure, style
 from plotting.registry import MissingData, RunResults, get_figure, list_figures
 from utils.cli import run_main, setup_logging

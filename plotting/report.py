@@ -6,7 +6,8 @@ import json
 import os
 from pathlib import Path
 
-from plotting.figures import SIGNIFICANCE, layer_records, sign_test_p
+from plotting.figures import SIGNIFICANCE
+from plotting.headline import bias_and_criticality, spearman
 from utils.fileio import atomic_write
 
 CRITICAL_DROP = 0.10  # relative top-1 drop that makes a layer "critical"
@@ -17,33 +18,6 @@ def _load(path: Path) -> dict | None:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-
-
-def reinit_layer_names(reinit: dict) -> list[str]:
-    names = reinit.get("layers") or []
-    return [n["name"] if isinstance(n, dict) else str(n) for n in names]
-
-
-def bias_and_criticality(projections: dict, reinit: dict | None) -> list[dict]:
-    """Per layer: mass, sign-test p, and (when a reinit sweep exists) the drop from epoch 0."""
-    rows = [{"layer": name, "mass": rec.get("mass"), "p": sign_test_p(rec)} for name, rec in layer_records(projections)]
-    if reinit:
-        drops = dict(zip(reinit_layer_names(reinit), reinit.get("init_from_epoch", {}).get("0", [])))
-        top1 = reinit.get("top1_test") or 0
-        for row in rows:
-            if row["layer"] in drops and top1:
-                row["drop"] = (top1 - drops[row["layer"]]) / top1
-    return rows
-
-
-def spearman(rows: list[dict]) -> tuple[float, float] | None:
-    pairs = [(abs(r["mass"] - 0.5), r["drop"]) for r in rows if r.get("drop") is not None and r["mass"] is not None]
-    if len(pairs) < 3:
-        return None
-    from scipy.stats import spearmanr
-
-    result = spearmanr(*zip(*pairs))
-    return float(result.statistic), float(result.pvalue)
 
 
 def _final_document(results_dir: Path, prefix: str) -> dict | None:
@@ -69,8 +43,31 @@ def _sentences(rows: list[dict]) -> list[str]:
         correlation = spearman(rows)
         if correlation:
             lines.append(f"**Bias vs criticality**: Spearman correlation between |mass - 0.5| and the drop from "
-                         f"epoch 0 is {correlation[0]:.2f} (p = {correlation[1]:.2g}, {len(with_drop)} layers).")
+                         f"epoch 0 is {correlation[0]:.2f} (p = {correlation[1]:.2g}, {correlation[2]} layers).")
     return lines
+
+
+FIGURE_ORDER = ("training_curves", "headline", "reinit", "projection_heatmaps", "projection_histograms", "dse")
+
+
+def _figure_order(png: Path) -> tuple[int, str]:
+    """The report's reading order: training, the headline, then each analysis."""
+    rank = next((i for i, prefix in enumerate(FIGURE_ORDER) if png.stem.startswith(prefix)), len(FIGURE_ORDER))
+    return rank, png.stem
+
+
+def _dse_sentence(summary: dict) -> str:
+    epochs, dse, dsmi = summary["epochs"], summary.get("dse") or [], summary.get("dsmi_y") or []
+    sigma = (summary.get("settings") or {}).get("sigma")
+
+    def bits(values, i):
+        return "n/a" if i >= len(values) or values[i] is None else f"{values[i]:.2f}"
+
+    return (f"**Diffusion spectral entropy** of the {summary.get('layer') or 'penultimate'} representation "
+            f"(sigma = {sigma}, {(summary.get('probe') or {}).get('size', '?')} probe samples, at most "
+            f"{summary.get('log2_size', float('nan')):.2f} bits): DSE {bits(dse, 0)} bits at epoch {epochs[0]}, "
+            f"{bits(dse, -1 % len(epochs))} bits at epoch {epochs[-1]}; DSMI(Z; Y) {bits(dsmi, 0)} -> "
+            f"{bits(dsmi, -1 % len(epochs))} bits.")
 
 
 def write_report(path: Path, *, run_dir: Path, results_dir: Path, plots_dir: Path, timings: dict) -> Path:
@@ -87,7 +84,10 @@ def write_report(path: Path, *, run_dir: Path, results_dir: Path, plots_dir: Pat
     if projections:
         lines += _sentences(bias_and_criticality(projections, reinit))
         lines.append("")
-    for png in sorted(plots_dir.rglob("*.png")):
+    dse = _load(results_dir / "dse_summary.json")
+    if dse and dse.get("epochs"):
+        lines += [_dse_sentence(dse), ""]
+    for png in sorted(plots_dir.rglob("*.png"), key=_figure_order):
         lines += [f"## {png.stem.replace('_', ' ')}", "", f"![{png.stem}]({os.path.relpath(png, path.parent)})", ""]
     lines += ["## Files", "", f"- snapshots and run.json: `{run_dir}`", f"- result JSON: `{results_dir}`",
               f"- figures (PNG + PDF): `{plots_dir}`", ""]

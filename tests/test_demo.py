@@ -8,6 +8,7 @@ import pytest
 
 import demo
 import plot_results
+from plotting import headline
 from utils.cli import run_main
 
 
@@ -25,7 +26,10 @@ def test_demo_produces_every_file(tmp_path):
     assert "Biased layers" in report or "No layer is significantly biased" in report
     pngs = sorted((tmp_path / "plots").rglob("*.png"))
     names = {p.stem for p in pngs}
-    assert {"training_curves", "projection_heatmaps", "projection_histograms"} <= names
+    assert {"training_curves", "projection_heatmaps", "projection_histograms", "dse_curves",
+            "headline_bias_vs_reinit", "reinit_lenet_epoch0003"} <= names
+    for statement in ("Critical layers", "Spearman correlation", "Diffusion spectral entropy"):
+        assert statement in report
     for png in pngs:
         _assert_real_png(png)
         assert png.with_suffix(".pdf").is_file()
@@ -59,3 +63,54 @@ def test_reference_projection_json_is_plotted(tmp_path):
 def test_no_results_is_a_user_error(tmp_path, capsys):
     assert run_main(plot_results.main, [str(tmp_path)]) == 2
     assert "no result JSON" in capsys.readouterr().err
+
+
+def _projection_doc(epoch: int, masses: list[float]) -> dict:
+    layers = []
+    for i, mass in enumerate(masses):
+        negative = round(20 * mass)
+        projections = [-1.0] * negative + [1.0] * (20 - negative)
+        layers.append({"name": f"conv{i}", "mass": mass, "mean": sum(projections) / 20, "projections": projections})
+    return {"kind": "projections", "arch": "lenet", "dataset": "digits", "seed": 0, "epoch": epoch, "layers": layers}
+
+
+def test_headline_pairs_bias_with_the_drop_from_epoch_0(tmp_path):
+    """Monotone bias and drop give Spearman 1; the figure names it; the reinit row of epoch 0 is used."""
+    masses = [0.5, 0.6, 0.75, 0.9, 1.0]
+    top1 = 90.0
+    after_reset = [89.0, 80.0, 60.0, 40.0, 10.0]
+    reinit = {"kind": "reinit", "arch": "lenet", "dataset": "digits", "seed": 0, "epoch": 7, "top1_test": top1,
+              "layer_names": [f"conv{i}" for i in range(5)],
+              "init_from_epoch": {"0": after_reset, "3": [top1] * 5, "rand": [10.0] * 5}}
+    rows = headline.bias_and_criticality(_projection_doc(7, masses), reinit)
+    assert [r["drop"] for r in rows] == pytest.approx([(top1 - a) / top1 for a in after_reset])
+    rho, p_value, count = headline.spearman(rows)
+    assert rho == pytest.approx(1.0) and count == 5 and p_value < 0.05
+    (tmp_path / "projections_lenet_epoch0007.json").write_text(json.dumps(_projection_doc(7, masses)))
+    (tmp_path / "projections_lenet_epoch0000.json").write_text(json.dumps(_projection_doc(0, [0.5] * 5)))
+    (tmp_path / "reinit_lenet_epoch0007.json").write_text(json.dumps(reinit))
+    out = tmp_path / "plots"
+    assert plot_results.main([str(tmp_path), "--plots", str(out)]) == 0
+    _assert_real_png(out / "headline_bias_vs_reinit.png")
+
+
+def test_headline_reads_the_reference_files_by_position():
+    """The reference's reinit JSON has no layer names: its conv columns follow forward order."""
+    projections = {"arch": "lenet", "dataset": "mnist", "seed": "1", "epoch": "9"}
+    for stage, mass in enumerate((0.5, 0.8, 1.0)):
+        projections[str(stage)] = {"0": {"mass": mass, "projections": [-1.0, 1.0]}}
+    reinit = {"init_from_epoch": {"0": [95.0, 50.0, 20.0]}, "top1_test": 100.0, "epoch": "9"}
+    rows = headline.bias_and_criticality(projections, reinit)
+    assert [r["layer"] for r in rows] == ["stage 0.0", "stage 1.0", "stage 2.0"]
+    assert [r["drop"] for r in rows] == pytest.approx([0.05, 0.5, 0.8])
+
+
+def test_dse_curves_from_a_summary_alone(tmp_path):
+    summary = {"kind": "dse_summary", "arch": "lenet", "dataset": "digits", "seed": 0, "epoch": None,
+               "settings": {"sigma": 10.0, "t": 1}, "layer": None, "log2_size": 7.0,
+               "epochs": [0, 1, 5], "dse": [0.1, 1.0, 3.0], "dsmi_y": [0.0, 0.5, 1.8], "cse": [7.0, 6.9, 6.5]}
+    (tmp_path / "dse_summary.json").write_text(json.dumps(summary))
+    out = tmp_path / "plots"
+    assert plot_results.main([str(tmp_path), "--plots", str(out)]) == 0
+    _assert_real_png(out / "dse_curves.png")
+    assert not (out / "headline_bias_vs_reinit.png").exists()
