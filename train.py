@@ -21,7 +21,7 @@ import torch
 
 import datasets
 import models
-from datasets.data import PIXEL_SHUFFLE_MODES, DataOptions
+from datasets.data import PIPELINES, PIXEL_SHUFFLE_MODES, DataOptions
 from training import rng
 from training.analyzers import add_analyzer_arguments, analyzers_from_args
 from training.distributed import init_distributed, shutdown, unwrap, wrap_model
@@ -90,6 +90,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--plateau-patience", type=int, default=3, help="Epochs without improvement that count as a plateau [default = 3].")
     p.add_argument("--train-acc", action="store_true", help="(Optional) compute train accuracy and report it during training.")
     p.add_argument("--unnormalize", action="store_true", help="Disable data normalization and represent instead pixel values in [0,1]. [Default = False].")
+    p.add_argument("--data-pipeline", choices=PIPELINES, default="fast", help="fast: in-memory images cut and augmented in batches on the device; dataloader: per-sample PIL transforms in a DataLoader with --workers processes, as the reference tool (image folders always use it) [default = fast].")
     p.add_argument("--channels-last", action="store_true", help="Use the channels-last memory format (faster convolutions on recent GPUs) [default = off].")
     p.add_argument("--amp", choices=sorted(AMP_DTYPES), default="off", help="Automatic mixed precision on CUDA: bf16 or fp16 (with loss scaling) [default = off].")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (first epoch slower) [default = off].")
@@ -296,6 +297,7 @@ def train(args, checkpoint, ctx, device, stop, analyzers) -> int:
         snapshot_all_until=args.snapshot_all_until, kill_plateaus=args.kill_plateaus,
         plateau_patience=args.plateau_patience, train_acc=args.train_acc,
         show_progress=not args.no_progress and progress_enabled(), workers=args.workers,
+        pipeline=args.data_pipeline,
     )
     writer = make_writer(tb_dir, args) if ctx.is_main else None
     speed = SpeedOptions(args.channels_last, args.amp, args.compile)

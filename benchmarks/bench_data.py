@@ -2,7 +2,7 @@
 
 Both train the same model for one epoch on the same CIFAR-shaped uint8 images (generated in
 memory, so it runs offline) with crop+flip+normalize augmentation and the same batch size. The
-baseline is what the reference tool does: a torchvision-style dataset returning PIL images,
+baseline is what the reference tool does (``train.py --data-pipeline dataloader``): PIL images,
 per-sample transforms in a DataLoader (``--workers 1``, its default).
 
     python benchmarks/bench_data.py [--device cuda] [--images 4096]
@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -32,48 +31,17 @@ from training.loop import train_one_epoch  # noqa: E402
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
-class PILImages(torch.utils.data.Dataset):
-    """What torchvision's CIFAR10 does per sample: array -> PIL image -> transforms."""
-
-    def __init__(self, images: np.ndarray, labels: np.ndarray, transform) -> None:
-        self.images, self.labels, self.transform = images, labels, transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int):
-        return self.transform(Image.fromarray(self.images[index])), int(self.labels[index])
-
-
-class _Loader:
-    """DataLoader batches moved to the device, with the interface train_one_epoch expects."""
-
-    def __init__(self, loader, device) -> None:
-        self.loader, self.device = loader, device
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self):
-        for x, y in self.loader:
-            yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-
-
-def baseline_batches(images_hwc, labels, batch_size, workers, device):
-    from torchvision import transforms as T
-
-    transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(), T.Normalize(MEAN, STD)])
-    loader = torch.utils.data.DataLoader(PILImages(images_hwc, labels, transform), batch_size=batch_size, shuffle=True,
-                                         num_workers=workers, pin_memory=device.type == "cuda")
-    return _Loader(loader, device)
-
-
-def our_batches(images_hwc, labels, batch_size, device):
+def cifar_split(images_hwc, labels) -> Split:
     source = TensorSource(torch.from_numpy(images_hwc).permute(0, 3, 1, 2).contiguous(), labels, [])
     view = make_view(native_size=32, mean=MEAN, std=STD, upscale=False, upscale_padding=False, unnormalize=False,
                      augment=True, hflip=True)
-    split = Split("train", source, np.arange(len(labels)), labels, view)
-    return split.batches(batch_size, shuffle=True, device=device, generator=torch.Generator().manual_seed(0))
+    return Split("train", source, np.arange(len(labels)), labels, view)
+
+
+def batches(split: Split, pipeline: str, batch_size: int, workers: int, device):
+    """``fast``: ours; ``dataloader``: per-sample PIL RandomCrop(32, 4) + flip + ToTensor + Normalize."""
+    return split.batches(batch_size, shuffle=True, device=device, generator=torch.Generator().manual_seed(0),
+                         workers=workers, pipeline=pipeline)
 
 
 def images_per_second(arch, batches, n_images, device) -> float:
@@ -104,8 +72,9 @@ def main() -> int:
         n = args.images if arch == "lenet" or device.type == "cuda" else max(512, args.images // 8)
         images = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n).astype(np.int64)
-        ours = images_per_second(arch, our_batches(images, labels, args.batch_size, device), n, device)
-        base = images_per_second(arch, baseline_batches(images, labels, args.batch_size, args.workers, device), n, device)
+        split = cifar_split(images, labels)
+        ours = images_per_second(arch, batches(split, "fast", args.batch_size, args.workers, device), n, device)
+        base = images_per_second(arch, batches(split, "dataloader", args.batch_size, args.workers, device), n, device)
         ratios[arch] = ours / base
         print(f"{arch:8s} {n:7d} {base:15.0f} {ours:11.0f} {ratios[arch]:6.2f}")
     print(f"ratio: {ratios.get('lenet', min(ratios.values())):.2f}")

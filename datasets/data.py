@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
+from PIL import Image
 
 from datasets.registry import DatasetSpec, get_dataset_spec
 from datasets.sampling import choose_classes, corrupt_labels, restrict_to_classes, split_indices
@@ -20,6 +21,7 @@ from datasets.transforms import (
     folder_transform,
     make_view,
     pixel_permutation,
+    sample_transform,
     shuffle_pixels,
     transform_batch,
 )
@@ -27,6 +29,7 @@ from utils.errors import UserError
 
 PIXEL_SHUFFLE = -1.0
 PIXEL_SHUFFLE_MODES = ("per_image", "shared")
+PIPELINES = ("fast", "dataloader")  # batches on the device, or per-sample PIL transforms in a DataLoader
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,12 @@ class Split:
             self._device_images[key] = chosen.to(device)
         return self._device_images[key]
 
+    def images_hwc(self) -> np.ndarray:
+        """The whole source as a contiguous ``(N, H, W, C)`` uint8 array (what PIL reads), made once."""
+        if "hwc" not in self._device_images:
+            self._device_images["hwc"] = np.ascontiguousarray(self.source.images.permute(0, 2, 3, 1).numpy())
+        return self._device_images["hwc"]
+
     def batches(
         self,
         batch_size: int,
@@ -114,15 +123,23 @@ class Split:
         workers: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        pipeline: str = "fast",
     ):
-        """Iterable over ``(inputs, labels)`` batches on ``device``, sharded by ``rank``."""
+        """Iterable over ``(inputs, labels)`` batches on ``device``, sharded by ``rank``.
+
+        ``pipeline="fast"`` cuts in-memory images on the device and transforms whole batches;
+        ``"dataloader"`` goes through a DataLoader with per-sample PIL transforms (``workers``
+        processes), as the reference tool does; image folders always take that path.
+        """
         if batch_size < 1:
             raise UserError(f"--batch-size {batch_size} must be at least 1")
         device = torch.device(device)
         generator = generator if generator is not None else torch.Generator().manual_seed(0)
-        if isinstance(self.source, TensorSource):
+        if pipeline not in PIPELINES:
+            raise UserError(f"unknown data pipeline {pipeline!r}; choose {' or '.join(PIPELINES)}")
+        if isinstance(self.source, TensorSource) and pipeline == "fast":
             return TensorBatches(self, batch_size, shuffle, device, generator, rank, world_size)
-        return FolderBatches(self, batch_size, shuffle, device, generator, rank, world_size, workers)
+        return LoaderBatches(self, batch_size, shuffle, device, generator, rank, world_size, workers)
 
 
 class _Sharded:
@@ -169,25 +186,36 @@ class TensorBatches(_Sharded):
             yield inputs, labels[index]
 
 
-class _FolderDataset(torch.utils.data.Dataset):
+class _PerSampleDataset(torch.utils.data.Dataset):
+    """One transformed sample at a time: decoded from a folder, or a PIL image of an in-memory one."""
+
     def __init__(self, split: "Split") -> None:
         self.split = split
-        self.transform = folder_transform(split.view)
+        folder = isinstance(split.source, FolderSource)
+        self.transform = folder_transform(split.view) if folder else sample_transform(split.view)
+        self.hwc = None if folder else split.images_hwc()
 
     def __len__(self) -> int:
         return len(self.split)
 
+    def _image(self, position: int):
+        index = int(self.split.indices[position])
+        if isinstance(self.split.source, FolderSource):
+            path, _ = self.split.source.folder.samples[index]
+            return self.split.source.folder.loader(path)
+        image = self.hwc[index]
+        return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
+
     def __getitem__(self, position: int):
-        path, _ = self.split.source.folder.samples[int(self.split.indices[position])]
-        image = self.transform(self.split.source.folder.loader(path))
+        image = self.transform(self._image(position))
         permutation = self.split.permutations(np.array([position]))
         if permutation is not None:
             image = shuffle_pixels(image[None], permutation)[0]
         return image, int(self.split.targets[position])
 
 
-class FolderBatches(_Sharded):
-    """The per-sample path for image folders: a DataLoader with PIL transforms."""
+class LoaderBatches(_Sharded):
+    """The per-sample path: a DataLoader with PIL transforms (image folders, or on request)."""
 
     def __init__(self, split, batch_size, shuffle, device, generator, rank, world_size, workers) -> None:
         super().__init__(split, batch_size, shuffle, device, generator, rank, world_size)
@@ -195,7 +223,7 @@ class FolderBatches(_Sharded):
 
     def __iter__(self):
         loader = torch.utils.data.DataLoader(
-            _FolderDataset(self.split),
+            _PerSampleDataset(self.split),
             batch_sampler=[positions.tolist() for positions in self.local_positions()],
             num_workers=self.workers,
             pin_memory=self.device.type == "cuda",

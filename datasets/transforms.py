@@ -145,6 +145,31 @@ def transform_batch(
     return _normalize(x, view)
 
 
+def sample_transform(view: ImageView):
+    """Per-sample PIL pipeline with the semantics of :func:`transform_batch` (the reference's way).
+
+    For in-memory images fed through a DataLoader (``--data-pipeline dataloader``): random crop with
+    zero padding and flip, resize/pad, ToTensor, normalize; pixel shuffle is applied by the caller.
+    """
+    from torchvision import transforms as T
+
+    steps = []
+    if view.augment:
+        steps.append(T.RandomCrop(view.native_size, padding=view.crop_padding))
+        if view.hflip:
+            steps.append(T.RandomHorizontalFlip())
+    if view.resize_to and view.resize_to != view.native_size:
+        steps.append(T.Resize((view.resize_to, view.resize_to)))
+    steps.append(T.ToTensor())
+    if view.pad_to:
+        before = (view.pad_to - (view.resize_to or view.native_size)) // 2
+        after = view.pad_to - (view.resize_to or view.native_size) - before
+        steps.append(T.Pad((before, before, after, after)))
+    if view.mean is not None:
+        steps.append(T.Normalize(view.mean, view.std))
+    return T.Compose(steps)
+
+
 def folder_transform(view: ImageView):
     """Per-sample PIL pipeline for folder datasets (ImageNet style) matching ``view``."""
     from torchvision import transforms as T

@@ -40,6 +40,7 @@ class TrainSettings:
     train_acc: bool = False
     show_progress: bool = True
     workers: int = 0
+    pipeline: str = "fast"  # datasets.data.PIPELINES
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Trainer:
             workers=self.settings.workers,
             rank=self.ctx.rank,
             world_size=self.ctx.world_size,
+            pipeline=self.settings.pipeline,
         )
 
     def evaluate(self, split) -> EvalResult:
