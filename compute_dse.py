@@ -44,7 +44,7 @@ from utils.choices import add_device_args, print_missing_choice
 from utils.cli import run_main, setup_logging
 from utils.devices import resolve_device
 from utils.errors import UserError
-from utils.paths import log_path
+from utils.paths import check_log_folder, check_output_folder, log_path
 from utils.results import results_dir, write_result
 
 logger = logging.getLogger("compute_dse")
@@ -94,14 +94,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = DSESettings(samples=args.dse_samples, seed=args.dse_seed, sigma=args.sigma, t=args.t,
                            layer=args.layer, max_n=args.max_n, batch_size=args.batch_size)
     settings.validate()
+    check_output_folder(args.results, "--results")
+    check_log_folder(args.log)
     device = resolve_device(cuda=args.cuda, device=args.device)
     data_cache: dict[tuple, datasets.DataBundle] = {}
     written: dict[Path, str] = {}
     for loaded in iter_models(args, device):
         out_dir = output_dir(loaded, args)
-        if not written:
-            setup_logging(str(log_path(args.log, out_dir)))
         document = analyse(loaded, args, settings, device, data_cache)
+        if not written:  # the log file appears with the first result, not on bad input
+            setup_logging(str(log_path(args.log, out_dir)))
         path = write_result(result_path(out_dir, settings, loaded.stem), document)
         log_document(document, path)
         written[out_dir] = loaded.arch
@@ -115,11 +117,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def iter_models(args: argparse.Namespace, device: torch.device) -> Iterator[LoadedModel]:
     """Each snapshot of --load-from in epoch order (one at a time), else the zoo model or a seeded init."""
     if not args.load_from:
+        loaded = fresh_model(args.arch, args.dataset, pretrained=args.pretrained, seed=args.seed,
+                             subsample_classes=args.subsample_classes, upscale=args.upscale,
+                             download=args.download, device=device)
         what = "pretrained weights from the model zoo" if args.pretrained else f"a random init (seed {args.seed})"
         logger.info("no --load-from: analysing %s of %s", what, args.arch)
-        yield fresh_model(args.arch, args.dataset, pretrained=args.pretrained, seed=args.seed,
-                          subsample_classes=args.subsample_classes, upscale=args.upscale,
-                          download=args.download, device=device)
+        yield loaded
         return
     if args.pretrained:
         logger.warning("--pretrained is only used without --load-from; ignoring it")

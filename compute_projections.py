@@ -28,7 +28,7 @@ from utils.choices import add_device_args, print_missing_choice
 from utils.cli import run_main, setup_logging
 from utils.devices import resolve_device
 from utils.errors import UserError
-from utils.paths import log_path
+from utils.paths import check_log_folder, check_output_folder, log_path
 from utils.results import result_header, results_dir, write_result
 
 logger = logging.getLogger("compute_projections")
@@ -69,15 +69,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.load_from and print_missing_choice(args):
         return 0
     setup_logging(None)
+    check_output_folder(args.results, "--results")
+    check_log_folder(args.log)
     device = resolve_device(cuda=args.cuda, device=args.device)
     init_cache: dict[Path, dict[str, torch.Tensor] | None] = {}
     written: dict[Path, list[dict]] = {}
     for loaded in iter_models(args, device):
         out_dir = output_dir(loaded, args)
-        if not written:
-            setup_logging(str(log_path(args.log, out_dir)))
         init_path, init = initialization(args, loaded, device, init_cache)
         document = analyse(loaded, args, init=init, init_path=init_path)
+        if not written:  # the log file appears with the first result, not on bad input
+            setup_logging(str(log_path(args.log, out_dir)))
         path = write_result(out_dir / f"projections_{loaded.stem}.json", document)
         log_document(document, path)
         written.setdefault(out_dir, []).append(summary_row(document, path))
@@ -92,11 +94,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 def iter_models(args: argparse.Namespace, device: torch.device) -> Iterator[LoadedModel]:
     """Each snapshot of --load-from in epoch order (one at a time), else the zoo model or a seeded init."""
     if not args.load_from:
+        loaded = fresh_model(args.arch, args.dataset, pretrained=args.pretrained, seed=args.seed,
+                             subsample_classes=args.subsample_classes, upscale=args.upscale,
+                             download=args.download, device=device)
         what = "pretrained weights from the model zoo" if args.pretrained else f"a random init (seed {args.seed})"
         logger.info("no --load-from: analysing %s of %s", what, args.arch)
-        yield fresh_model(args.arch, args.dataset, pretrained=args.pretrained, seed=args.seed,
-                          subsample_classes=args.subsample_classes, upscale=args.upscale,
-                          download=args.download, device=device)
+        yield loaded
         return
     if args.pretrained:
         logger.warning("--pretrained is only used without --load-from; ignoring it")

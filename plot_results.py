@@ -16,11 +16,14 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from matplotlib.backend_bases import FigureCanvasBase
+
 from plotting import dse, figures, headline, reinit  # noqa: F401  (registers the figure builders)
 from plotting.common import save_figure, style
 from plotting.registry import MissingData, RunResults, get_figure, list_figures
 from utils.cli import run_main, setup_logging
 from utils.errors import UserError
+from utils.paths import check_output_folder
 
 logger = logging.getLogger("plot_results")
 
@@ -52,6 +55,7 @@ def infer_kind(document: dict) -> str | None:
 def collect(inputs: Sequence[str]) -> dict[str, RunResults]:
     """Read every JSON under ``inputs`` and group the documents by run folder."""
     runs: dict[str, RunResults] = {}
+    unreadable: list[str] = []
     for entry in inputs:
         root = Path(entry)
         if not root.exists():
@@ -61,7 +65,7 @@ def collect(inputs: Sequence[str]) -> dict[str, RunResults]:
             try:
                 document = json.loads(path.read_text())
             except (OSError, ValueError) as err:
-                logger.warning("skipping %s: not readable JSON (%s)", path, err)
+                unreadable.append(f"{path} ({err})")
                 continue
             kind = infer_kind(document) if isinstance(document, dict) else None
             if kind is None:
@@ -70,7 +74,10 @@ def collect(inputs: Sequence[str]) -> dict[str, RunResults]:
             document["_path"] = str(path)
             runs.setdefault(key, RunResults(key)).documents.setdefault(kind, []).append(document)
     if not runs:
-        raise UserError(f"no result JSON found in {', '.join(inputs)}; run the analyses first")
+        broken = f" ({len(unreadable)} unreadable: {unreadable[0]})" if unreadable else ""
+        raise UserError(f"no result JSON found in {', '.join(inputs)}{broken}; run the analyses first")
+    for problem in unreadable:
+        logger.warning("skipping %s: not readable JSON", problem)
     return runs
 
 
@@ -88,9 +95,18 @@ def draw_run(run: RunResults, out_dir: Path, names: list[str], options: dict) ->
     return written
 
 
+def check_formats(formats: Sequence[str]) -> None:
+    supported = FigureCanvasBase.get_supported_filetypes()
+    unknown = [fmt for fmt in formats if fmt not in supported]
+    if unknown:
+        raise UserError(f"--formats {' '.join(unknown)}: not a figure format; choose from {', '.join(sorted(supported))}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(args.log)
+    check_output_folder(args.plots, "--plots")
+    check_formats(args.formats)
     runs = collect(args.inputs)
     options = {"epochs": args.epochs, "formats": args.formats}
     total = []

@@ -39,7 +39,7 @@ from utils.cli import run_main, setup_logging
 from utils.devices import resolve_device
 from utils.errors import UserError
 from utils.progress import progress
-from utils.paths import log_path
+from utils.paths import check_log_folder, check_output_folder, log_path
 from utils.results import result_header, results_dir, write_result
 
 logger = logging.getLogger("reinit_layers")
@@ -91,7 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     device = resolve_device(cuda=args.cuda, device=args.device)
     loaded = load_trained(args, device)
     out_dir = run_folder(args.results, loaded, args)
-    setup_logging(str(log_path(args.log, out_dir)))
     layers = select_layers(loaded, args)
     batchnorms = following_bn(loaded, layers, args)
     keep = {layer.name for layer in layers} | {bn for bn in batchnorms.values() if bn}
@@ -99,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = evaluation_data(args, loaded)
     result = run_sweep(loaded, layers, rows, data, batchnorms, args, device)
     document = reinit_document(args, loaded, layers, batchnorms, rows, result, data)
+    setup_logging(str(log_path(args.log, out_dir)))  # the log file appears with the result, not on bad input
     path = write_result(out_dir / f"reinit_{loaded.stem}.json", document)
     with style():
         figures = save_figure(reinit_heatmap(document), run_folder(args.plots, loaded, args) / f"reinit_{loaded.stem}")
@@ -116,6 +116,9 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError(f"--rand-repeats {args.rand_repeats} needs --rand and a count of at least 1")
     if args.batch_size < 1 or args.cache_mb < 1:
         raise UserError("--batch-size and --cache-mb must be at least 1")
+    check_output_folder(args.results, "--results")
+    check_output_folder(args.plots, "--plots")
+    check_log_folder(args.log)
 
 
 # -- the trained model ---------------------------------------------------------------------------

@@ -37,7 +37,8 @@ from utils.choices import add_device_args, print_missing_choice
 from utils.cli import run_main, setup_logging
 from utils.devices import resolve_device
 from utils.errors import UserError
-from utils.paths import run_subdir
+from utils.fileio import remove_stale_temp_files
+from utils.paths import check_log_folder, check_output_folder, run_subdir
 from utils.progress import progress_enabled
 
 logger = logging.getLogger("train")
@@ -125,6 +126,26 @@ def validate_args(args: argparse.Namespace) -> None:
             raise UserError(message)
 
 
+def check_resumed_epoch(args: argparse.Namespace, checkpoint: dict | None) -> None:
+    """A full snapshot continues after its epoch: refuse, before any work, one already at --epochs."""
+    training = not (args.evaluate or args.evaluate_train or args.eval_regularization_loss)
+    if training and checkpoint is not None and "optimizer_state_dict" in checkpoint:
+        epoch = int(checkpoint.get("epoch") or 0)
+        if epoch >= args.epochs:
+            raise UserError(f"the snapshot is at epoch {epoch}, already at --epochs {args.epochs}; raise --epochs")
+
+
+def check_output_folders(args: argparse.Namespace) -> None:
+    """Training writes snapshots, analyses, TensorBoard events and a log: fail before any work
+    when one of those folders cannot be written (the evaluation modes write nothing)."""
+    if args.evaluate or args.evaluate_train or args.eval_regularization_loss:
+        return
+    for folder, flag in ((args.models_path, "--models-path"), (args.results, "--results"),
+                         (args.tb_logdir, "--tb-logdir")):
+        check_output_folder(folder, flag)
+    check_log_folder(args.log)
+
+
 def data_options(args: argparse.Namespace) -> DataOptions:
     return DataOptions(
         data_path=args.data_path, download=args.download, subsample_classes=args.subsample_classes,
@@ -210,13 +231,18 @@ def prepare_run(args, is_main: bool) -> tuple[Path, Path, Path]:
             raise UserError(f"cannot create the run directory {run_dir}: {err.strerror}; check --models-path") from err
         log_file = args.log if os.path.dirname(args.log) else run_dir / args.log
         setup_logging(str(log_file))
+        for stale in remove_stale_temp_files(run_dir):  # left by a run killed mid-write
+            logger.info("removed %s, a temp file of an interrupted write", stale)
     return run_dir, results_dir, tb_dir
 
 
 def make_writer(tb_dir: Path, args: argparse.Namespace):
     from torch.utils.tensorboard import SummaryWriter
 
-    writer = SummaryWriter(log_dir=str(tb_dir))
+    try:
+        writer = SummaryWriter(log_dir=str(tb_dir))
+    except OSError as err:
+        raise UserError(f"cannot write TensorBoard events to {tb_dir}: {err.strerror}; check --tb-logdir") from err
     writer.add_text("args", "  \n".join(f"{k}: {v}" for k, v in sorted(vars(args).items())), 0)
     return writer
 
@@ -249,6 +275,8 @@ def main(argv: Sequence[str] | None = None, *, analyzers: list | None = None) ->
     if checkpoint is None and print_missing_choice(args):
         return 0
     validate_args(args)
+    check_resumed_epoch(args, checkpoint)
+    check_output_folders(args)
     if args.seed is None:
         args.seed = secrets.randbelow(2**31)
     device = resolve_device(cuda=args.cuda, device=args.device)
@@ -286,7 +314,8 @@ def train(args, checkpoint, ctx, device, stop, analyzers) -> int:
     record = RunRecord(run_dir / "run.json", args=plain_args, data=facts,
                        model={"arch": args.arch, "parameters": sum(p.numel() for p in model.parameters())},
                        enabled=ctx.is_main)
-    record.resume_from(start_epoch) if start_epoch else None
+    if start_epoch:
+        record.resume_from(start_epoch, history=(checkpoint or {}).get("history"))
     identity = {
         "kind": "snapshot", "arch": args.arch, "num_classes": data.num_classes, "in_channels": data.in_channels,
         "image_size": data.image_size, "dataset": args.dataset, "seed": args.seed, "args": plain_args,
@@ -337,6 +366,12 @@ def finish(trainer: Trainer, start_epoch: int, run_dir: Path) -> int:
         epoch = record.epochs[-1]["epoch"] if record.epochs else start_epoch
         record.set_status("non_finite", str(err), epoch)
         record.save()
+        raise
+    except UserError as err:  # e.g. a snapshot that could not be written (disk full)
+        epoch = record.epochs[-1]["epoch"] if record.epochs else start_epoch
+        record.set_status("failed", str(err), epoch)
+        with contextlib.suppress(UserError):
+            record.save()  # best effort: the disk may still be full
         raise
     record.set_status(outcome.state, outcome.reason, outcome.last_epoch)
     test = trainer.evaluate(trainer.data.test) if trainer.data.val is not None else None

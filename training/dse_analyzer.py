@@ -57,7 +57,8 @@ class DSESettings:
         checks = [(self.samples >= 2, f"--dse-samples {self.samples} must be at least 2"),
                   (self.sigma > 0, f"the DSE sigma (--sigma/--dse-sigma) {self.sigma} must be positive"),
                   (self.t > 0, f"the DSE diffusion time (--t/--dse-t) {self.t} must be positive"),
-                  (self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1")]
+                  (self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1"),
+                  (self.max_n >= 2, f"--max-n {self.max_n} must be at least 2")]
         for ok, message in checks:
             if not ok:
                 raise UserError(message)

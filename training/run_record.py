@@ -48,15 +48,22 @@ class RunRecord:
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
 
-    def resume_from(self, epoch: int) -> None:
-        """Keep the history of an earlier record up to ``epoch`` (a resumed run continues it)."""
+    def resume_from(self, epoch: int, *, history: list[dict] | None = None) -> None:
+        """Keep the history of an earlier record up to ``epoch`` (a resumed run continues it).
+
+        ``history``, the per-epoch rows stored in the resumed snapshot, wins over the old
+        run.json's: a run killed between writing the snapshot and updating run.json loses no row.
+        """
+        if history is not None:
+            self.data["epochs"] = [row for row in history if row["epoch"] <= epoch]
         if not self.path.is_file():
             return
         try:
             old = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return
-        self.data["epochs"] = [row for row in old.get("epochs", []) if row["epoch"] <= epoch]
+        if history is None:
+            self.data["epochs"] = [row for row in old.get("epochs", []) if row["epoch"] <= epoch]
         self.data["snapshots"] = [row for row in old.get("snapshots", []) if row["epoch"] <= epoch]
         self.data["started"] = old.get("started", self.data["started"])
         self.data["resumed_at_epoch"] = old.get("resumed_at_epoch", []) + [epoch]

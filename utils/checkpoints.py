@@ -74,7 +74,8 @@ def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
-    """Load weights strictly, turning a shape or key mismatch into a clear :class:`UserError`."""
+    """Load weights strictly, turning a shape or key mismatch, or a non-finite value, into a clear
+    :class:`UserError`."""
     state = _strip_prefix(state)
     try:
         model.load_state_dict(state, strict=True)
@@ -85,6 +86,21 @@ def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], *, 
             f"snapshot {source} does not fit the model ({summary}); check --arch, --dataset and "
             "--subsample-classes against the run that wrote it"
         ) from err
+    check_finite(state, source=source)
+
+
+def check_finite(state: dict[str, torch.Tensor], *, source: str) -> None:
+    """A NaN or infinite weight (or buffer) is an error naming the tensor: every analysis of such a
+    snapshot would be NaN, and training from it diverges at the first step."""
+    broken = [(key, int((~torch.isfinite(value)).sum())) for key, value in state.items()
+              if value.is_floating_point() and not bool(torch.isfinite(value).all())]
+    if broken:
+        key, count = broken[0]
+        others = f" (and {len(broken) - 1} more tensor(s))" if len(broken) > 1 else ""
+        raise UserError(
+            f"snapshot {source} has non-finite values (NaN or inf) in {key}: {count} of {state[key].numel()}"
+            f"{others}; training diverged or the file is corrupt: use an earlier snapshot"
+        )
 
 
 _REFERENCE_EPOCH = re.compile(r"_(\d+)\.(?:tar|pt|pth)$")

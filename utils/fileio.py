@@ -1,13 +1,17 @@
 """Atomic file writes: write to a temp file in the target folder, then ``os.replace``.
 
 A reader (or a run killed half-way) never sees a half-written file: the target is either the old
-file or the complete new one.
+file or the complete new one. Temp files are named ``.<target name>.<random>.tmp``: hidden, and
+with a suffix no reader looks for; a run killed mid-write leaves one behind, which
+:func:`remove_stale_temp_files` clears (train.py does so in its run directory on start).
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, IO
 
@@ -15,19 +19,30 @@ import torch
 
 from utils.errors import UserError
 
+TEMP_SUFFIX = ".tmp"
+_TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # mkstemp adds 8 random characters
+# Test hook, inert unless set: the n-th write (default the first) of a file named NAME in this process
+# creates the file named by PAUSE_MARKER_ENV (holding the temp file's path) and sleeps before the rename,
+# so a test can SIGKILL the process in the middle of that write (tests/test_reliability.py).
+PAUSE_ENV = "HYPERPLANES_TEST_PAUSE_AT"  # NAME or NAME#n
+PAUSE_MARKER_ENV = "HYPERPLANES_TEST_PAUSE_MARKER"
+_pause_counts: dict[str, int] = {}
+
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(fileobj)`` on a temp file beside ``path`` and rename it over ``path``."""
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
     except OSError as err:
         raise UserError(f"cannot write {target}: {err.strerror}; choose a writable folder") from err
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
+            if PAUSE_ENV in os.environ:
+                _pause_for_test(target, tmp_name)
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
     except OSError as err:
@@ -37,6 +52,32 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         _remove_quietly(tmp_name)
         raise
     return target
+
+
+def _pause_for_test(target: Path, tmp_name: str) -> None:
+    name, _, nth = os.environ[PAUSE_ENV].partition("#")
+    if target.name != name:
+        return
+    _pause_counts[name] = _pause_counts.get(name, 0) + 1
+    if _pause_counts[name] == int(nth or 1):
+        Path(os.environ[PAUSE_MARKER_ENV]).write_text(tmp_name)
+        time.sleep(600)
+
+
+def is_temp_file(path: str | os.PathLike) -> bool:
+    """True for the temp files :func:`atomic_write` writes before renaming them."""
+    return bool(_TEMP_NAME.match(Path(path).name))
+
+
+def remove_stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temp files a killed writer left in ``folder``; only safe where no other process
+    writes at the same time (a run directory has one writer: its train.py)."""
+    removed = []
+    for path in Path(folder).glob(f".*{TEMP_SUFFIX}"):
+        if path.is_file() and is_temp_file(path):
+            _remove_quietly(str(path))
+            removed.append(path)
+    return removed
 
 
 def _remove_quietly(name: str) -> None:

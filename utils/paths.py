@@ -27,3 +27,24 @@ def log_path(log: str, out_dir: str | os.PathLike) -> Path:
         raise UserError(f"cannot create the log folder {path.parent}: {err.strerror}; "
                         "check --log and --results") from err
     return path
+
+
+def check_output_folder(path: str | os.PathLike, flag: str) -> None:
+    """Fail before any work when ``path`` cannot become a folder to write into.
+
+    The nearest existing ancestor must be a writable folder. (Root passes ``os.access`` on
+    read-only folders; its writes then fail later, still as one clear line from the writer.)
+    """
+    target = Path(path)
+    existing = next((p for p in (target, *target.absolute().parents) if p.exists()), None)
+    if existing is None or not existing.is_dir():
+        raise UserError(f"{flag} {target} cannot be a folder: {existing} is a file; choose another path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {target} is not writable (no write permission on {existing}); "
+                        "choose another folder")
+
+
+def check_log_folder(log: str | None) -> None:
+    """``--log`` naming a folder: that folder must be writable too (a bare name goes to the results)."""
+    if log and os.path.dirname(log):
+        check_output_folder(os.path.dirname(log), "--log")
