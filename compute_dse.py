@@ -13,6 +13,10 @@ One ``dse_<stem>.json`` per model goes to
 ``<results>/<dataset>[_<k>]/[noise_<r>|pixel_shuffle]/<arch>/<seed>/``, plus ``dse_summary.json``
 (values per epoch, from every result file there measured with the same settings). With
 ``--layer`` the files are named ``dse_layer-<module>_<stem>.json`` and ``dse_layer-<module>_summary.json``.
+
+``--hsic`` adds, on the same probe, the HSIC information plane of every conv and linear layer's
+output T: HSIC(T, X) with the inputs and HSIC(T, Y) with one-hot labels (Gaussian kernels, median
+heuristic bandwidths or ``--hsic-sigma``), written to ``hsic_<stem>.json`` and ``hsic_summary.json``.
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ import torch
 
 import datasets
 from models.loading import PRETRAINED_EPOCH, LoadedModel, fresh_model, load_snapshot_model
+from training import hsic_analyzer
 from training.dse_analyzer import (
     DEFAULT_SAMPLES,
     DEFAULT_SEED,
@@ -81,6 +86,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--upscale", action="store_true", help="The model was trained on images upscaled to 224x224 (plain reference files and random inits only; snapshots know) [default = off].")
     p.add_argument("--upscale-padding", action="store_true", default=None, help="The model was trained on images upscaled to 112x112 and padded to 224x224 (as --upscale) [default = off].")
     p.add_argument("--unnormalize", action="store_true", default=None, help="The model was trained on unnormalized [0,1] pixels (as --upscale) [default = off].")
+    hsic_analyzer.add_hsic_arguments(p)
     p.add_argument("--results", default="./results", help="Path to store results [default = './results'].")
     p.add_argument("--log", default="dse.log", help="Logfile name, inside the results folder unless it has a folder [default = 'dse.log'].")
     return p
@@ -96,20 +102,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings.validate()
     check_output_folder(args.results, "--results")
     check_log_folder(args.log)
+    hsic_settings = hsic_analyzer.settings_from_args(args, samples=args.dse_samples, seed=args.dse_seed) \
+        if args.hsic else None
     device = resolve_device(cuda=args.cuda, device=args.device)
     data_cache: dict[tuple, datasets.DataBundle] = {}
     written: dict[Path, str] = {}
     for loaded in iter_models(args, device):
         out_dir = output_dir(loaded, args)
         document = analyse(loaded, args, settings, device, data_cache)
+        hsic_document = analyse_hsic(loaded, args, hsic_settings, device, data_cache) if hsic_settings else None
         if not written:  # the log file appears with the first result, not on bad input
             setup_logging(str(log_path(args.log, out_dir)))
         path = write_result(result_path(out_dir, settings, loaded.stem), document)
         log_document(document, path)
+        if hsic_document is not None:
+            path = write_result(hsic_analyzer.result_path(out_dir, loaded.stem), hsic_document)
+            log_hsic_document(hsic_document, path)
         written[out_dir] = loaded.arch
     for out_dir, arch in written.items():
         summary = write_summary(out_dir, settings, arch=arch, args=vars(args))
         logger.info("summary (values per epoch) -> %s", summary)
+        if hsic_settings is not None:
+            summary = hsic_analyzer.write_summary(out_dir, hsic_settings, arch=arch, args=vars(args))
+            logger.info("HSIC summary (layers x epochs) -> %s", summary)
     return 0
 
 
@@ -184,6 +199,18 @@ def analyse(loaded: LoadedModel, args: argparse.Namespace, settings: DSESettings
                            num_classes=loaded.num_classes, args=vars(args))
 
 
+def analyse_hsic(loaded: LoadedModel, args: argparse.Namespace, settings: hsic_analyzer.HSICSettings,
+                 device: torch.device, cache: dict) -> dict:
+    """``hsic_<stem>.json`` on the same probe as DSE (the cached data, the same draw)."""
+    data = probe_data(loaded, args, cache)
+    probe = probe_split(data, settings.samples, settings.seed)
+    measured = hsic_analyzer.measure(loaded.model, probe, settings, device=device, input_shape=loaded.input_shape,
+                                     num_classes=loaded.num_classes)
+    return hsic_analyzer.result_document(measured, probe, settings, arch=loaded.arch, dataset=loaded.dataset,
+                                         seed=loaded.seed, epoch=loaded.epoch, snapshot=loaded.path,
+                                         source=source_kind(loaded), num_classes=loaded.num_classes, args=vars(args))
+
+
 def source_kind(loaded: LoadedModel) -> str:
     if loaded.path is not None:
         return "snapshot"
@@ -195,6 +222,16 @@ def log_document(document: dict, path: Path) -> None:
                 "(max %.2f) -> %s", document["snapshot"] or document["source"], document["epoch"], document["hook"],
                 document["layer"], document["probe"]["size"], document["probe"]["split"], _nan(document["dse"]),
                 _nan(document["dsmi_y"]), _nan(document["cse"]), document["log2_size"], path)
+
+
+def log_hsic_document(document: dict, path: Path) -> None:
+    key_x, key_y = ("nhsic_x", "nhsic_y") if document["settings"]["normalized"] else ("hsic_x", "hsic_y")
+    logger.info("%s (epoch %s): HSIC information plane (%s, %s) on %d samples -> %s",
+                document["snapshot"] or document["source"], document["epoch"], key_x, key_y,
+                document["probe"]["size"], path)
+    for layer in document["layers"]:
+        logger.info("  %-22s %8d features  x %.4g  y %.4g", layer["name"], layer["feature_dim"], _nan(layer[key_x]),
+                    _nan(layer[key_y]))
 
 
 def _nan(value) -> float:

@@ -18,7 +18,7 @@ from typing import Sequence
 
 from matplotlib.backend_bases import FigureCanvasBase
 
-from plotting import dse, figures, headline, reinit  # noqa: F401  (registers the figure builders)
+from plotting import dse, figures, headline, hsic, reinit, spectra  # noqa: F401  (registers the figure builders)
 from plotting.common import save_figure, style
 from plotting.registry import MissingData, RunResults, get_figure, list_figures
 from utils.cli import run_main, setup_logging
@@ -36,6 +36,8 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="which figures to draw [default: all the data supports]")
     p.add_argument("--epochs", nargs="+", type=int, default=None,
                    help="epochs for the per-layer histograms [default: init, a middle and the last epoch]")
+    p.add_argument("--spectra-layer", default=None,
+                   help="layer whose eigenvalue spectrum spectra_esd draws [default: the layer with the largest matrix]")
     p.add_argument("--formats", nargs="+", default=["png", "pdf"], help="file formats [default = png pdf]")
     p.add_argument("--log", default=None, help="Logfile name [default = none].")
     return p
@@ -108,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_output_folder(args.plots, "--plots")
     check_formats(args.formats)
     runs = collect(args.inputs)
-    options = {"epochs": args.epochs, "formats": args.formats}
+    options = {"epochs": args.epochs, "formats": args.formats, "spectra_layer": args.spectra_layer}
     total = []
     for key, run in sorted(runs.items()):
         out_dir = Path(args.plots) / key

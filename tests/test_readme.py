@@ -34,7 +34,8 @@ def _main(script: str):
 
 def test_the_readme_has_the_commands_we_check():
     scripts = {command[0] for command in readme_commands()}
-    assert {"train.py", "compute_projections.py", "reinit_layers.py", "compute_dse.py", "plot_results.py"} <= scripts
+    assert {"train.py", "compute_projections.py", "reinit_layers.py", "compute_dse.py", "compute_spectra.py",
+            "plot_results.py"} <= scripts
 
 
 @pytest.mark.parametrize("command", readme_commands(), ids=lambda c: " ".join(c)[:80])

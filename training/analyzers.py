@@ -49,7 +49,8 @@ def run_analyzers(analyzers, context: SnapshotContext) -> dict[str, dict]:
 
 # Modules that contribute train.py flags (``add_train_arguments(parser)``) and build their
 # analyzer from the parsed arguments (``analyzer_from_args(args) -> analyzer | None``).
-ANALYZER_PROVIDERS: tuple[str, ...] = ("training.projection_analyzer", "training.dse_analyzer")
+ANALYZER_PROVIDERS: tuple[str, ...] = ("training.projection_analyzer", "training.dse_analyzer",
+                                       "training.hsic_analyzer")
 
 
 def _providers():

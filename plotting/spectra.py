@@ -1,0 +1,179 @@
+"""Weight-spectrum figures: metric heatmaps (layers x epochs) and one layer's ESD with its power-law fit."""
+from __future__ import annotations
+
+import re
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.ticker import NullFormatter
+
+from plotting.common import run_title
+from plotting.registry import MissingData, RunResults, register_figure
+
+# (metric, title, colour map) of the heatmap panels
+HEATMAPS = (("alpha", "power-law exponent alpha", "viridis"), ("entropy", "matrix entropy (normalized)", "magma"),
+            ("stable_rank", "stable rank", "cividis"), ("rand_distance", "rand_distance (JS)", "plasma"))
+_ANNOTATED_CELLS = 240  # write values into the cells of small heatmaps
+_NUMERICAL_ZERO = 1e-12  # eigenvalues below this fraction of the largest are not drawn (rounding noise)
+
+
+def _by_mode(documents: list[dict]) -> dict[str, list[dict]]:
+    """Documents by conv mode (``slices`` first), each sorted by epoch; those without an epoch are left out."""
+    groups: dict[str, list[dict]] = {}
+    for document in sorted(documents, key=lambda d: (d.get("conv_mode", "slices") != "slices", d.get("epoch") or 0)):
+        if document.get("epoch") is not None:
+            groups.setdefault(document.get("conv_mode", "slices"), []).append(document)
+    return groups
+
+
+def _stem(name: str, mode: str) -> str:
+    return name if mode == "slices" else f"{name}_conv-{mode}"
+
+
+def _grids_of_documents(documents: list[dict]) -> tuple[list[int], list[str], dict[str, np.ndarray], dict]:
+    """``(epochs, layer names, {metric: layers x epochs array}, last header)``."""
+    names = [layer["name"] for layer in documents[-1]["layers"]]
+    grids = {}
+    for metric, _, _ in HEATMAPS:
+        grid = np.full((len(names), len(documents)), np.nan)
+        for column, document in enumerate(documents):
+            values = {layer["name"]: layer.get(metric) for layer in document["layers"]}
+            for row, name in enumerate(names):
+                grid[row, column] = np.nan if values.get(name) is None else values[name]
+        grids[metric] = grid
+    return [d["epoch"] for d in documents], names, grids, documents[-1]
+
+
+def _grids_of_summary(summary: dict) -> tuple[list[int], list[str], dict[str, np.ndarray], dict]:
+    names = [layer["name"] for layer in summary["layers"]]
+    grids = {metric: np.array([[np.nan if v is None else v for v in row] for row in summary["metrics"][metric]],
+                              dtype=float).reshape(len(names), -1) for metric, _, _ in HEATMAPS}
+    return summary["epochs"], names, grids, summary
+
+
+def _all_grids(run: RunResults) -> dict[str, tuple]:
+    """Per conv mode, the heatmap data from the per-snapshot documents, else from the summaries."""
+    groups = _by_mode(run.documents.get("spectra", []))
+    if groups:
+        return {mode: _grids_of_documents(documents) for mode, documents in groups.items()}
+    summaries = {summary.get("conv_mode", "slices"): summary for summary in run.documents.get("spectra_summary", [])}
+    if not summaries:
+        raise MissingData("no 'spectra' results")
+    return {mode: _grids_of_summary(summary) for mode, summary in summaries.items()}
+
+
+@register_figure("spectra")
+def spectra_heatmaps(run: RunResults, options: dict) -> list:
+    """Layers x epochs heatmaps of alpha, matrix entropy, stable rank and rand_distance (one figure per conv mode)."""
+    return [(_stem("spectra_heatmaps", mode), _heatmap_figure(*grids)) for mode, grids in _all_grids(run).items()]
+
+
+def _heatmap_figure(epochs: list[int], names: list[str], grids: dict[str, np.ndarray], last: dict):
+    height = 1.4 + 0.32 * len(names)
+    width = 2.6 + 0.42 * len(epochs)
+    fig, axes = plt.subplots(1, len(HEATMAPS), figsize=(len(HEATMAPS) * width + 2.5, height + 1.2))
+    for index, (ax, (metric, title, cmap)) in enumerate(zip(axes, HEATMAPS)):
+        grid = grids[metric]
+        finite = grid[np.isfinite(grid)]
+        vmin, vmax = (np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0))
+        image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1,
+                          interpolation="nearest")
+        ax.set_xticks(range(len(epochs)), [str(e) for e in epochs])
+        ax.set_yticks(range(len(names)), names if index == 0 else [""] * len(names))
+        ax.set(xlabel="epoch", title=title)
+        if grid.size <= _ANNOTATED_CELLS:
+            _annotate(ax, grid, image)
+        fig.colorbar(image, ax=ax)
+    mode = last.get("conv_mode", "slices")
+    fig.suptitle(run_title(f"weight spectra (conv {mode})", arch=last.get("arch"), dataset=last.get("dataset"),
+                           seed=last.get("seed")))
+    fig.tight_layout()
+    return fig
+
+
+def _annotate(ax, grid: np.ndarray, image) -> None:
+    for (row, column), value in np.ndenumerate(grid):
+        if np.isfinite(value):
+            shade = image.norm(value)
+            text = f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+            ax.text(column, row, text, ha="center", va="center", fontsize=7,
+                    color="black" if shade > 0.55 else "white")
+
+
+# -- one layer's empirical spectral density --------------------------------------------------------
+def _largest_layer(document: dict) -> str:
+    """The layer with the most weights (``N * M * n_matrices``)."""
+    return max(document["layers"], key=lambda layer: layer["N"] * layer["M"] * layer["n_matrices"])["name"]
+
+
+def _esd_epochs(epochs: list[int], wanted) -> list[int]:
+    if wanted:
+        chosen = [e for e in wanted if e in epochs]
+        if not chosen:
+            raise MissingData(f"none of the epochs {wanted} has spectra results (have {epochs})")
+        return chosen
+    return sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]})
+
+
+@register_figure("spectra_esd")
+def spectra_esd(run: RunResults, options: dict) -> list:
+    """Log-log histogram of one layer's eigenvalues at chosen epochs, with the fitted power law
+    ``(n_tail / n) (alpha - 1) / xmin (x / xmin)^-alpha`` above ``xmin`` (one figure per conv mode)."""
+    groups = _by_mode(run.of_kind("spectra"))
+    if not groups:
+        raise MissingData("spectra results carry no epoch")
+    built, missing = [], []
+    for mode, documents in groups.items():
+        try:
+            built.append(_esd_figure({d["epoch"]: d for d in documents}, options, mode))
+        except MissingData as err:  # e.g. --epochs that only one conv mode has
+            missing.append(err)
+    if not built:
+        raise missing[0]
+    return built
+
+
+def _esd_figure(documents: dict[int, dict], options: dict, mode: str) -> tuple:
+    epochs = _esd_epochs(sorted(documents), options.get("epochs"))
+    last = documents[epochs[-1]]
+    names = [layer["name"] for layer in last["layers"]]
+    name = options.get("spectra_layer") or _largest_layer(last)
+    if name not in names:
+        raise MissingData(f"--spectra-layer {name!r} is not a layer of these spectra results; choose one of "
+                          f"{', '.join(names)}")
+    fig, axes = plt.subplots(1, len(epochs), figsize=(4.2 * len(epochs), 3.8), squeeze=False)
+    for ax, epoch in zip(axes[0], epochs):
+        record = {layer["name"]: layer for layer in documents[epoch]["layers"]}.get(name)
+        if record is None or not record.get("eigenvalues"):
+            ax.set_visible(False)
+            continue
+        _draw_esd(ax, record)
+        ax.set_title(f"epoch {epoch}" + (" (init)" if epoch == 0 else ""))
+    axes[0][0].set_ylabel("density")
+    layer = last["layers"][names.index(name)]
+    shape = "x".join(str(size) for size in layer.get("shape") or [])
+    how = f", conv {last.get('conv_mode', 'slices')}" if layer.get("kind") == "conv" else ""
+    fig.suptitle(run_title(f"ESD of {name} ({shape}{how})", arch=last.get("arch"), dataset=last.get("dataset"),
+                           seed=last.get("seed")))
+    fig.tight_layout()
+    return _stem(f"spectra_esd_{re.sub(r'[^A-Za-z0-9]+', '-', name)}", mode), fig
+
+
+def _draw_esd(ax, record: dict) -> None:
+    eigenvalues = np.asarray(record["eigenvalues"], dtype=float)
+    positive = eigenvalues[eigenvalues > eigenvalues.max() * _NUMERICAL_ZERO]
+    if positive.size == 0:
+        return
+    low, high = positive.min(), positive.max()
+    bins = np.geomspace(low, high * 1.0001, 30) if high > low else np.array([low * 0.9, high * 1.1])
+    ax.hist(positive, bins=bins, density=True, color="C0", alpha=0.6, label="ESD")
+    alpha, xmin, n_tail = record.get("alpha"), record.get("xmin"), record.get("n_tail")
+    if alpha is not None and xmin is not None and n_tail:
+        grid = np.geomspace(xmin, high, 50)
+        density = n_tail / positive.size * (alpha - 1) / xmin * (grid / xmin) ** -alpha
+        ax.plot(grid, density, color="C3", linewidth=2, label=f"power law, alpha = {alpha:.2f}")
+        ax.axvline(xmin, color="C3", linestyle=":", linewidth=1, label=f"xmin = {xmin:.3g}")
+    ax.set(xscale="log", yscale="log", xlabel="eigenvalue of W^T W / N")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a narrow range overlap
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="best")
