@@ -16,7 +16,8 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
 
 import torch
 
@@ -29,13 +30,12 @@ from utils.cli import run_main, setup_logging
 from utils.devices import resolve_device
 from utils.errors import UserError
 from utils.paths import check_log_folder, check_output_folder, log_path
-from utils.results import result_header, results_dir, write_result
+from utils.results import layers_by_epoch, result_header, results_dir, write_result
 
 logger = logging.getLogger("compute_projections")
 
 RESULT_KIND = "projections"
 SUMMARY_KIND = "projections_summary"
-SUMMARY_FILE = "projections_summary.json"
 # Per-layer values that projections_summary.json lays out as layers x epochs matrices.
 SUMMARY_METRICS = ("mean", "std", "median", "mass", "sign_test_p", "ks_stat", "ks_p", "l2_dist", "l_inf_dist",
                    "cosine", "init_mean", "init_mass")
@@ -68,6 +68,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     if not args.load_from and print_missing_choice(args):
         return 0
+    return analyse_weights(args, WeightAnalysis(
+        prefix="projections", weights_of=init_filters, analyse=analyse, log_document=log_document,
+        summary_row=summary_row, summary_document=summary_document))
+
+
+@dataclass(frozen=True)
+class WeightAnalysis:
+    """What a per-snapshot weight analysis CLI (this one, compute_spectra.py) plugs into :func:`analyse_weights`.
+
+    ``weights_of(init, args)``: the initialization's tensors by layer name; ``analyse(loaded, args,
+    init=, init_path=)``: the result document; ``summary_row(document, path)`` and
+    ``summary_document(rows, args)``: the layers x epochs summary written when a folder gets more
+    than one snapshot; files are ``<prefix>_<stem>.json`` and ``<prefix>_summary.json``.
+    """
+
+    prefix: str
+    weights_of: Callable[[LoadedModel, argparse.Namespace], dict[str, torch.Tensor]]
+    analyse: Callable[..., dict]
+    log_document: Callable[[dict, Path], None]
+    summary_row: Callable[[dict, Path], dict]
+    summary_document: Callable[[list[dict], argparse.Namespace], dict]
+
+
+def analyse_weights(args: argparse.Namespace, analysis: WeightAnalysis) -> int:
+    """Every model of --load-from (or the zoo model / random init) against its initialization: one
+    result file each, then a summary per results folder. Folders are checked before any work, and
+    the log file appears with the first result, not on bad input."""
     setup_logging(None)
     check_output_folder(args.results, "--results")
     check_log_folder(args.log)
@@ -76,16 +103,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     written: dict[Path, list[dict]] = {}
     for loaded in iter_models(args, device):
         out_dir = output_dir(loaded, args)
-        init_path, init = initialization(args, loaded, device, init_cache)
-        document = analyse(loaded, args, init=init, init_path=init_path)
-        if not written:  # the log file appears with the first result, not on bad input
+        init_path, init = initialization(args, loaded, device, init_cache, analysis.weights_of)
+        document = analysis.analyse(loaded, args, init=init, init_path=init_path)
+        if not written:
             setup_logging(str(log_path(args.log, out_dir)))
-        path = write_result(out_dir / f"projections_{loaded.stem}.json", document)
-        log_document(document, path)
-        written.setdefault(out_dir, []).append(summary_row(document, path))
+        path = write_result(out_dir / f"{analysis.prefix}_{loaded.stem}.json", document)
+        analysis.log_document(document, path)
+        written.setdefault(out_dir, []).append(analysis.summary_row(document, path))
     for out_dir, rows in written.items():
         if len(rows) > 1:
-            path = write_result(out_dir / SUMMARY_FILE, summary_document(rows, args))
+            path = write_result(out_dir / f"{analysis.prefix}_summary.json", analysis.summary_document(rows, args))
             logger.info("summary of %d snapshots (layers x epochs) -> %s", len(rows), path)
     return 0
 
@@ -127,8 +154,10 @@ def output_dir(loaded: LoadedModel, args: argparse.Namespace) -> Path:
 
 # -- the initialization --------------------------------------------------------------------------
 def initialization(args: argparse.Namespace, loaded: LoadedModel, device: torch.device,
-                   cache: dict[Path, dict[str, torch.Tensor] | None]) -> tuple[Path | None, dict | None]:
-    """``(path, filters by layer name)`` of the initialization to compare ``loaded`` with, or ``(None, None)``.
+                   cache: dict[Path, dict[str, torch.Tensor] | None],
+                   weights_of) -> tuple[Path | None, dict | None]:
+    """``(path, weights_of(init) by layer name)`` of the initialization to compare ``loaded`` with,
+    or ``(None, None)``.
 
     An explicit --init-from that does not fit is an error; the run's own epoch-0 snapshot (the
     default) that does not fit is skipped with a warning.
@@ -138,7 +167,7 @@ def initialization(args: argparse.Namespace, loaded: LoadedModel, device: torch.
         return None, None
     if path not in cache:
         try:
-            cache[path] = init_filters(path, loaded, args, device)
+            cache[path] = load_init(path, loaded, args, device, weights_of)
         except UserError as err:
             if explicit:
                 raise
@@ -175,15 +204,20 @@ def run_init_snapshot(run_dir: Path, arch: str) -> Path | None:
     return initial[0] if initial else None
 
 
-def init_filters(path: Path, loaded: LoadedModel, args: argparse.Namespace,
-                 device: torch.device) -> dict[str, torch.Tensor]:
-    """Filters ``(out_units, fan_in)`` of the initialization's analysed layers, by module name."""
+def load_init(path: Path, loaded: LoadedModel, args: argparse.Namespace, device: torch.device,
+              weights_of) -> dict[str, torch.Tensor]:
+    """``weights_of(init, args)`` of the initialization snapshot at ``path``, built like ``loaded``."""
     # A plain init file is rebuilt like the run's model: same class subset and input size.
     subsample = loaded.args.get("subsample_classes") if loaded.args else args.subsample_classes
     upscale = args.upscale or bool(loaded.args.get("upscale") or loaded.args.get("upscale_padding"))
     init = load_snapshot_model(path, arch=loaded.arch, dataset=loaded.dataset, subsample_classes=subsample or None,
                                upscale=upscale, device=device)
     logger.info("initialization: %s (epoch %s)", path, init.epoch)
+    return weights_of(init, args)
+
+
+def init_filters(init: LoadedModel, args: argparse.Namespace) -> dict[str, torch.Tensor]:
+    """Filters ``(out_units, fan_in)`` of the analysed layers, by module name."""
     return {layer.name: layer.filters() for layer in select_layers(init, args)}
 
 
@@ -246,11 +280,7 @@ def summary_row(document: dict, path: Path) -> dict:
 def summary_document(rows: list[dict], args: argparse.Namespace) -> dict:
     """``projections_summary.json``: ``metrics[<metric>][layer][epoch]`` matrices (null where a
     snapshot lacks the layer or the value), ``net[<metric>][epoch]`` and the layer descriptions."""
-    names: dict[str, dict] = {}
-    for row in rows:
-        for layer in row["layers"]:
-            names.setdefault(layer["name"], {key: layer[key] for key in SUMMARY_LAYER_FIELDS})
-    by_name = [{layer["name"]: layer for layer in row["layers"]} for row in rows]
+    layers, matrices = layers_by_epoch([row["layers"] for row in rows], SUMMARY_LAYER_FIELDS, SUMMARY_METRICS)
     first = rows[0]
     document = result_header(SUMMARY_KIND, arch=first["arch"], dataset=first["dataset"], seed=first["seed"],
                              epoch=None, args=vars(args))
@@ -259,9 +289,8 @@ def summary_document(rows: list[dict], args: argparse.Namespace) -> dict:
         "epochs": [row["epoch"] for row in rows],
         "files": [row["file"] for row in rows],
         "snapshots": [row["snapshot"] for row in rows],
-        "layers": list(names.values()),
-        "metrics": {metric: [[layers.get(name, {}).get(metric) for layers in by_name] for name in names]
-                    for metric in SUMMARY_METRICS},
+        "layers": layers,
+        "metrics": matrices,
         "net": {metric: [row["net"].get(metric) for row in rows] for metric in ("n_filters", *SUMMARY_METRICS)},
     }
     return document

@@ -25,16 +25,14 @@ from typing import Sequence
 
 import torch
 
-from compute_projections import init_path_for, iter_models, output_dir, source_kind
+from compute_projections import WeightAnalysis, analyse_weights, source_kind
 from metrics.layers import LayerInfo, enumerate_layers
 from metrics.spectral import CONV_MODES, layer_spectrum
-from models.loading import LoadedModel, load_snapshot_model
+from models.loading import LoadedModel
 from utils.choices import add_device_args, print_missing_choice
-from utils.cli import run_main, setup_logging
-from utils.devices import resolve_device
+from utils.cli import run_main
 from utils.errors import UserError
-from utils.paths import check_log_folder, check_output_folder, log_path
-from utils.results import result_header, write_result
+from utils.results import layers_by_epoch, result_header
 
 logger = logging.getLogger("compute_spectra")
 
@@ -73,26 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     if not args.load_from and print_missing_choice(args):
         return 0
-    setup_logging(None)
-    check_output_folder(args.results, "--results")
-    check_log_folder(args.log)
-    device = resolve_device(cuda=args.cuda, device=args.device)
-    init_cache: dict[Path, dict[str, torch.Tensor] | None] = {}
-    written: dict[Path, list[dict]] = {}
-    for loaded in iter_models(args, device):
-        out_dir = output_dir(loaded, args)
-        init_path, init = initialization(args, loaded, device, init_cache)
-        document = analyse(loaded, args, init=init, init_path=init_path)
-        if not written:  # the log file appears with the first result, not on bad input
-            setup_logging(str(log_path(args.log, out_dir)))
-        path = write_result(out_dir / f"{file_prefix(args.conv_mode)}_{loaded.stem}.json", document)
-        log_document(document, path)
-        written.setdefault(out_dir, []).append(summary_row(document, path))
-    for out_dir, rows in written.items():
-        if len(rows) > 1:
-            path = write_result(out_dir / f"{file_prefix(args.conv_mode)}_summary.json", summary_document(rows, args))
-            logger.info("summary of %d snapshots (layers x epochs) -> %s", len(rows), path)
-    return 0
+    return analyse_weights(args, WeightAnalysis(
+        prefix=file_prefix(args.conv_mode), weights_of=layer_weights, analyse=analyse, log_document=log_document,
+        summary_row=summary_row, summary_document=summary_document))
 
 
 def file_prefix(conv_mode: str) -> str:
@@ -105,33 +86,8 @@ def select_layers(loaded: LoadedModel) -> list[LayerInfo]:
     return enumerate_layers(loaded.model, loaded.input_shape, include_1x1=True, with_linear=True)
 
 
-# -- the initialization --------------------------------------------------------------------------
-def initialization(args: argparse.Namespace, loaded: LoadedModel, device: torch.device,
-                   cache: dict[Path, dict[str, torch.Tensor] | None]) -> tuple[Path | None, dict | None]:
-    """``(path, weights by layer name)`` of the initialization, as compute_projections.py chooses it:
-    an explicit --init-from that does not fit is an error, the run's own epoch-0 snapshot is skipped
-    with a warning."""
-    path, explicit = init_path_for(args, loaded)
-    if path is None:
-        return None, None
-    if path not in cache:
-        try:
-            cache[path] = init_weights(path, loaded, args, device)
-        except UserError as err:
-            if explicit:
-                raise
-            logger.warning("not comparing with %s: %s (pass --init-from or --no-init)", path, err)
-            cache[path] = None
-    return (path, cache[path]) if cache[path] is not None else (None, None)
-
-
-def init_weights(path: Path, loaded: LoadedModel, args: argparse.Namespace,
-                 device: torch.device) -> dict[str, torch.Tensor]:
-    subsample = loaded.args.get("subsample_classes") if loaded.args else args.subsample_classes
-    upscale = args.upscale or bool(loaded.args.get("upscale") or loaded.args.get("upscale_padding"))
-    init = load_snapshot_model(path, arch=loaded.arch, dataset=loaded.dataset, subsample_classes=subsample or None,
-                               upscale=upscale, device=device)
-    logger.info("initialization: %s (epoch %s)", path, init.epoch)
+def layer_weights(init: LoadedModel, args: argparse.Namespace) -> dict[str, torch.Tensor]:
+    """The initialization's weight tensors of the analysed layers, by module name."""
     return {layer.name: layer.weight.detach() for layer in select_layers(init)}
 
 
@@ -198,11 +154,7 @@ def summary_row(document: dict, path: Path) -> dict:
 def summary_document(rows: list[dict], args: argparse.Namespace) -> dict:
     """``spectra_summary.json``: ``metrics[<metric>][layer][epoch]`` matrices (null where a snapshot
     lacks the layer or the value), ``net[<metric>][epoch]`` and the layer descriptions."""
-    names: dict[str, dict] = {}
-    for row in rows:
-        for layer in row["layers"]:
-            names.setdefault(layer["name"], {key: layer[key] for key in SUMMARY_LAYER_FIELDS})
-    by_name = [{layer["name"]: layer for layer in row["layers"]} for row in rows]
+    layers, matrices = layers_by_epoch([row["layers"] for row in rows], SUMMARY_LAYER_FIELDS, SUMMARY_METRICS)
     first = rows[0]
     document = result_header(SUMMARY_KIND, arch=first["arch"], dataset=first["dataset"], seed=first["seed"],
                              epoch=None, args=vars(args))
@@ -212,9 +164,8 @@ def summary_document(rows: list[dict], args: argparse.Namespace) -> dict:
         "epochs": [row["epoch"] for row in rows],
         "files": [row["file"] for row in rows],
         "snapshots": [row["snapshot"] for row in rows],
-        "layers": list(names.values()),
-        "metrics": {metric: [[layers.get(name, {}).get(metric) for layers in by_name] for name in names]
-                    for metric in SUMMARY_METRICS},
+        "layers": layers,
+        "metrics": matrices,
         "net": {metric: [row["net"].get(metric) for row in rows] for metric in NET_METRICS},
     }
     return document

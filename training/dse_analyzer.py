@@ -180,14 +180,13 @@ def summary_document(documents: list[dict], files: list[str], args: dict) -> dic
 
 
 # -- the train.py hook -----------------------------------------------------------------------------
-class DSEAnalyzer:
-    """Implements ``training.analyzers.SnapshotAnalyzer``; the probe is drawn once per run."""
+class ProbeAnalyzer:
+    """Base of the snapshot analyzers that measure a fixed probe of the data: ``settings.samples``
+    samples drawn with ``settings.seed`` (see :func:`probe_split`), once per run."""
 
-    name = "dse"
-
-    def __init__(self, settings: DSESettings | None = None) -> None:
-        self.settings = settings or DSESettings()
-        self.settings.validate()
+    def __init__(self, settings) -> None:
+        settings.validate()
+        self.settings = settings
         self._probe = None
         self._probe_of = None
 
@@ -195,6 +194,15 @@ class DSEAnalyzer:
         if self._probe_of is not data:
             self._probe, self._probe_of = probe_split(data, self.settings.samples, self.settings.seed), data
         return self._probe
+
+
+class DSEAnalyzer(ProbeAnalyzer):
+    """Implements ``training.analyzers.SnapshotAnalyzer``; the probe is drawn once per run."""
+
+    name = "dse"
+
+    def __init__(self, settings: DSESettings | None = None) -> None:
+        super().__init__(settings or DSESettings())
 
     def analyze(self, context) -> dict:
         """Measure ``context.model``, write ``dse_<stem>.json`` and the summary; return the three values."""

@@ -24,9 +24,9 @@ import torch
 from metrics.embeddings import collect_embeddings
 from metrics.hsic import KernelReference, information_plane, one_hot
 from metrics.layers import enumerate_layers
-from training.dse_analyzer import DEFAULT_SAMPLES, DEFAULT_SEED, probe_split
+from training.dse_analyzer import DEFAULT_SAMPLES, DEFAULT_SEED, ProbeAnalyzer
 from utils.errors import UserError
-from utils.results import read_result, result_header, write_result
+from utils.results import layers_by_epoch, read_result, result_header, write_result
 
 logger = logging.getLogger(__name__)
 
@@ -138,11 +138,8 @@ def write_summary(out_dir: Path, settings: HSICSettings, *, arch: str, args: dic
 def summary_document(documents: list[dict], files: list[str], args: dict) -> dict:
     """``metrics[<value>][layer][epoch]`` matrices (null where a snapshot lacks the layer) in epoch order."""
     first = documents[0]
-    names: dict[str, dict] = {}
-    for document in documents:
-        for layer in document["layers"]:
-            names.setdefault(layer["name"], {key: layer.get(key) for key in (*LAYER_FIELDS, "feature_dim")})
-    by_name = [{layer["name"]: layer for layer in document["layers"]} for document in documents]
+    layers, matrices = layers_by_epoch([document["layers"] for document in documents], (*LAYER_FIELDS, "feature_dim"),
+                                       LAYER_VALUES)
     summary = result_header(SUMMARY_KIND, arch=first["arch"], dataset=first["dataset"], seed=first["seed"],
                             epoch=None, args=args)
     summary |= {
@@ -153,29 +150,20 @@ def summary_document(documents: list[dict], files: list[str], args: dict) -> dic
         "snapshots": [document["snapshot"] for document in documents],
         "sigma_x": [document["sigma_x"] for document in documents],
         "sigma_y": [document["sigma_y"] for document in documents],
-        "layers": list(names.values()),
-        "metrics": {key: [[layers.get(name, {}).get(key) for layers in by_name] for name in names]
-                    for key in LAYER_VALUES},
+        "layers": layers,
+        "metrics": matrices,
     }
     return summary
 
 
 # -- the train.py hook -----------------------------------------------------------------------------
-class HSICAnalyzer:
+class HSICAnalyzer(ProbeAnalyzer):
     """Implements ``training.analyzers.SnapshotAnalyzer``; the probe is the DSE analyzer's, drawn once per run."""
 
     name = "hsic"
 
     def __init__(self, settings: HSICSettings | None = None) -> None:
-        self.settings = settings or HSICSettings()
-        self.settings.validate()
-        self._probe = None
-        self._probe_of = None
-
-    def probe(self, data):
-        if self._probe_of is not data:
-            self._probe, self._probe_of = probe_split(data, self.settings.samples, self.settings.seed), data
-        return self._probe
+        super().__init__(settings or HSICSettings())
 
     def analyze(self, context) -> dict:
         """Measure ``context.model``, write ``hsic_<stem>.json`` and the summary; return

@@ -64,3 +64,17 @@ def read_result(path: str | os.PathLike) -> dict:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError) as err:
         raise UserError(f"cannot read result file {path}: {err}") from err
+
+
+def layers_by_epoch(per_epoch: list[list[dict]], fields, metrics) -> tuple[list[dict], dict[str, list[list]]]:
+    """What the summaries (layers x epochs heatmaps) hold, from each epoch's list of layer records:
+    the layers (``fields`` of each, in order of first appearance) and ``{metric: [[value per epoch]
+    per layer]}``, ``None`` where an epoch lacks the layer or the value."""
+    described: dict[str, dict] = {}
+    for layers in per_epoch:
+        for layer in layers:
+            described.setdefault(layer["name"], {key: layer.get(key) for key in fields})
+    by_name = [{layer["name"]: layer for layer in layers} for layers in per_epoch]
+    matrices = {metric: [[epoch.get(name, {}).get(metric) for epoch in by_name] for name in described]
+                for metric in metrics}
+    return list(described.values()), matrices
