@@ -90,7 +90,8 @@ def draw_run(run: RunResults, out_dir: Path, names: list[str], options: dict) ->
             with style():
                 built = get_figure(name)(run, options)
         except MissingData as missing:
-            logger.info("skipped %s for %s: %s", name, run.key, missing)
+            where = f" for {run.key}" if run.key != "." else ""
+            logger.info("skipped %s%s: %s", name, where, missing)
             continue
         for stem, fig in built:
             written += save_figure(fig, out_dir / stem, tuple(options["formats"]))

@@ -176,4 +176,6 @@ def _draw_esd(ax, record: dict) -> None:
     ax.set(xscale="log", yscale="log", xlabel="eigenvalue of W^T W / N")
     ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a narrow range overlap
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="best")
+    bottom, top = ax.get_ylim()
+    ax.set_ylim(bottom, top * (top / bottom) ** 0.35)  # headroom above the bars for the legend
+    ax.legend(fontsize=8, loc="upper right")
