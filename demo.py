@@ -1,9 +1,10 @@
 """`make demo`: the whole pipeline, offline, on the bundled digits, with a short report.
 
-Trains LeNet (snapshots every epoch at first, then every few; DSE and projection logging per
-snapshot), computes projection statistics for every snapshot against the init, runs the
-re-initialization sweep, draws every figure and writes ``report.md`` that embeds them and says
-which layers are biased, which are critical, and how the two correlate.
+Trains LeNet (snapshots every epoch at first, then every few; DSE, the HSIC information plane and
+projection logging per snapshot), computes projection statistics and weight spectra for every
+snapshot against the init, runs the re-initialization sweep, draws every figure and writes
+``report.md`` that embeds them and says which layers are biased, which are critical, and how the
+two correlate.
 
     python demo.py [--output demo_output] [--epochs 15]
 """
@@ -17,7 +18,9 @@ from pathlib import Path
 from typing import Sequence
 
 import compute_projections
+import compute_spectra
 import plot_results
+import reinit_layers
 import train
 from utils.checkpoints import resolve_snapshots
 from utils.cli import run_main, setup_logging
@@ -60,32 +63,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--optimizer", "adam", "--lr", "0.002", "--batch-size", "32", "--lr-schedule", "cosine",
         "--split", "0.1", "--stratified", "--snapshot-all-until", str(args.snapshot_all_until),
         "--snapshot-every", str(args.snapshot_every), "--models-path", str(models_dir),
-        "--results", str(results_root), "--tb-logdir", str(out / "tensorboard"), "--no-progress",
+        "--results", str(results_root), "--tb-logdir", str(out / "tensorboard"), "--no-progress", "--hsic",
     ])
     train_time = time.perf_counter() - start
     step("projection statistics", compute_projections.main, [
         "--load-from", str(run_dir), "--normalize", "--results", str(results_root),
     ])
-    for extra_step in optional_steps(run_dir, results_root, plots_root):
-        step(*extra_step)
+    step("weight spectra", compute_spectra.main, ["--load-from", str(run_dir), "--results", str(results_root)])
+    step("re-initialization sweep", reinit_layers.main, [
+        "--load-from", str(resolve_snapshots(run_dir)[-1]), "--inits-from", str(run_dir), "--rand",
+        "--results", str(results_root), "--plots", str(plots_root),
+    ])
     step("figures", plot_results.main, [str(results_dir), str(run_dir), "--plots", str(plots_dir)])
     report = write_report(out / "report.md", run_dir=run_dir, results_dir=results_dir, plots_dir=plots_dir,
                           timings={"training": train_time, "total": time.perf_counter() - start})
     logger.info("done in %.0fs. Report: %s", time.perf_counter() - start, report)
     return 0
-
-
-def optional_steps(run_dir: Path, results_root: Path, plots_root: Path) -> list:
-    """Analyses whose CLIs exist in this checkout (the reinit sweep)."""
-    try:
-        import reinit_layers
-    except ImportError:
-        return []
-    snapshots = resolve_snapshots(run_dir)
-    return [("re-initialization sweep", reinit_layers.main, [
-        "--load-from", str(snapshots[-1]), "--inits-from", str(run_dir), "--rand",
-        "--results", str(results_root), "--plots", str(plots_root),
-    ])]
 
 
 if __name__ == "__main__":

@@ -47,7 +47,8 @@ def _sentences(rows: list[dict]) -> list[str]:
     return lines
 
 
-FIGURE_ORDER = ("training_curves", "headline", "reinit", "projection_heatmaps", "projection_histograms", "dse")
+FIGURE_ORDER = ("training_curves", "headline", "reinit", "projection_heatmaps", "projection_histograms", "dse",
+                "hsic_plane", "spectra_heatmaps", "spectra_esd")
 
 
 def _figure_order(png: Path) -> tuple[int, str]:
@@ -70,6 +71,20 @@ def _dse_sentence(summary: dict) -> str:
             f"{bits(dsmi, -1 % len(epochs))} bits.")
 
 
+def _spectra_sentence(summary: dict) -> str:
+    epochs, net = summary["epochs"], summary.get("net") or {}
+
+    def first_last(metric):
+        values = net.get(metric) or []
+        shown = ["n/a" if v is None else f"{v:.2f}" for v in (values[0], values[-1])] if values else ["n/a"] * 2
+        return f"{shown[0]} -> {shown[1]}"
+
+    return (f"**Weight spectra** (means over {len(summary.get('layers') or [])} layers, epoch {epochs[0]} -> "
+            f"{epochs[-1]}): power-law alpha {first_last('alpha')}, matrix entropy {first_last('entropy')}, "
+            f"rand_distance {first_last('rand_distance')} (lower alpha and entropy, and a larger distance from "
+            f"shuffled weights, mean more learned structure).")
+
+
 def write_report(path: Path, *, run_dir: Path, results_dir: Path, plots_dir: Path, timings: dict) -> Path:
     record = _load(run_dir / "run.json") or {}
     projections = _final_document(results_dir, "projections")
@@ -87,6 +102,9 @@ def write_report(path: Path, *, run_dir: Path, results_dir: Path, plots_dir: Pat
     dse = _load(results_dir / "dse_summary.json")
     if dse and dse.get("epochs"):
         lines += [_dse_sentence(dse), ""]
+    spectra = _load(results_dir / "spectra_summary.json")
+    if spectra and spectra.get("epochs"):
+        lines += [_spectra_sentence(spectra), ""]
     for png in sorted(plots_dir.rglob("*.png"), key=_figure_order):
         lines += [f"## {png.stem.replace('_', ' ')}", "", f"![{png.stem}]({os.path.relpath(png, path.parent)})", ""]
     lines += ["## Files", "", f"- snapshots and run.json: `{run_dir}`", f"- result JSON: `{results_dir}`",

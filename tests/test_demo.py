@@ -27,8 +27,8 @@ def test_demo_produces_every_file(tmp_path):
     pngs = sorted((tmp_path / "plots").rglob("*.png"))
     names = {p.stem for p in pngs}
     assert {"training_curves", "projection_heatmaps", "projection_histograms", "dse_curves",
-            "headline_bias_vs_reinit", "reinit_lenet_epoch0003"} <= names
-    for statement in ("Critical layers", "Spearman correlation", "Diffusion spectral entropy"):
+            "headline_bias_vs_reinit", "reinit_lenet_epoch0003", "hsic_plane", "spectra_heatmaps"} <= names
+    for statement in ("Critical layers", "Spearman correlation", "Diffusion spectral entropy", "Weight spectra"):
         assert statement in report
     for png in pngs:
         _assert_real_png(png)
