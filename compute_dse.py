@@ -24,12 +24,13 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 
 import datasets
-from models.loading import PRETRAINED_EPOCH, LoadedModel, fresh_model, load_snapshot_model
+from compute_projections import iter_models, output_dir, source_kind
+from models.loading import LoadedModel
 from training import hsic_analyzer
 from training.dse_analyzer import (
     DEFAULT_SAMPLES,
@@ -44,13 +45,12 @@ from training.dse_analyzer import (
     result_path,
     write_summary,
 )
-from utils.checkpoints import resolve_snapshots
 from utils.choices import add_device_args, print_missing_choice
 from utils.cli import run_main, setup_logging
 from utils.devices import resolve_device
 from utils.errors import UserError
 from utils.paths import check_log_folder, check_output_folder, log_path
-from utils.results import results_dir, write_result
+from utils.results import write_result
 
 logger = logging.getLogger("compute_dse")
 
@@ -128,37 +128,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-# -- what to analyse -----------------------------------------------------------------------------
-def iter_models(args: argparse.Namespace, device: torch.device) -> Iterator[LoadedModel]:
-    """Each snapshot of --load-from in epoch order (one at a time), else the zoo model or a seeded init."""
-    if not args.load_from:
-        loaded = fresh_model(args.arch, args.dataset, pretrained=args.pretrained, seed=args.seed,
-                             subsample_classes=args.subsample_classes, upscale=args.upscale,
-                             download=args.download, device=device)
-        what = "pretrained weights from the model zoo" if args.pretrained else f"a random init (seed {args.seed})"
-        logger.info("no --load-from: analysing %s of %s", what, args.arch)
-        yield loaded
-        return
-    if args.pretrained:
-        logger.warning("--pretrained is only used without --load-from; ignoring it")
-    for path in resolve_snapshots(args.load_from):
-        loaded = load_snapshot_model(path, arch=args.arch, dataset=args.dataset,
-                                     subsample_classes=args.subsample_classes or None, upscale=args.upscale,
-                                     seed=args.seed, device=device)
-        if loaded.args and args.seed is not None and loaded.seed is not None and loaded.seed != args.seed:
-            raise UserError(f"--seed {args.seed} disagrees with snapshot {path} (seed {loaded.seed}); "
-                            "drop the flag or fix it")
-        yield loaded
-
-
-def output_dir(loaded: LoadedModel, args: argparse.Namespace) -> Path:
-    """The run's results folder; class subset and label noise come from the snapshot when it knows them."""
-    subsample = loaded.args.get("subsample_classes", args.subsample_classes) or 0
-    noise = loaded.args.get("noise") or 0.0
-    return results_dir(args.results, dataset=loaded.dataset, arch=loaded.arch, seed=loaded.seed,
-                       subsample_classes=subsample, noise=noise)
-
-
 # -- the probe data ------------------------------------------------------------------------------
 def data_options(loaded: LoadedModel, args: argparse.Namespace) -> datasets.DataOptions:
     """The data of the run that wrote ``loaded`` (its stored arguments), else of the flags."""
@@ -209,12 +178,6 @@ def analyse_hsic(loaded: LoadedModel, args: argparse.Namespace, settings: hsic_a
     return hsic_analyzer.result_document(measured, probe, settings, arch=loaded.arch, dataset=loaded.dataset,
                                          seed=loaded.seed, epoch=loaded.epoch, snapshot=loaded.path,
                                          source=source_kind(loaded), num_classes=loaded.num_classes, args=vars(args))
-
-
-def source_kind(loaded: LoadedModel) -> str:
-    if loaded.path is not None:
-        return "snapshot"
-    return "pretrained" if loaded.epoch == PRETRAINED_EPOCH else "init"
 
 
 def log_document(document: dict, path: Path) -> None:

@@ -115,6 +115,12 @@ def measure(model: torch.nn.Module, probe, settings: DSESettings, *, device: tor
 
 
 # -- result documents ------------------------------------------------------------------------------
+def probe_record(probe, seed: int) -> dict:
+    """Which samples were measured: the split, their number, the seed of the draw and their indices
+    into the dataset (summaries keep all but the indices)."""
+    return {"split": probe.name, "size": len(probe), "seed": seed, "indices": [int(i) for i in probe.indices]}
+
+
 def result_document(measured: dict, probe, settings: DSESettings, *, arch: str, dataset: str, seed, epoch,
                     snapshot: Path | None, source: str, num_classes: int, args: dict) -> dict:
     """``dse_<stem>.json``: header, what was measured on which samples, and the three values."""
@@ -127,8 +133,7 @@ def result_document(measured: dict, probe, settings: DSESettings, *, arch: str, 
         "hook": measured["hook"],
         "feature_dim": measured["feature_dim"],
         "num_classes": num_classes,
-        "probe": {"split": probe.name, "size": len(probe), "seed": settings.seed,
-                  "indices": [int(i) for i in probe.indices]},
+        "probe": probe_record(probe, settings.seed),
         "log2_size": math.log2(len(probe)),  # the largest possible DSE and CSE on this probe
         **{key: measured[key] for key in VALUES},
         "seconds": measured["seconds"],

@@ -24,7 +24,7 @@ import torch
 from metrics.embeddings import collect_embeddings
 from metrics.hsic import KernelReference, information_plane, one_hot
 from metrics.layers import enumerate_layers
-from training.dse_analyzer import DEFAULT_SAMPLES, DEFAULT_SEED, ProbeAnalyzer
+from training.dse_analyzer import DEFAULT_SAMPLES, DEFAULT_SEED, ProbeAnalyzer, probe_record
 from utils.errors import UserError
 from utils.results import layers_by_epoch, read_result, result_header, write_result
 
@@ -103,8 +103,7 @@ def result_document(measured: dict, probe, settings: HSICSettings, *, arch: str,
         "snapshot": str(snapshot) if snapshot is not None else None,
         "settings": settings.record(),
         "num_classes": num_classes,
-        "probe": {"split": probe.name, "size": len(probe), "seed": settings.seed,
-                  "indices": [int(i) for i in probe.indices]},
+        "probe": probe_record(probe, settings.seed),
         "sigma_x": measured["sigma_x"],
         "sigma_y": measured["sigma_y"],
         "layers": measured["layers"],
