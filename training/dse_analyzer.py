@@ -27,7 +27,7 @@ import torch
 from metrics.dse import diffusion_spectral_entropy, diffusion_spectral_mutual_information
 from metrics.embeddings import collect_embeddings
 from utils.errors import UserError
-from utils.results import read_result, result_header, write_result
+from utils.results import matching_results, result_header, write_result
 
 logger = logging.getLogger(__name__)
 
@@ -147,19 +147,9 @@ def result_path(out_dir: Path, settings: DSESettings, stem: str) -> Path:
 
 def write_summary(out_dir: Path, settings: DSESettings, *, arch: str, args: dict) -> Path | None:
     """``<prefix>_summary.json`` from every result file in ``out_dir`` measured like ``settings``, by epoch."""
-    rows = []
-    for path in sorted(Path(out_dir).glob(f"{settings.file_prefix}_*.json")):
-        try:
-            document = read_result(path)
-        except UserError:
-            continue
-        if (document.get("kind") == RESULT_KIND and document.get("settings") == settings.record()
-                and document.get("arch") == arch):
-            rows.append((path, document))
+    rows = matching_results(out_dir, settings.file_prefix, kind=RESULT_KIND, settings=settings.record(), arch=arch)
     if not rows:
         return None
-    rows.sort(key=lambda row: (row[1]["epoch"] is None, row[1]["epoch"] if row[1]["epoch"] is not None else 0,
-                               row[0].name))
     return write_result(Path(out_dir) / f"{settings.file_prefix}_summary.json",
                         summary_document([document for _, document in rows], [p.name for p, _ in rows], args))
 

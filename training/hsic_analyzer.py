@@ -26,7 +26,7 @@ from metrics.hsic import KernelReference, information_plane, one_hot
 from metrics.layers import enumerate_layers
 from training.dse_analyzer import DEFAULT_SAMPLES, DEFAULT_SEED, ProbeAnalyzer, probe_record
 from utils.errors import UserError
-from utils.results import layers_by_epoch, read_result, result_header, write_result
+from utils.results import layers_by_epoch, matching_results, result_header, write_result
 
 logger = logging.getLogger(__name__)
 
@@ -118,18 +118,10 @@ def result_path(out_dir: Path, stem: str) -> Path:
 
 def write_summary(out_dir: Path, settings: HSICSettings, *, arch: str, args: dict) -> Path | None:
     """``hsic_summary.json`` from every ``hsic_*.json`` in ``out_dir`` measured like ``settings``, by epoch."""
-    rows = []
-    for path in sorted(Path(out_dir).glob(f"{FILE_PREFIX}_*.json")):
-        try:
-            document = read_result(path)
-        except UserError:
-            continue
-        if (document.get("kind") == RESULT_KIND and document.get("settings") == settings.record()
-                and document.get("arch") == arch and document.get("epoch") is not None):
-            rows.append((path, document))
+    rows = [(path, document) for path, document in matching_results(
+        out_dir, FILE_PREFIX, kind=RESULT_KIND, settings=settings.record(), arch=arch) if document["epoch"] is not None]
     if not rows:
         return None
-    rows.sort(key=lambda row: (row[1]["epoch"], row[0].name))
     return write_result(Path(out_dir) / f"{FILE_PREFIX}_summary.json",
                         summary_document([document for _, document in rows], [p.name for p, _ in rows], args))
 

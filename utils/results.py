@@ -78,3 +78,19 @@ def layers_by_epoch(per_epoch: list[list[dict]], fields, metrics) -> tuple[list[
     matrices = {metric: [[epoch.get(name, {}).get(metric) for epoch in by_name] for name in described]
                 for metric in metrics}
     return list(described.values()), matrices
+
+
+def matching_results(folder: str | os.PathLike, prefix: str, *, kind: str, **match) -> list[tuple[Path, dict]]:
+    """``(path, document)`` of every readable ``<prefix>_*.json`` in ``folder`` of ``kind`` whose keys
+    equal ``match``, in epoch order (documents without an epoch last): what a summary is built from.
+    Unreadable files (a concurrent writer's temp files never match the pattern) are skipped."""
+    rows = []
+    for path in sorted(Path(folder).glob(f"{prefix}_*.json")):
+        try:
+            document = read_result(path)
+        except UserError:
+            continue
+        if document.get("kind") == kind and all(document.get(key) == value for key, value in match.items()):
+            rows.append((path, document))
+    rows.sort(key=lambda row: (row[1].get("epoch") is None, row[1].get("epoch") or 0, row[0].name))
+    return rows
