@@ -24,7 +24,7 @@ import models
 from datasets.data import PIPELINES, PIXEL_SHUFFLE_MODES, DataOptions
 from training import rng
 from training.analyzers import add_analyzer_arguments, analyzers_from_args
-from training.distributed import init_distributed, shutdown, unwrap, wrap_model
+from training.distributed import init_distributed, shutdown, wrap_model
 from training.evaluate import evaluate
 from training.loop import NonFiniteLoss, StopRequested
 from training.performance import AMP_DTYPES, SpeedOptions, compiled, prepare_model
@@ -32,7 +32,7 @@ from training.optim import OPTIMIZERS, SCHEDULES, build_optimizer, build_schedul
 from training.resume import merge_resume_args
 from training.run_record import RunRecord
 from training.trainer import Trainer, TrainSettings
-from utils.checkpoints import LAST_CHECKPOINT, load_checkpoint, load_model_state
+from utils.checkpoints import LAST_CHECKPOINT, load_checkpoint, load_model_state, snapshot_sort_epoch
 from utils.choices import add_device_args, print_missing_choice
 from utils.cli import run_main, setup_logging
 from utils.devices import resolve_device
@@ -316,6 +316,9 @@ def train(args, checkpoint, ctx, device, stop, analyzers) -> int:
                        enabled=ctx.is_main)
     if start_epoch:
         record.resume_from(start_epoch, history=(checkpoint or {}).get("history"))
+        on_disk = {snapshot_sort_epoch(path): path.name for path in run_dir.glob(f"{args.arch}_epoch*.pt")}
+        for name in record.recover_snapshots(on_disk, start_epoch):
+            logger.info("run.json did not list %s (the run was killed while updating it); added", name)
     identity = {
         "kind": "snapshot", "arch": args.arch, "num_classes": data.num_classes, "in_channels": data.in_channels,
         "image_size": data.image_size, "dataset": args.dataset, "seed": args.seed, "args": plain_args,

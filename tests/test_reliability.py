@@ -166,6 +166,10 @@ def test_sigkill_leaves_loadable_files_and_the_resume_is_bit_exact(point, tmp_pa
     record = read_run(killed)
     assert record["status"]["state"] == "finished"
     assert _epoch_rows(record) == _epoch_rows(read_run(uninterrupted))
+    listed = [(row["epoch"], row["file"]) for row in record["snapshots"]]
+    assert listed == [(row["epoch"], row["file"]) for row in read_run(uninterrupted)["snapshots"]]
+    if point == "during-run-json-update":  # epoch 1's entry was lost with the update, and recovered
+        assert [row["epoch"] for row in record["snapshots"] if row.get("recovered")] == [1]
     summary = json.loads((_results_dir(killed) / "dse_summary.json").read_text())
     assert summary["epochs"] == list(range(EPOCHS + 1))
 

@@ -68,6 +68,17 @@ class RunRecord:
         self.data["started"] = old.get("started", self.data["started"])
         self.data["resumed_at_epoch"] = old.get("resumed_at_epoch", []) + [epoch]
 
+    def recover_snapshots(self, files: dict[int, str], epoch: int) -> list[str]:
+        """List snapshot files on disk (``{epoch: file name}``, up to ``epoch``) that the record lacks:
+        a run killed between writing a snapshot and updating run.json. Their analyses are in the
+        results folder's JSON files, not repeated here (``"analyses": null, "recovered": true``)."""
+        listed = {row["epoch"] for row in self.data["snapshots"]}
+        missing = {e: name for e, name in files.items() if e <= epoch and e not in listed}
+        self.data["snapshots"] += [{"epoch": e, "file": name, "analyses": None, "recovered": True}
+                                   for e, name in missing.items()]
+        self.data["snapshots"].sort(key=lambda row: row["epoch"])
+        return sorted(missing.values())
+
     @property
     def epochs(self) -> list[dict]:
         return self.data["epochs"]
