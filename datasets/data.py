@@ -107,12 +107,6 @@ class Split:
             self._device_images[key] = chosen.to(device)
         return self._device_images[key]
 
-    def images_hwc(self) -> np.ndarray:
-        """The whole source as a contiguous ``(N, H, W, C)`` uint8 array (what PIL reads), made once."""
-        if "hwc" not in self._device_images:
-            self._device_images["hwc"] = np.ascontiguousarray(self.source.images.permute(0, 2, 3, 1).numpy())
-        return self._device_images["hwc"]
-
     def batches(
         self,
         batch_size: int,
@@ -193,7 +187,7 @@ class _PerSampleDataset(torch.utils.data.Dataset):
         self.split = split
         folder = isinstance(split.source, FolderSource)
         self.transform = folder_transform(split.view) if folder else sample_transform(split.view)
-        self.hwc = None if folder else split.images_hwc()
+        self.hwc = None if folder else split.source.images_hwc
 
     def __len__(self) -> int:
         return len(self.split)

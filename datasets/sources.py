@@ -5,6 +5,7 @@ Two kinds: :class:`TensorSource` keeps every image in memory as uint8 ``(N, C, H
 """
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 from dataclasses import dataclass
@@ -27,6 +28,12 @@ class TensorSource:
 
     def __len__(self) -> int:
         return len(self.targets)
+
+    @functools.cached_property
+    def images_hwc(self) -> np.ndarray:
+        """The images as one contiguous ``(N, H, W, C)`` uint8 array (what PIL reads), made once per
+        source, whichever splits read it."""
+        return np.ascontiguousarray(self.images.permute(0, 2, 3, 1).numpy())
 
 
 @dataclass
