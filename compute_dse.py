@@ -109,8 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     written: dict[Path, str] = {}
     for loaded in iter_models(args, device):
         out_dir = output_dir(loaded, args)
-        document = analyse(loaded, args, settings, device, data_cache)
-        hsic_document = analyse_hsic(loaded, args, hsic_settings, device, data_cache) if hsic_settings else None
+        probe = probe_split(probe_data(loaded, args, data_cache), settings.samples, settings.seed)
+        document = analyse(loaded, args, settings, probe, device)
+        hsic_document = analyse_hsic(loaded, args, hsic_settings, probe, device) if hsic_settings else None
         if not written:  # the log file appears with the first result, not on bad input
             setup_logging(str(log_path(args.log, out_dir)))
         path = write_result(result_path(out_dir, settings, loaded.stem), document)
@@ -158,21 +159,19 @@ def probe_data(loaded: LoadedModel, args: argparse.Namespace, cache: dict) -> da
 
 
 # -- the result document ---------------------------------------------------------------------------
-def analyse(loaded: LoadedModel, args: argparse.Namespace, settings: DSESettings, device: torch.device,
-            cache: dict) -> dict:
-    data = probe_data(loaded, args, cache)
-    probe = probe_split(data, settings.samples, settings.seed)
+def analyse(loaded: LoadedModel, args: argparse.Namespace, settings: DSESettings, probe,
+            device: torch.device) -> dict:
+    """``dse_<stem>.json`` of ``loaded`` on ``probe`` (a Split)."""
     measured = measure(loaded.model, probe, settings, device=device)
     return result_document(measured, probe, settings, arch=loaded.arch, dataset=loaded.dataset, seed=loaded.seed,
                            epoch=loaded.epoch, snapshot=loaded.path, source=source_kind(loaded),
                            num_classes=loaded.num_classes, args=vars(args))
 
 
-def analyse_hsic(loaded: LoadedModel, args: argparse.Namespace, settings: hsic_analyzer.HSICSettings,
-                 device: torch.device, cache: dict) -> dict:
-    """``hsic_<stem>.json`` on the same probe as DSE (the cached data, the same draw)."""
-    data = probe_data(loaded, args, cache)
-    probe = probe_split(data, settings.samples, settings.seed)
+def analyse_hsic(loaded: LoadedModel, args: argparse.Namespace, settings: hsic_analyzer.HSICSettings, probe,
+                 device: torch.device) -> dict:
+    """``hsic_<stem>.json`` on the DSE probe (``--dse-samples`` drawn with ``--dse-seed``: one draw,
+    its images moved to the device once)."""
     measured = hsic_analyzer.measure(loaded.model, probe, settings, device=device, input_shape=loaded.input_shape,
                                      num_classes=loaded.num_classes)
     return hsic_analyzer.result_document(measured, probe, settings, arch=loaded.arch, dataset=loaded.dataset,
