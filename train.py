@@ -306,9 +306,7 @@ def train(args, checkpoint, ctx, device, stop, analyzers) -> int:
         apply_override(args, optimizer)
         scheduler = build_schedule(args.lr_schedule, optimizer, epochs=args.epochs, lr_step=args.lr_step,
                                    lr_decay=args.lr_decay)
-    start_epoch = resumed_epoch if resumed_epoch is not None else args.start_epoch
-    if start_epoch >= args.epochs:
-        raise UserError(f"the snapshot is at epoch {start_epoch}, already at --epochs {args.epochs}; raise --epochs")
+    start_epoch = resumed_epoch if resumed_epoch is not None else args.start_epoch  # < --epochs: checked in main
     plain_args = {k: v for k, v in vars(args).items()}
     facts = data.facts()
     record = RunRecord(run_dir / "run.json", args=plain_args, data=facts,
