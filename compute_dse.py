@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log_document(document, path)
         if hsic_document is not None:
             path = write_result(hsic_analyzer.result_path(out_dir, loaded.stem), hsic_document)
-            log_hsic_document(hsic_document, path)
+            log_hsic_document(hsic_document, hsic_settings, path)
         written[out_dir] = loaded.arch
     for out_dir, arch in written.items():
         summary = write_summary(out_dir, settings, arch=arch, args=vars(args))
@@ -186,8 +186,8 @@ def log_document(document: dict, path: Path) -> None:
                 _nan(document["dsmi_y"]), _nan(document["cse"]), document["log2_size"], path)
 
 
-def log_hsic_document(document: dict, path: Path) -> None:
-    key_x, key_y = ("nhsic_x", "nhsic_y") if document["settings"]["normalized"] else ("hsic_x", "hsic_y")
+def log_hsic_document(document: dict, settings: hsic_analyzer.HSICSettings, path: Path) -> None:
+    key_x, key_y = settings.plane_keys
     logger.info("%s (epoch %s): HSIC information plane (%s, %s) on %d samples -> %s",
                 document["snapshot"] or document["source"], document["epoch"], key_x, key_y,
                 document["probe"]["size"], path)
