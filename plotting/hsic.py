@@ -35,13 +35,9 @@ def _from_documents(documents: list[dict]) -> tuple[dict, list[int], dict[str, n
     last = documents[-1]
     key_x, key_y = _keys(last)
     names = [layer["name"] for layer in last["layers"]]
-    tracks = {}
-    for name in names:
-        points = []
-        for document in documents:
-            layer = {entry["name"]: entry for entry in document["layers"]}.get(name, {})
-            points.append((_float(layer.get(key_x)), _float(layer.get(key_y))))
-        tracks[name] = np.array(points, dtype=float)
+    by_name = [{entry["name"]: entry for entry in document["layers"]} for document in documents]
+    tracks = {name: np.array([(_float(layers.get(name, {}).get(key_x)), _float(layers.get(name, {}).get(key_y)))
+                              for layers in by_name], dtype=float) for name in names}
     return last, [d["epoch"] for d in documents], tracks
 
 
