@@ -9,6 +9,7 @@ from matplotlib.ticker import NullFormatter
 
 from plotting.common import run_title
 from plotting.registry import MissingData, RunResults, register_figure
+from utils.results import layers_by_epoch
 
 # (metric, title, colour map) of the heatmap panels
 HEATMAPS = (("alpha", "power-law exponent alpha", "viridis"), ("entropy", "matrix entropy (normalized)", "magma"),
@@ -32,23 +33,19 @@ def _stem(name: str, mode: str) -> str:
 
 def _grids_of_documents(documents: list[dict]) -> tuple[list[int], list[str], dict[str, np.ndarray], dict]:
     """``(epochs, layer names, {metric: layers x epochs array}, last header)``."""
-    names = [layer["name"] for layer in documents[-1]["layers"]]
-    grids = {}
-    for metric, _, _ in HEATMAPS:
-        grid = np.full((len(names), len(documents)), np.nan)
-        for column, document in enumerate(documents):
-            values = {layer["name"]: layer.get(metric) for layer in document["layers"]}
-            for row, name in enumerate(names):
-                grid[row, column] = np.nan if values.get(name) is None else values[name]
-        grids[metric] = grid
-    return [d["epoch"] for d in documents], names, grids, documents[-1]
+    layers, matrices = layers_by_epoch([d["layers"] for d in documents], ("name",), [m for m, _, _ in HEATMAPS])
+    return _grids([d["epoch"] for d in documents], layers, matrices, documents[-1])
 
 
 def _grids_of_summary(summary: dict) -> tuple[list[int], list[str], dict[str, np.ndarray], dict]:
-    names = [layer["name"] for layer in summary["layers"]]
-    grids = {metric: np.array([[np.nan if v is None else v for v in row] for row in summary["metrics"][metric]],
+    return _grids(summary["epochs"], summary["layers"], summary["metrics"], summary)
+
+
+def _grids(epochs: list[int], layers: list[dict], matrices: dict, header: dict):
+    names = [layer["name"] for layer in layers]
+    grids = {metric: np.array([[np.nan if v is None else v for v in row] for row in matrices[metric]],
                               dtype=float).reshape(len(names), -1) for metric, _, _ in HEATMAPS}
-    return summary["epochs"], names, grids, summary
+    return epochs, names, grids, header
 
 
 def _all_grids(run: RunResults) -> dict[str, tuple]:
