@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # figures are files; never open a window
 
 import matplotlib.pyplot as plt  # noqa: E402
 
+from plotting.registry import MissingData  # noqa: E402
 from utils.fileio import atomic_write  # noqa: E402
 
 STYLE = {
@@ -48,3 +49,14 @@ def run_title(kind: str, *, arch, dataset, seed, epoch=None) -> str:
     """``<kind>: <arch> on <dataset>, seed <s>[, epoch <e>]``."""
     title = f"{kind}: {arch} on {dataset}, seed {seed}"
     return title if epoch is None else f"{title}, epoch {epoch}"
+
+
+def chosen_epochs(epochs: list[int], wanted, what: str) -> list[int]:
+    """The ``--epochs`` a per-epoch figure draws that have ``what`` results; without ``--epochs``, the
+    first, a middle and the last of ``epochs`` (sorted)."""
+    if wanted:
+        chosen = [e for e in wanted if e in epochs]
+        if not chosen:
+            raise MissingData(f"none of the epochs {wanted} has {what} results (have {epochs})")
+        return chosen
+    return sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]})

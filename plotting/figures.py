@@ -4,7 +4,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from plotting.common import run_title
+from plotting.common import chosen_epochs, run_title
 from plotting.registry import MissingData, RunResults, register_figure
 
 
@@ -119,20 +119,11 @@ def projection_heatmaps(run: RunResults, options: dict) -> list:
     return [("projection_heatmaps", fig)]
 
 
-def _chosen_epochs(epochs: list[int], wanted) -> list[int]:
-    if wanted:
-        chosen = [e for e in wanted if e in epochs]
-        if not chosen:
-            raise MissingData(f"none of the epochs {wanted} has projection results (have {epochs})")
-        return chosen
-    return sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]})
-
-
 @register_figure("projection_histograms")
 def projection_histograms(run: RunResults, options: dict) -> list:
     """Per layer, histograms of the filters' projections at chosen epochs over the first (init)."""
     documents = {int(d["epoch"]): d for d in _projection_documents(run)}
-    epochs = _chosen_epochs(sorted(documents), options.get("epochs"))
+    epochs = chosen_epochs(sorted(documents), options.get("epochs"), "projection")
     first = min(documents)
     shown = [first] + [e for e in epochs if e != first]
     labels = [label for label, record in layer_records(documents[shown[-1]]) if record.get("projections")]

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from plotting.common import run_title
+from plotting.common import chosen_epochs, run_title
 from plotting.registry import MissingData, RunResults, register_figure
 from utils.results import layers_by_epoch
 
@@ -103,15 +103,6 @@ def _largest_layer(document: dict) -> str:
     return max(document["layers"], key=lambda layer: layer["N"] * layer["M"] * layer["n_matrices"])["name"]
 
 
-def _esd_epochs(epochs: list[int], wanted) -> list[int]:
-    if wanted:
-        chosen = [e for e in wanted if e in epochs]
-        if not chosen:
-            raise MissingData(f"none of the epochs {wanted} has spectra results (have {epochs})")
-        return chosen
-    return sorted({epochs[0], epochs[len(epochs) // 2], epochs[-1]})
-
-
 @register_figure("spectra_esd")
 def spectra_esd(run: RunResults, options: dict) -> list:
     """Log-log histogram of one layer's eigenvalues at chosen epochs, with the fitted power law
@@ -131,7 +122,7 @@ def spectra_esd(run: RunResults, options: dict) -> list:
 
 
 def _esd_figure(documents: dict[int, dict], options: dict, mode: str) -> tuple:
-    epochs = _esd_epochs(sorted(documents), options.get("epochs"))
+    epochs = chosen_epochs(sorted(documents), options.get("epochs"), "spectra")
     last = documents[epochs[-1]]
     names = [layer["name"] for layer in last["layers"]]
     name = options.get("spectra_layer") or _largest_layer(last)
