@@ -158,16 +158,7 @@ def sample_transform(view: ImageView):
         steps.append(T.RandomCrop(view.native_size, padding=view.crop_padding))
         if view.hflip:
             steps.append(T.RandomHorizontalFlip())
-    if view.resize_to and view.resize_to != view.native_size:
-        steps.append(T.Resize((view.resize_to, view.resize_to)))
-    steps.append(T.ToTensor())
-    if view.pad_to:
-        before = (view.pad_to - (view.resize_to or view.native_size)) // 2
-        after = view.pad_to - (view.resize_to or view.native_size) - before
-        steps.append(T.Pad((before, before, after, after)))
-    if view.mean is not None:
-        steps.append(T.Normalize(view.mean, view.std))
-    return T.Compose(steps)
+    return T.Compose(steps + _to_network_input(view))
 
 
 def folder_transform(view: ImageView):
@@ -179,11 +170,22 @@ def folder_transform(view: ImageView):
         steps += [T.RandomResizedCrop(view.native_size)] + ([T.RandomHorizontalFlip()] if view.hflip else [])
     else:
         steps += [T.Resize(round(view.native_size * 256 / 224)), T.CenterCrop(view.native_size)]
+    return T.Compose(steps + _to_network_input(view))
+
+
+def _to_network_input(view: ImageView) -> list:
+    """The per-sample steps after cropping, as :func:`transform_batch` does them: resize, ToTensor,
+    zero padding (the odd pixel after), normalize."""
+    from torchvision import transforms as T
+
+    steps = []
     if view.resize_to and view.resize_to != view.native_size:
         steps.append(T.Resize((view.resize_to, view.resize_to)))
     steps.append(T.ToTensor())
     if view.pad_to:
-        steps.append(T.Pad((view.pad_to - (view.resize_to or view.native_size)) // 2))
+        before = (view.pad_to - (view.resize_to or view.native_size)) // 2
+        after = view.pad_to - (view.resize_to or view.native_size) - before
+        steps.append(T.Pad((before, before, after, after)))
     if view.mean is not None:
         steps.append(T.Normalize(view.mean, view.std))
-    return T.Compose(steps)
+    return steps
