@@ -14,6 +14,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from models.forward import hooked_forward, model_device
 from utils.errors import UserError
 
 INPUT, OUTPUT = "input", "output"
@@ -32,11 +33,6 @@ class Embeddings:
     @property
     def feature_dim(self) -> int:
         return int(self.features.shape[1])
-
-
-def model_device(model: nn.Module) -> torch.device:
-    first = next(model.parameters(), None)
-    return first.device if first is not None else torch.device("cpu")
 
 
 def collect_embeddings(model: nn.Module, batches: Iterable, *, layer: str | None = None) -> Embeddings:
@@ -58,17 +54,12 @@ def collect_embeddings(model: nn.Module, batches: Iterable, *, layer: str | None
 def penultimate_layer(model: nn.Module, sample: torch.Tensor) -> str:
     """Name of the last ``nn.Linear`` that runs when ``model`` sees ``sample`` (a batch)."""
     calls: list[str] = []
-    handles = [module.register_forward_hook(lambda *_, name=name: calls.append(name))
-               for name, module in model.named_modules() if isinstance(module, nn.Linear)]
-    if not handles:
+    hooks = [(module, lambda *_, name=name: calls.append(name))
+             for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    if not hooks:
         raise UserError(f"{type(model).__name__} has no nn.Linear layer, so it has no default penultimate "
                         "representation; name a module (--layer)")
-    try:
-        with torch.no_grad():
-            model(sample)
-    finally:
-        for handle in handles:
-            handle.remove()
+    hooked_forward(model, sample, forward_hooks=hooks)
     if not calls:
         raise UserError(f"no nn.Linear layer of {type(model).__name__} runs in a forward pass; name a module (--layer)")
     return calls[-1]

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from models.forward import hooked_forward
+
 
 @dataclass(frozen=True)
 class LayerInfo:
@@ -37,28 +39,20 @@ class LayerInfo:
 
 
 def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+    """``(name, module, per-sample input shape)`` of each conv/linear module, in the order of its first call."""
     calls: list[tuple[str, nn.Module, tuple[int, ...]]] = []
     seen: set[int] = set()
-    hooks = []
-    for name, module in model.named_modules():
-        if isinstance(module, (nn.Conv2d, nn.Linear)):
 
-            def hook(mod, inputs, output, name=name):
-                if id(mod) not in seen:
-                    seen.add(id(mod))
-                    calls.append((name, mod, tuple(inputs[0].shape[1:])))
+    def record(name):
+        def hook(mod, inputs, output):
+            if id(mod) not in seen:
+                seen.add(id(mod))
+                calls.append((name, mod, tuple(inputs[0].shape[1:])))
+        return hook
 
-            hooks.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        device = next(model.parameters()).device
-        with torch.no_grad():
-            model(torch.zeros(1, *input_shape, device=device))
-    finally:
-        model.train(was_training)
-        for handle in hooks:
-            handle.remove()
+    hooks = [(module, record(name)) for name, module in model.named_modules()
+             if isinstance(module, (nn.Conv2d, nn.Linear))]
+    hooked_forward(model, input_shape, forward_hooks=hooks)
     return calls
 
 

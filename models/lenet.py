@@ -7,8 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.registry import ModelConfig, register_model
-from models.torchvision_models import refuse_pretrained
+from models.registry import ModelConfig, refuse_pretrained, register_model
 
 LENET_CHANNELS = [6, 6, "M", 16, 16, "M", 64, 64, "M"]
 

@@ -8,8 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.registry import ModelConfig, register_model
-from models.torchvision_models import refuse_pretrained
+from models.registry import ModelConfig, refuse_pretrained, register_model
 
 WIDTH = 4096
 BOTTLENECK = 1024

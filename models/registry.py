@@ -11,6 +11,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from models.forward import hooked_forward
 from utils.errors import UserError
 
 Builder = Callable[["ModelConfig"], nn.Module]
@@ -94,16 +95,17 @@ def get_model(
 
 def check_input_size(model: nn.Module, *, name: str, in_channels: int, image_size: int) -> None:
     """Run one dummy forward; raise :class:`UserError` suggesting ``--upscale`` if it cannot run."""
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
-            model(torch.zeros(1, in_channels, image_size, image_size))
+        hooked_forward(model, (in_channels, image_size, image_size))
     except RuntimeError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
             f"architecture {name!r} cannot run on {in_channels}x{image_size}x{image_size} inputs "
             f"({first_line}); use --upscale or --upscale-padding to feed it 224x224 images"
         ) from err
-    finally:
-        model.train(was_training)
+
+
+def refuse_pretrained(name: str, config: ModelConfig) -> None:
+    """Architectures without zoo weights refuse ``pretrained``."""
+    if config.pretrained:
+        raise UserError(f"there are no pretrained weights for {name!r}; drop --pretrained")

@@ -12,7 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
-from models.registry import ModelConfig, register_model
+from models.registry import ModelConfig, refuse_pretrained, register_model
 from utils.errors import UserError
 
 # Our name -> torchvision's name, for the variants the reference tool offered.
@@ -32,12 +32,6 @@ TORCHVISION_VARIANTS = {
 }
 
 IMAGENET_CLASSES = 1000
-
-
-def refuse_pretrained(name: str, config: ModelConfig) -> None:
-    """Architectures without zoo weights refuse ``pretrained``."""
-    if config.pretrained:
-        raise UserError(f"there are no pretrained weights for {name!r}; drop --pretrained")
 
 
 def pretrained_cache_file(tv_name: str) -> tuple[str, str]:

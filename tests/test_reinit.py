@@ -13,7 +13,8 @@ import datasets
 import models
 import reinit_layers
 from metrics.layers import enumerate_layers
-from metrics.reinit import PrefixPlan, ResetRow, following_batchnorms, reinit_sweep
+from metrics.prefix import PrefixPlan
+from metrics.reinit import ResetRow, following_batchnorms, reinit_sweep
 from models.loading import load_snapshot_model
 from plotting.reinit import reinit_heatmap_data
 from training.evaluate import evaluate
