@@ -1,5 +1,8 @@
 """`make demo`: the whole pipeline, offline, on the bundled digits, with a short report.
 
+A scripted user: it runs the CLIs in-process, one after another, through their ``main(argv)``, as
+a shell script would run them (so it is the one top-level script that imports the CLIs).
+
 Trains LeNet (snapshots every epoch at first, then every few; DSE, the HSIC information plane and
 projection logging per snapshot), computes projection statistics and weight spectra for every
 snapshot against the init, runs the re-initialization sweep, draws every figure and writes
@@ -21,11 +24,14 @@ import compute_projections
 import compute_spectra
 import plot_results
 import reinit_layers
+import schema
 import train
+from plotting.registry import RunResults
+from plotting.report import report_markdown
 from utils.checkpoints import resolve_snapshots
 from utils.cli import run_main, setup_logging
+from utils.fileio import atomic_write
 from utils.paths import run_subdir
-from plotting.report import write_report
 
 logger = logging.getLogger("demo")
 
@@ -79,6 +85,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                           timings={"training": train_time, "total": time.perf_counter() - start})
     logger.info("done in %.0fs. Report: %s", time.perf_counter() - start, report)
     return 0
+
+
+def write_report(path: Path, *, run_dir: Path, results_dir: Path, plots_dir: Path, timings: dict) -> Path:
+    """``report.md``: the run's documents (read through ``schema``) and its figures, in words."""
+    documents = schema.collect([results_dir, run_dir])["."]
+    text = report_markdown(RunResults(".", documents), report_dir=path.parent, figures=list(plots_dir.rglob("*.png")),
+                           run_dir=run_dir, results_dir=results_dir, plots_dir=plots_dir, timings=timings)
+    return atomic_write(path, lambda handle: handle.write(text.encode()))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ whose data is missing is skipped with a one-line notice.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
@@ -18,11 +17,13 @@ from typing import Sequence
 
 from matplotlib.backend_bases import FigureCanvasBase
 
+import schema
 from plotting import dse, figures, headline, hsic, reinit, spectra  # noqa: F401  (registers the figure builders)
-from plotting.common import save_figure, style
+from plotting.common import style
 from plotting.registry import MissingData, RunResults, get_figure, list_figures
 from utils.cli import run_main, setup_logging
 from utils.errors import UserError
+from utils.fileio import atomic_savefig
 from utils.paths import check_output_folder
 
 logger = logging.getLogger("plot_results")
@@ -43,58 +44,24 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def infer_kind(document: dict) -> str | None:
-    """Our files say their kind; the reference's are recognized by their keys."""
-    if "kind" in document:
-        return document["kind"]
-    if "init_from_epoch" in document:
-        return "reinit"
-    if "net" in document and "projections" in document.get("net", {}):
-        return "projections"
-    return None
-
-
 def collect(inputs: Sequence[str]) -> dict[str, RunResults]:
-    """Read every JSON under ``inputs`` and group the documents by run folder."""
-    runs: dict[str, RunResults] = {}
-    unreadable: list[str] = []
-    for entry in inputs:
-        root = Path(entry)
-        if not root.exists():
-            raise UserError(f"{root} does not exist; give result folders or JSON files")
-        files = [root] if root.is_file() else sorted(root.rglob("*.json"))
-        for path in files:
-            try:
-                document = json.loads(path.read_text())
-            except (OSError, ValueError) as err:
-                unreadable.append(f"{path} ({err})")
-                continue
-            kind = infer_kind(document) if isinstance(document, dict) else None
-            if kind is None:
-                continue
-            key = "." if root.is_file() else str(path.parent.relative_to(root))
-            document["_path"] = str(path)
-            runs.setdefault(key, RunResults(key)).documents.setdefault(kind, []).append(document)
-    if not runs:
-        broken = f" ({len(unreadable)} unreadable: {unreadable[0]})" if unreadable else ""
-        raise UserError(f"no result JSON found in {', '.join(inputs)}{broken}; run the analyses first")
-    for problem in unreadable:
-        logger.warning("skipping %s: not readable JSON", problem)
-    return runs
+    """Every result document under ``inputs`` (read by ``schema.collect``), grouped by run folder."""
+    return {key: RunResults(key, documents) for key, documents in schema.collect(inputs).items()}
 
 
 def draw_run(run: RunResults, out_dir: Path, names: list[str], options: dict) -> list[Path]:
+    """Every figure of ``names`` the run's results support, saved under ``out_dir``."""
     written = []
     for name in names:
-        try:
-            with style():
+        with style():  # building and saving: the style sets the saved dpi and bounding box too
+            try:
                 built = get_figure(name)(run, options)
-        except MissingData as missing:
-            where = f" for {run.key}" if run.key != "." else ""
-            logger.info("skipped %s%s: %s", name, where, missing)
-            continue
-        for stem, fig in built:
-            written += save_figure(fig, out_dir / stem, tuple(options["formats"]))
+            except MissingData as missing:
+                where = f" for {run.key}" if run.key != "." else ""
+                logger.info("skipped %s%s: %s", name, where, missing)
+                continue
+            for stem, fig in built:
+                written += atomic_savefig(fig, out_dir / stem, tuple(options["formats"]))
     return written
 
 

@@ -1,18 +1,16 @@
-"""Shared figure habits: a readable style and atomic PNG + PDF output."""
+"""Shared figure habits: a readable style, titles, and figures that need no backend.
+
+Figures are ``matplotlib.figure.Figure`` objects made without pyplot: no backend is selected, no
+window can open and nothing global is left behind; the CLIs save them (``utils.fileio.atomic_savefig``).
+"""
 from __future__ import annotations
 
 import contextlib
-import os
-from pathlib import Path
 
 import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # figures are files; never open a window
-
-import matplotlib.pyplot as plt  # noqa: E402
-
-from plotting.registry import MissingData  # noqa: E402
-from utils.fileio import atomic_write  # noqa: E402
+from plotting.registry import MissingData
 
 STYLE = {
     "font.size": 11,
@@ -29,20 +27,16 @@ STYLE = {
 
 @contextlib.contextmanager
 def style():
-    with plt.rc_context(STYLE):
+    """The suite's figure style; enter it around building *and* saving figures (dpi, tight bbox)."""
+    with matplotlib.rc_context(STYLE):
         yield
 
 
-def save_figure(fig, stem: str | os.PathLike, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
-    """Write ``fig`` as ``<stem>.<format>`` for each format, atomically, and close it."""
-    paths = []
-    try:
-        for fmt in formats:
-            target = Path(f"{stem}.{fmt}")
-            paths.append(atomic_write(target, lambda handle, fmt=fmt: fig.savefig(handle, format=fmt)))
-    finally:
-        plt.close(fig)
-    return paths
+def subplots(rows: int = 1, columns: int = 1, **kwargs):
+    """``(Figure, axes)`` like ``pyplot.subplots``, without pyplot."""
+    figsize = kwargs.pop("figsize", None)
+    figure = Figure(figsize=figsize)
+    return figure, figure.subplots(rows, columns, **kwargs)
 
 
 def run_title(kind: str, *, arch, dataset, seed, epoch=None) -> str:

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-import matplotlib.pyplot as plt
 
-from plotting.common import run_title
+from plotting.common import run_title, subplots
 from plotting.registry import MissingData, RunResults, register_figure
 
 
@@ -49,7 +48,7 @@ def dse_curves(run: RunResults, options: dict) -> list:
     series = _series(run)
     accuracy = _accuracy(run)
     panels = 3 if accuracy else 2
-    fig, axes = plt.subplots(1, panels, figsize=(4.2 * panels, 3.8))
+    fig, axes = subplots(1, panels, figsize=(4.2 * panels, 3.8))
     for index, (label, documents) in enumerate(series.items()):
         color = f"C{index}"
         epochs = [d["epoch"] for d in documents]

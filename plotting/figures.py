@@ -1,10 +1,9 @@
 """The figure builders behind plot_results.py, registered by name."""
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from plotting.common import chosen_epochs, run_title
+from plotting.common import chosen_epochs, run_title, subplots
 from plotting.registry import MissingData, RunResults, register_figure
 
 
@@ -17,7 +16,7 @@ def training_curves(run: RunResults, options: dict) -> list:
         raise MissingData("run.json has no finished epoch")
     epochs = [row["epoch"] for row in rows]
     split = rows[-1].get("eval_split", "val")
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_loss, ax_acc) = subplots(1, 2, figsize=(10, 3.8))
     ax_loss.plot(epochs, [row["train_loss"] for row in rows], marker="o", label="train")
     ax_loss.plot(epochs, [row["val_loss"] for row in rows], marker="s", label=split)
     ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
@@ -39,28 +38,14 @@ SIGNIFICANCE = 0.01
 
 
 def layer_records(document: dict) -> list[tuple[str, dict]]:
-    """(label, statistics) per layer in forward order; reads our flat list or the reference nesting."""
-    if "layers" in document:
-        return [(layer["name"], layer) for layer in document["layers"]]
-    stages = sorted((key for key in document if key.isdigit()), key=int)
-    return [
-        (f"stage {stage}.{block}", document[stage][block])
-        for stage in stages
-        for block in sorted(document[stage], key=int)
-    ]
+    """(label, statistics) per layer in forward order: the module names of our files, ``stage
+    <s>.<b>`` for the reference's (as ``schema.load`` normalizes them)."""
+    return [(layer["name"], layer) for layer in document.get("layers") or []]
 
 
 def sign_test_p(record: dict) -> float | None:
-    """The stored sign-test p-value, or one computed from the projections (reference files)."""
-    if record.get("sign_test_p") is not None:
-        return record["sign_test_p"]
-    projections = record.get("projections")
-    if not projections:
-        return None
-    from scipy.stats import binomtest
-
-    negative = sum(1 for p in projections if p <= 0)
-    return binomtest(negative, len(projections), 0.5).pvalue
+    """The stored sign-test p-value (``schema.load`` computes it for the reference's files)."""
+    return record.get("sign_test_p")
 
 
 def _projection_documents(run: RunResults) -> list[dict]:
@@ -107,7 +92,7 @@ def projection_heatmaps(run: RunResults, options: dict) -> list:
     limit = np.nanmax(np.abs(means)) if np.isfinite(means).any() else 1.0
     height = 1.2 + 0.32 * len(labels)
     width = 3.0 + 0.45 * len(epochs)
-    fig, (ax_mean, ax_mass) = plt.subplots(1, 2, figsize=(2 * width + 1.5, height + 1.2))
+    fig, (ax_mean, ax_mass) = subplots(1, 2, figsize=(2 * width + 1.5, height + 1.2))
     _heatmap(ax_mean, means, labels=labels, epochs=epochs, cmap="RdBu_r", vmin=-limit, vmax=limit,
              title="mean projection" + (" (normalized)" if normalized else ""), colorbar_label="mean <w, 1>")
     _heatmap(ax_mass, masses, labels=labels, epochs=epochs, cmap="PuOr_r", vmin=0, vmax=1,
@@ -131,7 +116,7 @@ def projection_histograms(run: RunResults, options: dict) -> list:
         raise MissingData("projection results hold no per-filter projections")
     columns = min(4, len(labels))
     rows = -(-len(labels) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 2.6 * rows + 0.6), squeeze=False)
+    fig, axes = subplots(rows, columns, figsize=(3.4 * columns, 2.6 * rows + 0.6), squeeze=False)
     colors = [f"C{i}" for i in range(len(shown))]
     for ax, label in zip(axes.flat, labels):
         values = {e: dict(layer_records(documents[e])).get(label, {}).get("projections") or [] for e in shown}

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import math
 
-import matplotlib.pyplot as plt
 
-from plotting.common import run_title
+from plotting.common import run_title, subplots
 from plotting.figures import layer_records, sign_test_p
 from plotting.registry import MissingData, RunResults, register_figure
 
@@ -69,7 +68,7 @@ def headline(run: RunResults, options: dict) -> list:
     rows = [r for r in bias_and_criticality(projections, sweep) if r.get("drop") is not None and bias(r) is not None]
     if not rows:
         raise MissingData("the projection and reinit results share no layer")
-    fig, (ax_mass, ax_p) = plt.subplots(1, 2, figsize=(10, 4.2), sharey=True)
+    fig, (ax_mass, ax_p) = subplots(1, 2, figsize=(10, 4.2), sharey=True)
     drops = [100 * r["drop"] for r in rows]
     log_p = [-math.log10(max(r["p"], 1e-300)) if r["p"] is not None else float("nan") for r in rows]
     for ax, xs, xlabel in ((ax_mass, [bias(r) for r in rows], "orientation bias |mass - 0.5|"),

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import json
 
-import matplotlib.pyplot as plt
+import matplotlib
 import numpy as np
+from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
 
-from plotting.common import run_title
+from plotting.common import run_title, subplots
 from plotting.registry import MissingData, RunResults, register_figure
 
 
@@ -59,9 +60,9 @@ def hsic_plane(run: RunResults, options: dict) -> list:
     """One figure per HSIC measurement: a line per layer (layer colours), points coloured by epoch."""
     built = []
     for number, (header, epochs, tracks) in enumerate(_tracks(run)):
-        fig, ax = plt.subplots(figsize=(7.8, 5.6))
-        layer_colors = plt.get_cmap("tab10" if len(tracks) <= 10 else "tab20")
-        norm = plt.Normalize(min(epochs), max(epochs) if max(epochs) > min(epochs) else min(epochs) + 1)
+        fig, ax = subplots(figsize=(7.8, 5.6))
+        layer_colors = matplotlib.colormaps["tab10" if len(tracks) <= 10 else "tab20"]
+        norm = Normalize(min(epochs), max(epochs) if max(epochs) > min(epochs) else min(epochs) + 1)
         handles = []
         for index, (name, points) in enumerate(tracks.items()):
             color = layer_colors(index % layer_colors.N)

@@ -5,21 +5,19 @@ Rows are the checkpoints the parameters come from, in epoch order, with the re-r
 top-1 test accuracy, ``(top1 - acc) / top1``: 0 (pale) means the layer can be reset without harm,
 1 means accuracy fell to zero. The scale is fixed to [0, 1] (extended below 0 when a reset helps)
 so that heatmaps of different runs compare at a glance; the chance level is marked on the colour bar.
-Reads this suite's ``reinit_<stem>.json`` and the reference tool's files (``init_from_epoch``,
-``top1_test``).
+Reads this suite's ``reinit_<stem>.json`` and the reference tool's files, as ``schema.load`` gives them.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
-from plotting.common import run_title  # first: selects the non-interactive Agg backend
-from plotting.registry import MissingData, RunResults, register_figure
+import numpy as np
+from matplotlib.colors import Normalize
+from mpl_toolkits.axes_grid1 import make_axes_locatable
 
-import matplotlib.pyplot as plt  # noqa: E402  isort:skip
-import numpy as np  # noqa: E402  isort:skip
-from matplotlib.colors import Normalize  # noqa: E402  isort:skip
-from mpl_toolkits.axes_grid1 import make_axes_locatable  # noqa: E402  isort:skip
+from plotting.common import run_title, subplots
+from plotting.registry import MissingData, RunResults, register_figure
 
 CMAP = "YlOrRd"
 RAND_KEY = "rand"
@@ -42,6 +40,8 @@ def reinit_heatmap_data(document: dict) -> HeatmapData:
     if top1 is None or not accuracies:
         raise MissingData("reinit results lack top1_test or init_from_epoch")
     keys = _row_order(document, accuracies)
+    if not keys:
+        raise MissingData("reinit results list no rows; read them with schema.load")
     width = max(len(accuracies[key]) for key in keys)
     grid = np.full((len(keys), width), np.nan)
     for row, key in enumerate(keys):
@@ -53,19 +53,9 @@ def reinit_heatmap_data(document: dict) -> HeatmapData:
 
 
 def _row_order(document: dict, accuracies: dict) -> list[str]:
-    """Our documents list their rows in order; the reference's keys are sorted by epoch, rand last."""
-    if document.get("rows"):
-        return [row["key"] for row in document["rows"] if row["key"] in accuracies]
-
-    def order(key: str):
-        if key == RAND_KEY:
-            return (2, 0.0, key)
-        try:
-            return (0, float(key), key)
-        except ValueError:
-            return (1, 0.0, key)
-
-    return sorted(accuracies, key=order)
+    """The rows as the document lists them (``schema.load`` gives the reference's files rows too:
+    by epoch, rand last)."""
+    return [row["key"] for row in document.get("rows") or [] if row["key"] in accuracies]
 
 
 def _row_label(document: dict, key: str) -> str:
@@ -87,7 +77,7 @@ def reinit_heatmap(document: dict):
     """The figure: annotated heatmap of relative drops with a colour bar and a descriptive title."""
     data = reinit_heatmap_data(document)
     rows, columns = data.relative_drop.shape
-    fig, ax = plt.subplots(figsize=(max(5.5, 2.6 + 0.62 * columns), max(2.8, 1.9 + 0.42 * rows)))
+    fig, ax = subplots(figsize=(max(5.5, 2.6 + 0.62 * columns), max(2.8, 1.9 + 0.42 * rows)))
     finite = data.relative_drop[np.isfinite(data.relative_drop)]
     norm = Normalize(vmin=min(0.0, float(finite.min())) if finite.size else 0.0, vmax=1.0)
     image = ax.imshow(data.relative_drop, cmap=CMAP, norm=norm, aspect="auto", interpolation="nearest")
@@ -139,11 +129,13 @@ def _title(document: dict, data: HeatmapData) -> str:
     return f"{head}\n{detail}"
 
 
+def reinit_figures_of(document: dict) -> list:
+    """``[("reinit_<stem>", heatmap)]`` of one reinit document (reinit_layers.py draws it at once)."""
+    stem = document.get("stem") or f"epoch{document.get('epoch')}"
+    return [(f"reinit_{stem}", reinit_heatmap(document))]
+
+
 @register_figure("reinit")
 def reinit_figures(run: RunResults, options: dict) -> list:
     """One heatmap per reinit result file of the run."""
-    figures = []
-    for document in run.of_kind("reinit"):
-        stem = document.get("stem") or f"epoch{document.get('epoch')}"
-        figures.append((f"reinit_{stem}", reinit_heatmap(document)))
-    return figures
+    return [figure for document in run.of_kind("reinit") for figure in reinit_figures_of(document)]

@@ -1,29 +1,28 @@
 """The demo's ``report.md``: figures embedded, and in plain words which layers are biased, which
-are critical, and how the two correlate."""
+are critical, how the two correlate, and how DSE and the spectra moved. Documents in, Markdown
+text out (the demo writes it)."""
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 from plotting.figures import SIGNIFICANCE
 from plotting.headline import bias_and_criticality, spearman
-from utils.fileio import atomic_write
+from plotting.registry import RunResults
 
 CRITICAL_DROP = 0.10  # relative top-1 drop that makes a layer "critical"
 
 
-def _load(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
+def _last(run: RunResults, kind: str) -> dict | None:
+    """The latest-epoch document of ``kind``, or None."""
+    documents = run.documents.get(kind) or []
+    return run.of_kind(kind)[-1] if documents else None
 
 
-def _final_document(results_dir: Path, prefix: str) -> dict | None:
-    files = sorted(results_dir.glob(f"{prefix}_*.json"), key=lambda p: (_load(p) or {}).get("epoch") or -1)
-    files = [f for f in files if "summary" not in f.name]
-    return _load(files[-1]) if files else None
+def _summary(run: RunResults, kind: str, **match) -> dict | None:
+    """The summary of ``kind`` whose keys equal ``match`` (e.g. the default conv mode), or None."""
+    found = [d for d in run.documents.get(kind) or [] if all(d.get(k) == v for k, v in match.items())]
+    return found[0] if found else None
 
 
 def _sentences(rows: list[dict]) -> list[str]:
@@ -85,10 +84,12 @@ def _spectra_sentence(summary: dict) -> str:
             f"shuffled weights, mean more learned structure).")
 
 
-def write_report(path: Path, *, run_dir: Path, results_dir: Path, plots_dir: Path, timings: dict) -> Path:
-    record = _load(run_dir / "run.json") or {}
-    projections = _final_document(results_dir, "projections")
-    reinit = _final_document(results_dir, "reinit")
+def report_markdown(run: RunResults, *, report_dir: Path, figures: list[Path], run_dir: Path, results_dir: Path,
+                    plots_dir: Path, timings: dict) -> str:
+    """The report of one run (its documents: run.json and the results), embedding ``figures``
+    (PNG paths, linked relative to ``report_dir``)."""
+    record = _last(run, "run") or {}
+    projections = _last(run, "projections")
     epochs = record.get("epochs") or [{}]
     lines = [f"# Demo report: {record.get('arch')} on {record.get('dataset')}, seed {record.get('seed')}", ""]
     test = record.get("test") or {}
@@ -97,17 +98,17 @@ def write_report(path: Path, *, run_dir: Path, results_dir: Path, plots_dir: Pat
                  f"Whole pipeline: {timings.get('total', 0):.0f}s.")
     lines.append("")
     if projections:
-        lines += _sentences(bias_and_criticality(projections, reinit))
+        lines += _sentences(bias_and_criticality(projections, _last(run, "reinit")))
         lines.append("")
-    dse = _load(results_dir / "dse_summary.json")
+    dse = next((d for d in run.documents.get("dse_summary") or [] if (d.get("settings") or {}).get("layer") is None),
+               None)
     if dse and dse.get("epochs"):
         lines += [_dse_sentence(dse), ""]
-    spectra = _load(results_dir / "spectra_summary.json")
+    spectra = _summary(run, "spectra_summary", conv_mode="slices")
     if spectra and spectra.get("epochs"):
         lines += [_spectra_sentence(spectra), ""]
-    for png in sorted(plots_dir.rglob("*.png"), key=_figure_order):
-        lines += [f"## {png.stem.replace('_', ' ')}", "", f"![{png.stem}]({os.path.relpath(png, path.parent)})", ""]
+    for png in sorted(figures, key=_figure_order):
+        lines += [f"## {png.stem.replace('_', ' ')}", "", f"![{png.stem}]({os.path.relpath(png, report_dir)})", ""]
     lines += ["## Files", "", f"- snapshots and run.json: `{run_dir}`", f"- result JSON: `{results_dir}`",
               f"- figures (PNG + PDF): `{plots_dir}`", ""]
-    text = "\n".join(lines).encode()
-    return atomic_write(path, lambda handle: handle.write(text))
+    return "\n".join(lines)

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import re
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from plotting.common import chosen_epochs, run_title
+from plotting.common import chosen_epochs, run_title, subplots
 from plotting.registry import MissingData, RunResults, register_figure
-from utils.results import layers_by_epoch
+from schema import layers_by_epoch
 
 # (metric, title, colour map) of the heatmap panels
 HEATMAPS = (("alpha", "power-law exponent alpha", "viridis"), ("entropy", "matrix entropy (normalized)", "magma"),
@@ -68,7 +67,7 @@ def spectra_heatmaps(run: RunResults, options: dict) -> list:
 def _heatmap_figure(epochs: list[int], names: list[str], grids: dict[str, np.ndarray], last: dict):
     height = 1.4 + 0.32 * len(names)
     width = 2.6 + 0.42 * len(epochs)
-    fig, axes = plt.subplots(1, len(HEATMAPS), figsize=(len(HEATMAPS) * width + 2.5, height + 1.2))
+    fig, axes = subplots(1, len(HEATMAPS), figsize=(len(HEATMAPS) * width + 2.5, height + 1.2))
     for index, (ax, (metric, title, cmap)) in enumerate(zip(axes, HEATMAPS)):
         grid = grids[metric]
         finite = grid[np.isfinite(grid)]
@@ -129,7 +128,7 @@ def _esd_figure(documents: dict[int, dict], options: dict, mode: str) -> tuple:
     if name not in names:
         raise MissingData(f"--spectra-layer {name!r} is not a layer of these spectra results; choose one of "
                           f"{', '.join(names)}")
-    fig, axes = plt.subplots(1, len(epochs), figsize=(4.2 * len(epochs), 3.8), squeeze=False)
+    fig, axes = subplots(1, len(epochs), figsize=(4.2 * len(epochs), 3.8), squeeze=False)
     for ax, epoch in zip(axes[0], epochs):
         record = {layer["name"]: layer for layer in documents[epoch]["layers"]}.get(name)
         if record is None or not record.get("eigenvalues"):

@@ -8,6 +8,7 @@ import pytest
 
 import demo
 import plot_results
+import schema
 from plotting import headline
 from utils.cli import run_main
 
@@ -100,7 +101,7 @@ def test_headline_reads_the_reference_files_by_position():
     for stage, mass in enumerate((0.5, 0.8, 1.0)):
         projections[str(stage)] = {"0": {"mass": mass, "projections": [-1.0, 1.0]}}
     reinit = {"init_from_epoch": {"0": [95.0, 50.0, 20.0]}, "top1_test": 100.0, "epoch": "9"}
-    rows = headline.bias_and_criticality(projections, reinit)
+    rows = headline.bias_and_criticality(schema.normalize(projections), schema.normalize(reinit))
     assert [r["layer"] for r in rows] == ["stage 0.0", "stage 1.0", "stage 2.0"]
     assert [r["drop"] for r in rows] == pytest.approx([0.05, 0.5, 0.8])
 

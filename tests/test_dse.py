@@ -24,12 +24,13 @@ from metrics.dse import (
     symmetric_eigenvalues,
 )
 from metrics.embeddings import collect_embeddings, penultimate_layer
-from models.loading import load_snapshot_model
+from analyses.loading import load_snapshot_model
 from tests.train_helpers import read_run, run_dir, run_train
-from training.dse_analyzer import DSEAnalyzer, DSESettings, add_train_arguments, analyzer_from_args
+from analyses.dse import DSESettings
+from training.adapters import DSEAnalyzer
 from utils.cli import run_main
 from utils.errors import UserError
-from utils.results import read_result
+from schema import read_json as read_result
 
 dse_dsmi = pytest.importorskip("dse_dsmi")
 TOLERANCE = 1e-6  # bits: the bar for equality with the reference
@@ -312,15 +313,15 @@ def test_unknown_and_shared_modules_are_user_errors():
 # -- the probe and the train.py analyzer ------------------------------------------------------------
 def test_analyzer_flags():
     parser = argparse.ArgumentParser()
-    add_train_arguments(parser)
-    analyzer = analyzer_from_args(parser.parse_args([]))
+    DSEAnalyzer.add_train_arguments(parser)
+    analyzer = DSEAnalyzer.from_args(parser.parse_args([]))
     assert isinstance(analyzer, DSEAnalyzer) and analyzer.name == "dse"
     assert (analyzer.settings.samples, analyzer.settings.seed, analyzer.settings.sigma) == (1000, 0, 10.0)
-    custom = analyzer_from_args(parser.parse_args(["--dse-samples", "50", "--dse-seed", "3", "--dse-sigma", "2"]))
+    custom = DSEAnalyzer.from_args(parser.parse_args(["--dse-samples", "50", "--dse-seed", "3", "--dse-sigma", "2"]))
     assert (custom.settings.samples, custom.settings.seed, custom.settings.sigma) == (50, 3, 2.0)
-    assert analyzer_from_args(parser.parse_args(["--no-dse"])) is None
+    assert DSEAnalyzer.from_args(parser.parse_args(["--no-dse"])) is None
     with pytest.raises(UserError, match="--dse-samples"):
-        analyzer_from_args(parser.parse_args(["--dse-samples", "1"]))
+        DSEAnalyzer.from_args(parser.parse_args(["--dse-samples", "1"]))
 
 
 def dse_flag_off() -> list[str]:

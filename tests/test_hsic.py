@@ -14,14 +14,13 @@ import datasets
 import plot_results
 from metrics.hsic import KernelReference, gaussian_kernel, hsic, information_plane, median_bandwidth, one_hot, \
     squared_distances
-from models.loading import load_snapshot_model
+from analyses.loading import load_snapshot_model
 from tests.test_demo import _assert_real_png
 from tests.train_helpers import read_run, run_train
-from training import dse_analyzer, hsic_analyzer
-from training.hsic_analyzer import HSICAnalyzer
+from training.adapters import DSEAnalyzer, HSICAnalyzer
 from utils.cli import run_main
 from utils.errors import UserError
-from utils.results import read_result
+from schema import read_json as read_result
 
 
 def samples(m: int, d: int, seed: int) -> torch.Tensor:
@@ -138,21 +137,21 @@ def test_gpu_tensors_give_the_cpu_values():
 # -- the analyzer ----------------------------------------------------------------------------------
 def analyzer_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
-    dse_analyzer.add_train_arguments(parser)
-    hsic_analyzer.add_train_arguments(parser)
+    DSEAnalyzer.add_train_arguments(parser)
+    HSICAnalyzer.add_train_arguments(parser)
     return parser
 
 
 def test_analyzer_flags():
     parser = analyzer_parser()
-    assert hsic_analyzer.analyzer_from_args(parser.parse_args([])) is None
-    analyzer = hsic_analyzer.analyzer_from_args(parser.parse_args(["--hsic", "--dse-samples", "70", "--dse-seed", "2"]))
+    assert HSICAnalyzer.from_args(parser.parse_args([])) is None
+    analyzer = HSICAnalyzer.from_args(parser.parse_args(["--hsic", "--dse-samples", "70", "--dse-seed", "2"]))
     assert isinstance(analyzer, HSICAnalyzer) and analyzer.name == "hsic"
     assert analyzer.settings.record() == {"samples": 70, "seed": 2, "sigma": None, "normalized": False}
-    custom = hsic_analyzer.analyzer_from_args(parser.parse_args(["--hsic", "--hsic-sigma", "3", "--hsic-normalized"]))
+    custom = HSICAnalyzer.from_args(parser.parse_args(["--hsic", "--hsic-sigma", "3", "--hsic-normalized"]))
     assert (custom.settings.sigma, custom.settings.normalized) == (3.0, True)
     with pytest.raises(UserError, match="--hsic-sigma"):
-        hsic_analyzer.analyzer_from_args(parser.parse_args(["--hsic", "--hsic-sigma", "-1"]))
+        HSICAnalyzer.from_args(parser.parse_args(["--hsic", "--hsic-sigma", "-1"]))
 
 
 def test_train_logs_the_information_plane_per_snapshot(tmp_path):

@@ -7,7 +7,7 @@ from torch import nn
 
 import models
 from metrics.layers import enumerate_layers
-from models.loading import fresh_model, load_snapshot_model
+from analyses.loading import fresh_model, load_snapshot_model
 from utils.checkpoints import reference_epoch, resolve_snapshots
 from utils.errors import UserError
 

@@ -22,10 +22,10 @@ from metrics.projections import (
     sign_test,
 )
 from tests.train_helpers import read_run, run_dir, run_train
-from training.projection_analyzer import ProjectionAnalyzer, add_train_arguments, analyzer_from_args
+from training.adapters import ProjectionLogging
 from utils.cli import run_main
 from utils.errors import UserError
-from utils.results import read_result
+from schema import read_json as read_result
 
 
 def run_cli(*argv: str) -> int:
@@ -316,16 +316,16 @@ def test_without_arch_the_architectures_are_listed(capsys):
 # -- the train.py analyzer -------------------------------------------------------------------------
 def test_analyzer_flag_turns_it_off():
     parser = argparse.ArgumentParser()
-    add_train_arguments(parser)
-    assert isinstance(analyzer_from_args(parser.parse_args([])), ProjectionAnalyzer)
-    assert analyzer_from_args(parser.parse_args(["--no-projection-logging"])) is None
+    ProjectionLogging.add_train_arguments(parser)
+    assert isinstance(ProjectionLogging.from_args(parser.parse_args([])), ProjectionLogging)
+    assert ProjectionLogging.from_args(parser.parse_args(["--no-projection-logging"])) is None
 
 
 def test_analyzer_logs_mean_mass_and_histograms_through_train(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     code = run_train(tmp_path, "--arch", "lenet", "--dataset", "digits", "--seed", "1", "--epochs", "1",
-                     "--batch-size", "64", "--optimizer", "adam", "--lr", "0.003", analyzers=[ProjectionAnalyzer()])
+                     "--batch-size", "64", "--optimizer", "adam", "--lr", "0.003", analyzers=[ProjectionLogging()])
     assert code == 0
     snapshots = read_run(tmp_path, seed=1)["snapshots"]
     assert [s["epoch"] for s in snapshots] == [0, 1]

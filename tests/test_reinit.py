@@ -12,10 +12,12 @@ from torch import nn
 import datasets
 import models
 import reinit_layers
+import schema
+from analyses import reinit_rows
 from metrics.layers import enumerate_layers
 from metrics.prefix import PrefixPlan
 from metrics.reinit import ResetRow, following_batchnorms, reinit_sweep
-from models.loading import load_snapshot_model
+from analyses.loading import load_snapshot_model
 from plotting.reinit import reinit_heatmap_data
 from training.evaluate import evaluate
 from utils.cli import run_main
@@ -186,16 +188,16 @@ def test_a_batchnorm_after_an_inplace_relu_does_not_directly_follow_the_conv():
 # -- list files and paths --------------------------------------------------------------------------
 def test_list_file_parsing_ignores_blank_lines_and_comments():
     text = "\n/a/one.pt\n\n   \n# a comment\n  /b/two.pt  \n/c/three.pt\n\n"
-    assert reinit_layers.parse_inits_list(text) == ["/a/one.pt", "/b/two.pt", "/c/three.pt"]
+    assert reinit_rows.parse_inits_list(text) == ["/a/one.pt", "/b/two.pt", "/c/three.pt"]
 
 
 def test_missing_listed_snapshots_are_one_error_naming_them_all(digits_run, tmp_path):
     listing = tmp_path / "inits.txt"
     listing.write_text(f"{digits_run / 'lenet_epoch0000.pt'}\n\n{tmp_path / 'gone_1.pt'}\n{tmp_path / 'gone_2.pt'}\n")
     with pytest.raises(UserError) as error:
-        reinit_layers.listed_paths(listing, skip_missing=False)
+        reinit_rows.listed_paths(listing, skip_missing=False)
     assert "gone_1.pt" in str(error.value) and "gone_2.pt" in str(error.value) and "--skip-missing" in str(error.value)
-    assert reinit_layers.listed_paths(listing, skip_missing=True) == [digits_run / "lenet_epoch0000.pt"]
+    assert reinit_rows.listed_paths(listing, skip_missing=True) == [digits_run / "lenet_epoch0000.pt"]
 
 
 def test_list_entries_may_be_relative_to_the_list_file(tmp_path):
@@ -203,7 +205,7 @@ def test_list_entries_may_be_relative_to_the_list_file(tmp_path):
     (tmp_path / "runs" / "a_epoch0001.pt").write_bytes(b"x")
     listing = tmp_path / "inits.txt"
     listing.write_text("runs/a_epoch0001.pt\n")
-    assert reinit_layers.listed_paths(listing, skip_missing=False) == [tmp_path / "runs" / "a_epoch0001.pt"]
+    assert reinit_rows.listed_paths(listing, skip_missing=False) == [tmp_path / "runs" / "a_epoch0001.pt"]
 
 
 # -- reinit_layers.py in-process -------------------------------------------------------------------
@@ -257,9 +259,9 @@ def test_rand_is_reproducible_with_the_seed_and_independent_of_the_run_init(digi
 
 
 def test_rand_seed_streams_differ_by_seed_and_repeat():
-    seeds = {reinit_layers.rand_seed(base, repeat) for base in range(3) for repeat in range(3)}
+    seeds = {reinit_rows.rand_seed(base, repeat) for base in range(3) for repeat in range(3)}
     assert len(seeds) == 9 and all(0 <= seed < 2**63 for seed in seeds)
-    assert reinit_layers.rand_seed(5, 1) == reinit_layers.rand_seed(5, 1)
+    assert reinit_rows.rand_seed(5, 1) == reinit_rows.rand_seed(5, 1)
 
 
 def test_cli_list_file_with_missing_entries(digits_run, tmp_path, capsys):
@@ -310,7 +312,7 @@ def test_reference_format_files_load_with_arch_and_dataset(digits_run, tmp_path)
 
 def test_heatmap_reads_reference_documents_with_rand_last():
     document = {"top1_test": 80.0, "init_from_epoch": {"rand": [8.0, 10.0], "10": [80.0, 60.0], "2": [40.0, 80.0]}}
-    data = reinit_heatmap_data(document)
+    data = reinit_heatmap_data(schema.normalize(document))  # the reference's files, as schema.load reads them
     assert data.row_labels == ["epoch 2", "epoch 10", "random init"]
     assert data.layer_labels == ["layer 0", "layer 1"]
     assert np.allclose(data.relative_drop, [[0.5, 0.0], [0.0, 0.25], [0.9, 0.875]])

@@ -24,11 +24,11 @@ from metrics.spectral import (
     stable_rank,
     weight_spectrum,
 )
-from models.loading import load_snapshot_model
+from analyses.loading import load_snapshot_model
 from tests.test_demo import _assert_real_png
 from utils.cli import run_main
 from utils.errors import UserError
-from utils.results import read_result
+from schema import read_json as read_result
 
 
 def gaussian(rows: int, cols: int, seed: int = 0) -> torch.Tensor:

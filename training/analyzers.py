@@ -13,6 +13,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from training.adapters import ADAPTERS
+
 
 @dataclass
 class SnapshotContext:
@@ -47,23 +49,13 @@ def run_analyzers(analyzers, context: SnapshotContext) -> dict[str, dict]:
     return results
 
 
-# Modules that contribute train.py flags (``add_train_arguments(parser)``) and build their
-# analyzer from the parsed arguments (``analyzer_from_args(args) -> analyzer | None``).
-ANALYZER_PROVIDERS: tuple[str, ...] = ("training.projection_analyzer", "training.dse_analyzer",
-                                       "training.hsic_analyzer")
-
-
-def _providers():
-    import importlib
-
-    return [importlib.import_module(name) for name in ANALYZER_PROVIDERS]
-
-
 def add_analyzer_arguments(parser) -> None:
-    for provider in _providers():
-        provider.add_train_arguments(parser)
+    """train.py's flags of every analyzer in ``training.adapters.ADAPTERS``."""
+    for adapter in ADAPTERS:
+        adapter.add_train_arguments(parser)
 
 
 def analyzers_from_args(args) -> list:
-    built = (provider.analyzer_from_args(args) for provider in _providers())
+    """The analyzers the parsed train.py arguments turn on."""
+    built = (adapter.from_args(args) for adapter in ADAPTERS)
     return [analyzer for analyzer in built if analyzer is not None]

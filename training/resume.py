@@ -1,4 +1,4 @@
-"""Reconciling the command line with a snapshot being resumed.
+"""Resuming a run: reconciling the command line with the snapshot, and restoring its state.
 
 Flags that define the run (architecture, data options, seed) must agree with the snapshot: those
 not given are taken from it. Hyperparameters stored in the snapshot win unless ``--override`` is
@@ -7,8 +7,13 @@ the command line.
 """
 from __future__ import annotations
 
+import argparse
 import logging
+from typing import Sequence
 
+from training import rng
+from training.arguments import explicit_flags
+from utils.checkpoints import load_checkpoint
 from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -50,3 +55,38 @@ def merge_resume_args(args: dict, explicit: set[str], saved: dict, *, override: 
             )
         merged[key] = saved[key]
     return merged
+
+
+def load_resume(args: argparse.Namespace, argv: Sequence[str] | None) -> dict | None:
+    """Read --resume-from and merge its stored arguments into ``args`` (see :func:`merge_resume_args`)."""
+    if not args.resume_from:
+        return None
+    checkpoint = load_checkpoint(args.resume_from)
+    saved = checkpoint.get("args") or {}
+    merged = merge_resume_args(vars(args), explicit_flags(argv), saved, override=args.override)
+    vars(args).update(merged)
+    if args.arch is None or args.dataset is None:
+        raise UserError(f"{args.resume_from} holds plain weights; pass --arch and --dataset with it")
+    return checkpoint
+
+
+def restore_training_state(checkpoint, optimizer, scheduler, generator) -> int:
+    """Restore optimizer/scheduler/RNG from a full snapshot; return the epoch to continue after."""
+    if checkpoint is None or "optimizer_state_dict" not in checkpoint:
+        return None
+    if checkpoint.get("args", {}).get("optimizer") == type(optimizer).__name__.lower():
+        optimizer.load_state_dict(checkpoint["optimizer_state_dict"])
+    if scheduler is not None and checkpoint.get("scheduler_state_dict"):
+        scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
+    if checkpoint.get("rng_state"):
+        rng.restore(checkpoint["rng_state"], generator)
+    return int(checkpoint["epoch"])
+
+
+def apply_override(args, optimizer) -> None:
+    """--override: the command line's hyperparameters replace the restored optimizer's."""
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] = args.lr
+        group["weight_decay"] = args.weight_decay
+        if "momentum" in group:
+            group["momentum"] = args.momentum

@@ -10,10 +10,8 @@ import numpy as np
 import torch
 import torchvision
 
-from utils.fileio import atomic_write_json
+import schema
 from utils.version import TOOL_VERSION
-
-SCHEMA_VERSION = 1
 
 
 def library_versions() -> dict:
@@ -32,7 +30,7 @@ class RunRecord:
     def __init__(self, path: Path, *, args: dict, data: dict, model: dict, enabled: bool = True) -> None:
         self.path, self.enabled = Path(path), enabled
         self.data = {
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": schema.SCHEMA_VERSION,
             "kind": "run",
             "tool_version": TOOL_VERSION,
             "arch": args.get("arch"),
@@ -95,4 +93,4 @@ class RunRecord:
     def save(self) -> None:
         if self.enabled:
             self.data["updated"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-            atomic_write_json(self.path, self.data)
+            schema.write(self.path, self.data)

@@ -1,6 +1,7 @@
-"""Choosing the device from ``--cuda`` / ``--device``."""
+"""Choosing the device: the ``--cuda`` / ``--device`` flags every CLI shares."""
 from __future__ import annotations
 
+import argparse
 import logging
 
 import torch
@@ -26,3 +27,13 @@ def resolve_device(*, cuda: bool = False, device: str | None = None) -> torch.de
     if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
         raise UserError(f"device {name!r} does not exist: {torch.cuda.device_count()} CUDA device(s) visible")
     return chosen
+
+
+def add_device_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cuda", action="store_true", help="Enable GPU support [default = off].")
+    parser.add_argument("--device", default=None,
+                        help="Device to use, e.g. cpu, cuda, cuda:1 (overrides --cuda) [default = cpu].")
+
+
+def device_from_args(args: argparse.Namespace) -> torch.device:
+    return resolve_device(cuda=args.cuda, device=args.device)

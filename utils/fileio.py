@@ -93,6 +93,12 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write(path, lambda handle: handle.write(text))
 
 
+def atomic_savefig(figure, stem: str | os.PathLike, formats: tuple[str, ...] = ("png", "pdf")) -> list[Path]:
+    """Write a matplotlib ``figure`` as ``<stem>.<format>`` for each format, atomically."""
+    return [atomic_write(f"{stem}.{fmt}", lambda handle, fmt=fmt: figure.savefig(handle, format=fmt))
+            for fmt in formats]
+
+
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     """``torch.save`` ``obj`` atomically."""
     return atomic_write(path, lambda handle: torch.save(obj, handle))

@@ -48,3 +48,11 @@ def check_log_folder(log: str | None) -> None:
     """``--log`` naming a folder: that folder must be writable too (a bare name goes to the results)."""
     if log and os.path.dirname(log):
         check_output_folder(os.path.dirname(log), "--log")
+
+
+def results_dir(root: str | os.PathLike, *, dataset: str, arch: str, seed, subsample_classes: int = 0,
+                noise: float = 0.0) -> Path:
+    """``<root>/<dataset>[_<k>]/[noise_<r>|pixel_shuffle]/<arch>/<seed>/`` (seed ``none`` if unknown)."""
+    seed_part = seed if seed is not None else "none"
+    return Path(root) / run_subdir(dataset=dataset, arch=arch, seed=seed_part,
+                                   subsample_classes=subsample_classes, noise=noise)

@@ -70,9 +70,16 @@ def load_snapshot_model(
     subsample_classes: int | None = None,
     upscale: bool = False,
     seed: int | None = None,
+    like: "LoadedModel | None" = None,
     device: torch.device | str = "cpu",
 ) -> LoadedModel:
-    """Load ``path`` into a freshly built model (see the module docstring)."""
+    """Load ``path`` into a freshly built model (see the module docstring).
+
+    ``like``: a plain file is rebuilt in that model's shape (its architecture, dataset, classes and
+    input size): an initialization or checkpoint compared with it.
+    """
+    if like is not None:
+        arch, dataset = arch or like.arch, dataset or like.dataset
     path = Path(path)
     checkpoint = load_checkpoint(path)
     if "arch" in checkpoint:
@@ -87,7 +94,8 @@ def load_snapshot_model(
     else:
         if arch is None or dataset is None:
             raise UserError(f"{path} holds plain weights without a description; pass --arch and --dataset")
-        shape = model_shape(dataset, subsample_classes=subsample_classes or 0, upscale=upscale)
+        shape = (like.num_classes, like.in_channels, like.image_size) if like is not None else \
+            model_shape(dataset, subsample_classes=subsample_classes or 0, upscale=upscale)
         epoch, args = reference_epoch(path), {}
     model = get_model(arch, shape[0], shape[1], image_size=shape[2], check_input=False)
     load_model_state(model, checkpoint["model_state_dict"], source=str(path))

@@ -1,0 +1,197 @@
+"""Layer re-initialization robustness (Zhang, Bengio, Singer 2019, "Are All Layers Created Equal?").
+
+For a trained snapshot, each layer in turn gets its parameters from an earlier checkpoint
+(re-initialization) or from a fresh random initialization (``rand``, re-randomization) while
+every other layer stays trained, and the test accuracy is measured on the snapshot's own test data
+(class subset, upscaling, normalization from its run). Rows: ``analyses/reinit_rows.py``; the
+exact, fast sweep: ``metrics/reinit.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import dataclass
+
+from analyses.base import Analysis, Inputs, logger
+from analyses.loading import LoadedModel
+from analyses.reinit_rows import RAND_KEY, RowSource, init_rows, rand_rows
+from metrics.layers import LayerInfo, enumerate_layers
+from metrics.reinit import DEFAULT_CACHE_BYTES, METHODS, SweepResult, following_batchnorms, reinit_sweep
+from utils.errors import UserError
+from utils.progress import progress
+
+# Which layers are reset. 1x1 convolutions are always included: Zhang et al. reset every layer.
+LAYER_SELECTIONS = {"conv": {"with_linear": False}, "conv+linear": {"with_linear": True}}
+
+
+@dataclass(frozen=True)
+class ReinitSettings:
+    inits_from: str = ""
+    skip_missing: bool = False
+    rand: bool = False
+    rand_repeats: int = 1
+    rand_seed: int | None = None  # the --rand stream's seed [default: the snapshot's, else 0]
+    layers: str = "conv"
+    with_bn: bool = False
+    method: str = "auto"
+    cache_mb: int = DEFAULT_CACHE_BYTES // 2**20
+    batch_size: int = 128
+    workers: int = 1
+
+    @staticmethod
+    def add_inits_arguments(parser: argparse.ArgumentParser) -> None:
+        """``--inits-from`` and ``--skip-missing`` (listed beside ``--load-from``)."""
+        parser.add_argument("--inits-from", default="", help="Weights to reinitialize from: a plain-text list of snapshot paths (one per line, blank lines ignored), a run directory (its snapshots up to the loaded epoch), a snapshot file or a glob [default = none].")
+        parser.add_argument("--skip-missing", action="store_true", help="Skip snapshots named by --inits-from that do not exist (with a warning) instead of stopping [default = off].")
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        """The sweep's flags (with :meth:`add_inits_arguments`, every flag of the analysis)."""
+        parser.add_argument("--rand", action="store_true", help="Perform weight randomization test: also reset each layer to a fresh random initialization [default = off].")
+        parser.add_argument("--rand-repeats", type=int, default=1, help="With --rand: number of independent random initializations; the rand row is their mean (std in the JSON) [default = 1].")
+        parser.add_argument("--layers", choices=sorted(LAYER_SELECTIONS), default="conv", help="Layers to reset, one at a time; 1x1 convolutions included [default = conv].")
+        parser.add_argument("--with-bn", action="store_true", help="Also reset the BatchNorm that directly follows a reset layer (affine parameters and running statistics) [default = off, as in the reference].")
+        parser.add_argument("--method", choices=METHODS, default="auto", help="auto: prefix caching (recompute only from the reset layer on) where the model allows it, else naive; naive: a full forward pass per cell (slow, for checking) [default = auto].")
+        parser.add_argument("--cache-mb", type=int, default=DEFAULT_CACHE_BYTES // 2**20, help=f"Memory for cached activations; the test set is processed in chunks of this size [default = {DEFAULT_CACHE_BYTES // 2**20}].")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "ReinitSettings":
+        return cls(inits_from=args.inits_from, skip_missing=args.skip_missing, rand=args.rand,
+                   rand_repeats=args.rand_repeats, rand_seed=args.seed, layers=args.layers, with_bn=args.with_bn,
+                   method=args.method, cache_mb=args.cache_mb, batch_size=args.batch_size, workers=args.workers)
+
+    def validate(self) -> None:
+        if not self.inits_from and not self.rand:
+            raise UserError("nothing to reset from: pass --inits-from (checkpoints, e.g. the run directory) and/or --rand")
+        if self.rand_repeats < 1 or (self.rand_repeats > 1 and not self.rand):
+            raise UserError(f"--rand-repeats {self.rand_repeats} needs --rand and a count of at least 1")
+        if self.batch_size < 1 or self.cache_mb < 1:
+            raise UserError("--batch-size and --cache-mb must be at least 1")
+
+
+class Reinit(Analysis):
+    name = kind = "reinit"
+    summary = None
+    needs_data = True
+
+    def select_layers(self, loaded: LoadedModel) -> list[LayerInfo]:
+        selection = self.settings.layers
+        layers = enumerate_layers(loaded.model, loaded.input_shape, include_1x1=True, **LAYER_SELECTIONS[selection])
+        if not layers:
+            raise UserError(f"{loaded.arch} has no {selection} layers to reset; try --layers conv+linear")
+        return layers
+
+    def following_bn(self, loaded: LoadedModel, layers: list[LayerInfo]) -> dict[str, str | None]:
+        if not self.settings.with_bn:
+            return {layer.name: None for layer in layers}
+        found = following_batchnorms(loaded.model, loaded.input_shape, [layer.name for layer in layers])
+        if not any(found.values()):
+            logger.warning("--with-bn: no BatchNorm directly follows any reset layer of %s; nothing extra is reset",
+                           loaded.arch)
+        return found
+
+    def measure(self, inputs: Inputs) -> dict:
+        settings, loaded = self.settings, inputs.loaded
+        layers = self.select_layers(loaded)
+        batchnorms = self.following_bn(loaded, layers)
+        keep = {layer.name for layer in layers} | {bn for bn in batchnorms.values() if bn}
+        rows = init_rows(settings.inits_from, loaded, keep, skip_missing=settings.skip_missing)
+        if settings.rand:
+            rows += rand_rows(loaded, keep, repeats=settings.rand_repeats, seed=settings.rand_seed)
+        data = inputs.data()
+        result = self.sweep(loaded, layers, rows, data, batchnorms, inputs.device)
+        return {"layers": layers, "batchnorms": batchnorms, "rows": rows, "result": result, "data": data}
+
+    def sweep(self, loaded: LoadedModel, layers: list[LayerInfo], rows: list[RowSource], data,
+              batchnorms: dict[str, str | None], device) -> SweepResult:
+        batches = data.test.batches(self.settings.batch_size, device=device, workers=self.settings.workers)
+        logger.info("trained model: %s (%s on %s, epoch %s, seed %s)", loaded.path, loaded.arch, loaded.dataset,
+                    loaded.epoch, loaded.seed)
+        logger.info("resetting %d layers from %d rows (%d cells) on %d test samples of %s", len(layers), len(rows),
+                    len(rows) * len(layers), len(data.test), loaded.dataset)
+        bar = progress([], total=len(batches) * (1 + len(rows) * len(layers)), desc="reinit", unit="batch")
+        try:
+            result = reinit_sweep(loaded.model, [layer.name for layer in layers], [row.row for row in rows], batches,
+                                  num_classes=loaded.num_classes, with_bn=batchnorms, method=self.settings.method,
+                                  cache_bytes=self.settings.cache_mb * 2**20, on_step=bar.update)
+        finally:
+            bar.close()
+        logger.info("evaluated with %s (%d cell(s) equal to the trained network reused)",
+                    "prefix caching" if result.method == "prefix" else "a full forward pass per cell",
+                    result.reused_cells)
+        return result
+
+    def document(self, measured: dict, inputs: Inputs) -> dict:
+        """``reinit_<stem>.json``: the reference's keys plus layers, per-cell metrics and drops."""
+        loaded, result, layers = inputs.loaded, measured["result"], measured["layers"]
+        top1 = result.reference.top1
+        merged = merge_rows(measured["rows"], result, top1)
+        return inputs.header(self.kind) | {
+            "snapshot": str(loaded.path), "stem": loaded.stem, "num_classes": loaded.num_classes,
+            "input_shape": list(loaded.input_shape), "test_samples": result.reference.samples,
+            "classes": measured["data"].classes.tolist(), "layer_selection": self.settings.layers,
+            "with_bn": self.settings.with_bn, "method": result.method,
+            "top1_test": top1, "top5_test": result.reference.top5, "loss_test": result.reference.loss,
+            "chance_top1": 100.0 / loaded.num_classes,
+            "chance_top5": 100.0 * 5 / loaded.num_classes if loaded.num_classes >= 5 else None,
+            "layer_names": [layer.name for layer in layers],
+            "layers": [layer_record(layer, measured["batchnorms"].get(layer.name)) for layer in layers],
+            "init_from_epoch": {row["key"]: row["top1"] for row in merged},
+            "rows": merged,
+        }
+
+    def log(self, document: dict, path) -> None:
+        """Top-1 (%) per row and layer, the numbers a user looks at first."""
+        names = document["layer_names"]
+        logger.info("trained: top-1 %.2f%%, top-5 %s, loss %.4f (chance %.3g%%)", document["top1_test"],
+                    "-" if document["top5_test"] is None else f"{document['top5_test']:.2f}%", document["loss_test"],
+                    document["chance_top1"])
+        width = 7
+        logger.info("  %-12s %s", "top-1 from", " ".join(f"{i:>{width}d}" for i in range(len(names))))
+        for row in document["rows"]:
+            logger.info("  %-12s %s", row["key"], " ".join(f"{acc:>{width}.2f}" for acc in row["top1"]))
+        logger.info("  layers: %s", ", ".join(f"{i}={name}" for i, name in enumerate(names)))
+        logger.info("results -> %s", path)
+
+
+def layer_record(layer: LayerInfo, batchnorm: str | None) -> dict:
+    return {"name": layer.name, "kind": layer.kind, "stage": layer.stage, "block": layer.block, "index": layer.index,
+            "out_units": layer.out_units, "fan_in": layer.fan_in, "is_1x1": layer.is_1x1, "batchnorm": batchnorm}
+
+
+def merge_rows(rows: list[RowSource], result: SweepResult, top1: float) -> list[dict]:
+    """One record per key: snapshot rows as they are, the rand repeats as their mean (and std)."""
+    records = [row_record(row, scores, top1) for row, scores in zip(rows, result.cells)]
+    plain = [record for record, row in zip(records, rows) if row.source != RAND_KEY]
+    repeats = [record for record, row in zip(records, rows) if row.source == RAND_KEY]
+    return plain + ([mean_record(repeats, top1)] if repeats else [])
+
+
+def _drops(accuracies: list, top1: float) -> dict:
+    return {"drop": [top1 - acc for acc in accuracies],
+            "relative_drop": [(top1 - acc) / top1 if top1 else None for acc in accuracies]}
+
+
+def row_record(row: RowSource, scores, top1: float) -> dict:
+    accuracies = [score.top1 for score in scores]
+    return {
+        "key": row.key, "source": row.source, "epoch": row.epoch,
+        "snapshot": str(row.path) if row.path is not None else None, "seed": row.seed,
+        "top1": accuracies, "top5": [score.top5 for score in scores], "loss": [score.loss for score in scores],
+        **_drops(accuracies, top1),
+    }
+
+
+def mean_record(repeats: list[dict], top1: float) -> dict:
+    def mean(name):
+        columns = zip(*(record[name] for record in repeats))
+        return [None if None in column else statistics.fmean(column) for column in columns]
+
+    accuracies = mean("top1")
+    spread = [statistics.pstdev(column) for column in zip(*(record["top1"] for record in repeats))]
+    return {
+        "key": RAND_KEY, "source": RAND_KEY, "epoch": None, "snapshot": None, "seed": repeats[0]["seed"],
+        "top1": accuracies, "top1_std": spread, "top5": mean("top5"), "loss": mean("loss"),
+        **_drops(accuracies, top1),
+        "repeats": [{"seed": r["seed"], "top1": r["top1"], "top5": r["top5"], "loss": r["loss"]} for r in repeats],
+    }

@@ -1,0 +1,156 @@
+"""Where the re-initialization sweep's replacement parameters come from: one row per checkpoint
+named by ``--inits-from`` (a list file, a run directory, a snapshot or a glob), plus ``--rand``'s
+fresh initializations, drawn from a seed stream that never coincides with the run's own init.
+"""
+from __future__ import annotations
+
+import glob
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from analyses.loading import LoadedModel, load_snapshot_model
+from metrics.reinit import ResetRow
+from models.registry import get_model
+from utils.checkpoints import resolve_snapshots, snapshot_sort_epoch
+from utils.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+RAND_KEY = "rand"
+SNAPSHOT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
+RAND_STREAM = 190201996  # arXiv 1902.01996: keeps re-randomizations apart from the run's own init
+
+
+@dataclass(frozen=True)
+class RowSource:
+    """One heatmap row: its JSON key, its tensors and where they came from."""
+
+    key: str
+    source: str  # "snapshot" or "rand"
+    row: ResetRow
+    epoch: int | None = None
+    path: Path | None = None
+    seed: int | None = None
+
+
+def init_rows(spec: str, loaded: LoadedModel, keep: set[str], *, skip_missing: bool) -> list[RowSource]:
+    """One row per --inits-from snapshot, in epoch order, keeping the tensors of the ``keep`` modules."""
+    if not spec:
+        return []
+    rows = [snapshot_row(path, loaded, keep)
+            for path in init_paths(spec, loaded, skip_missing=skip_missing)]
+    rows.sort(key=lambda row: (row.epoch is None, row.epoch if row.epoch is not None else 0))
+    return unique_keys(rows)
+
+
+def init_paths(spec: str, loaded: LoadedModel, *, skip_missing: bool) -> list[Path]:
+    """The snapshots --inits-from names; missing files are one error listing them all."""
+    path = Path(spec)
+    if path.is_dir():
+        return run_snapshots(path, loaded)
+    if path.is_file():
+        return [path] if is_snapshot_file(path) else listed_paths(path, skip_missing=skip_missing)
+    if glob.has_magic(spec):
+        return resolve_snapshots(spec)
+    raise UserError(f"--inits-from {spec} does not exist; give a list file, a run directory, a snapshot or a glob")
+
+
+def run_snapshots(run_dir: Path, loaded: LoadedModel) -> list[Path]:
+    snapshots = resolve_snapshots(run_dir)
+    if loaded.epoch is None:
+        logger.warning("the loaded snapshot's epoch is unknown: using every snapshot of %s", run_dir)
+        return snapshots
+    kept = [path for path in snapshots if snapshot_sort_epoch(path) <= loaded.epoch]
+    if not kept:
+        raise UserError(f"{run_dir} has no snapshot up to epoch {loaded.epoch}; give another --inits-from")
+    return kept
+
+
+def is_snapshot_file(path: Path) -> bool:
+    """A snapshot (zip or pickle) rather than the reference's plain-text list of paths."""
+    if path.suffix in SNAPSHOT_SUFFIXES or zipfile.is_zipfile(path):
+        return True
+    with open(path, "rb") as handle:
+        return handle.read(1) == b"\x80"  # legacy torch.save pickle
+
+
+def parse_inits_list(text: str) -> list[str]:
+    """The reference's list format: one path per line; blank lines (and ``#`` comments) ignored."""
+    entries = (line.strip() for line in text.splitlines())
+    return [entry for entry in entries if entry and not entry.startswith("#")]
+
+
+def listed_paths(list_file: Path, *, skip_missing: bool) -> list[Path]:
+    """Paths of a list file, as given or relative to the list's folder."""
+    try:
+        entries = parse_inits_list(list_file.read_text())
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read the list of snapshots {list_file}: {err}") from err
+    found, missing = [], []
+    for entry in entries:
+        candidates = [Path(entry), list_file.parent / entry]
+        existing = next((c for c in candidates if c.is_file()), None)
+        (found if existing else missing).append(existing or Path(entry))
+    if missing and not skip_missing:
+        raise UserError(f"{len(missing)} snapshot(s) listed in {list_file} do not exist: "
+                        f"{', '.join(map(str, missing))}; fix the list or pass --skip-missing")
+    if missing:
+        logger.warning("skipping %d missing snapshot(s) listed in %s: %s", len(missing), list_file,
+                       ", ".join(map(str, missing)))
+    if not found:
+        raise UserError(f"{list_file} lists no existing snapshot")
+    return found
+
+
+def snapshot_row(path: Path, loaded: LoadedModel, keep: set[str]) -> RowSource:
+    """A checkpoint's row; a plain file is built like the trained model (classes, input size)."""
+    init = load_snapshot_model(path, like=loaded)
+    if init.seed is not None and loaded.seed is not None and init.seed != loaded.seed:
+        logger.warning("%s comes from another run (seed %s, the trained model has seed %s)", path, init.seed,
+                       loaded.seed)
+    if init.epoch is not None and loaded.epoch is not None and init.epoch > loaded.epoch:
+        logger.warning("%s is from epoch %s, after the trained snapshot's epoch %s", path, init.epoch, loaded.epoch)
+    key = str(init.epoch) if init.epoch is not None else path.stem
+    return RowSource(key, "snapshot", ResetRow(str(path), kept_state(init.model, keep)), init.epoch, path, init.seed)
+
+
+def kept_state(model: torch.nn.Module, keep: set[str]) -> dict[str, torch.Tensor]:
+    """The tensors of the ``keep`` modules only (a row of VGG19 need not hold its 100M-weight classifier)."""
+    return {key: value for key, value in model.state_dict().items() if key.rpartition(".")[0] in keep}
+
+
+def unique_keys(rows: list[RowSource]) -> list[RowSource]:
+    """Rows sharing an epoch are keyed by their file stems instead."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row.key] = counts.get(row.key, 0) + 1
+    return [row if counts[row.key] == 1 or row.path is None else
+            RowSource(row.path.stem, row.source, row.row, row.epoch, row.path, row.seed) for row in rows]
+
+
+def rand_rows(loaded: LoadedModel, keep: set[str], *, repeats: int, seed: int | None) -> list[RowSource]:
+    """``repeats`` fresh initializations of the architecture, reproducible from the seed (the
+    snapshot's by default, else 0)."""
+    base = seed if seed is not None else (loaded.seed if loaded.seed is not None else 0)
+    rows = []
+    for repeat in range(repeats):
+        row_seed = rand_seed(base, repeat)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(row_seed)
+            model = get_model(loaded.arch, loaded.num_classes, loaded.in_channels, image_size=loaded.image_size,
+                              check_input=False)
+        rows.append(RowSource(RAND_KEY, RAND_KEY, ResetRow(f"random init (seed {row_seed})", kept_state(model, keep)),
+                              seed=row_seed))
+    return rows
+
+
+def rand_seed(base: int, repeat: int) -> int:
+    """The torch seed of re-randomization ``repeat``: derived from ``base`` on a stream of its own,
+    so that it never coincides with the run's own initialization (seeded by ``base``)."""
+    state = np.random.SeedSequence([RAND_STREAM, base, repeat]).generate_state(2, dtype=np.uint32)
+    return int(state[0]) << 31 | int(state[1]) >> 1

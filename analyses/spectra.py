@@ -1,0 +1,133 @@
+"""Weight-spectrum metrics per layer (WeightWatcher's), and the distance from the initialization.
+
+For every conv (1x1 included) and linear layer: the eigenvalues of ``W^T W / N`` (conv layers as
+their kh*kw slices pooled into one spectrum, or flattened with ``conv_mode="flatten"``), matrix
+entropy, stable rank, norms, the power-law ``alpha``, ``rand_distance`` and, given an
+initialization, the relative Frobenius distance and cosine from it (math: ``metrics/spectral.py``).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+from dataclasses import dataclass
+
+import torch
+
+import schema
+from analyses.base import Analysis, Inputs, fmt, log_table, logger
+from analyses.loading import LoadedModel
+from metrics.layers import LayerInfo, enumerate_layers
+from metrics.spectral import CONV_MODES, layer_spectrum
+from utils.errors import UserError
+
+# Per-layer values the summary lays out as layers x epochs matrices.
+SUMMARY_METRICS = ("alpha", "alpha_weighted", "entropy", "stable_rank", "spectral_norm", "log_spectral_norm",
+                   "log_norm", "rand_distance", "xmin", "ks_distance", "l2_dist", "cosine")
+# Averages over layers, as WeightWatcher's get_summary() (plus entropy and rand_distance).
+NET_METRICS = ("alpha", "alpha_weighted", "log_norm", "log_spectral_norm", "stable_rank", "entropy", "rand_distance")
+LAYER_FIELDS = ("name", "kind", "stage", "block", "index", "out_units", "fan_in", "is_1x1")
+SUMMARY = schema.SummarySpec(
+    "spectra_summary", constants=("conv_mode", "shuffle_seed"),
+    layer_fields=("name", "kind", "stage", "block", "shape", "N", "M", "n_matrices", "num_evals"),
+    layer_metrics=SUMMARY_METRICS, net_metrics=NET_METRICS)
+
+
+@dataclass(frozen=True)
+class SpectraSettings:
+    conv_mode: str = "slices"
+    shuffle_seed: int = 0
+
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--conv-mode", choices=CONV_MODES, default="slices", help="How a conv layer becomes matrices: its kh*kw (out x in) slices pooled into one spectrum, as WeightWatcher does, or one flattened out x (in*kh*kw) matrix [default = slices].")
+        parser.add_argument("--shuffle-seed", type=int, default=0, help="Seed of the weight shuffle behind rand_distance (combined with each layer's name) [default = 0].")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "SpectraSettings":
+        return cls(conv_mode=args.conv_mode, shuffle_seed=args.shuffle_seed)
+
+
+def select_layers(model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[LayerInfo]:
+    """Every conv (1x1 included) and linear layer, in forward order."""
+    return enumerate_layers(model, input_shape, include_1x1=True, with_linear=True)
+
+
+class Spectra(Analysis):
+    name = kind = "spectra"
+    summary = SUMMARY
+    needs_init = True
+
+    @property
+    def file_prefix(self) -> str:
+        """``spectra`` for the default slices, ``spectra_conv-flatten`` for flattened conv layers,
+        so both modes can live in one folder."""
+        mode = self.settings.conv_mode
+        return "spectra" if mode == "slices" else f"spectra_conv-{mode}"
+
+    def measure(self, inputs: Inputs) -> dict:
+        """``{"records": [per-layer record], "init_from"}``."""
+        init_path, init = inputs.init()
+        init_weights = layer_weights(init)
+        records = []
+        for layer in select_layers(inputs.loaded.model, inputs.loaded.input_shape):
+            init_weight = init_weights.get(layer.name) if init_weights is not None else None
+            if init_weights is not None and init_weight is None:
+                raise UserError(f"{inputs.name}: layer {layer.name} is missing from the initialization {init_path}")
+            try:
+                record = layer_spectrum(layer.weight, mode=self.settings.conv_mode, init_weight=init_weight,
+                                        seed=self.settings.shuffle_seed, name=layer.name)
+            except UserError as err:
+                raise UserError(f"{inputs.name}: {err}") from err
+            records.append(layer_fields(layer) | record)
+        return {"records": records, "init_from": init_path}
+
+    def document(self, measured: dict, inputs: Inputs) -> dict:
+        """``spectra_<stem>.json``: the header, a ``layers`` list (forward order) and ``net`` averages."""
+        loaded = inputs.loaded
+        return inputs.header(self.kind) | {
+            "source": inputs.source,
+            "snapshot": str(loaded.path) if loaded.path is not None else None,
+            "init_from": str(measured["init_from"]) if measured["init_from"] is not None else None,
+            "conv_mode": self.settings.conv_mode,
+            "shuffle_seed": self.settings.shuffle_seed,
+            "num_classes": loaded.num_classes,
+            "input_shape": list(loaded.input_shape),
+            "layers": measured["records"],
+            "net": net_averages(measured["records"]),
+        }
+
+    def log(self, document: dict, path) -> None:
+        """One table per snapshot: the numbers a user looks at first."""
+        logger.info("%s (epoch %s, conv mode %s) -> %s", document["snapshot"] or document["source"],
+                    document["epoch"], document["conv_mode"], path)
+        rows = []
+        for record in document["layers"]:
+            size = f"{record['N']}x{record['M']}" + (f"x{record['n_matrices']}" if record["n_matrices"] > 1 else "")
+            rows.append([record["name"], size, *(fmt(record.get(key)) for key in (
+                "alpha", "entropy", "stable_rank", "log_norm", "rand_distance", "l2_dist"))])
+        log_table([("layer", "%-22s"), ("N x M (x B)", "%14s"), ("alpha", "%7s"), ("entropy", "%8s"),
+                   ("st.rank", "%8s"), ("log_norm", "%8s"), ("rand_dist", "%9s"), ("l2_dist", "%8s")], rows)
+
+
+def layer_weights(init: LoadedModel | None) -> dict[str, torch.Tensor] | None:
+    """The initialization's weight tensors of the analysed layers, by module name."""
+    if init is None:
+        return None
+    return {layer.name: layer.weight.detach() for layer in select_layers(init.model, init.input_shape)}
+
+
+def layer_fields(layer: LayerInfo) -> dict:
+    return {name: getattr(layer, name) for name in LAYER_FIELDS} | {"shape": list(layer.weight.shape)}
+
+
+def net_averages(records: list[dict]) -> dict:
+    """Mean over the layers where a metric is defined (``None`` where it is nowhere)."""
+    averages = {}
+    for metric in NET_METRICS:
+        values = [record[metric] for record in records if _finite(record.get(metric))]
+        averages[metric] = sum(values) / len(values) if values else None
+    return averages | {"n_layers": len(records)}
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
