@@ -1,8 +1,9 @@
 """Nothing is lost or half-written: SIGKILL at any moment, a full disk, a NaN loss, concurrent writers.
 
-The SIGKILL tests run train.py as a real process and stop it with the test hook of
-``utils/fileio.py`` (``HYPERPLANES_TEST_PAUSE_AT``): the process pauses inside the chosen write,
-after the temp file is written and before the rename, and is killed there.
+The SIGKILL tests run train.py as a real process (``tests/pausing_train.py``, hooks the tests own)
+that pauses at the chosen moment, inside a write (after the temp file is written and before the
+rename) or inside an epoch, and says so in a marker file; the test waits for the marker and kills
+the process there.
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ import training.loop
 from tests.train_helpers import read_run, run_dir, run_train
 from utils.checkpoints import resolve_snapshots
 from utils.cli import run_main, setup_logging
-from utils.fileio import PAUSE_ENV, PAUSE_MARKER_ENV, atomic_write_json, is_temp_file, remove_stale_temp_files
+from tests.pausing_train import pause_at_write
+from utils.fileio import atomic_write_json, is_temp_file, remove_stale_temp_files
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS = 2
@@ -92,10 +94,10 @@ def uninterrupted(tmp_path_factory):
 # -- SIGKILL at any moment ---------------------------------------------------------------------------
 def _start(folder: Path, pause_at: str | None, marker: Path) -> subprocess.Popen:
     env = {**os.environ, "CI": "true", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    if pause_at:
-        env |= {PAUSE_ENV: pause_at, PAUSE_MARKER_ENV: str(marker)}
+    hook = ["--pause-at-write", pause_at] if pause_at else ["--pause-in-epoch", "2"]
     # Many epochs: the process never finishes on its own; the resume names the real target.
-    command = [sys.executable, str(ROOT / "train.py"), *_paths(folder), *COMMON, "--epochs", "100"]
+    command = [sys.executable, str(ROOT / "tests" / "pausing_train.py"), "--marker", str(marker), *hook, "--",
+               *_paths(folder), *COMMON, "--epochs", "100"]
     return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
@@ -135,13 +137,12 @@ def test_sigkill_leaves_loadable_files_and_the_resume_is_bit_exact(point, tmp_pa
     killed = tmp_path / "killed"
     run = run_dir(killed)
     process = _start(killed, pause_at, marker)
+    _wait(marker.exists, process, f"the write of {pause_at}" if pause_at else "step 6 of epoch 2")
     if pause_at:
-        _wait(marker.exists, process, f"the write of {pause_at}")
         paused_temp = Path(marker.read_text())
         assert paused_temp.is_file() and is_temp_file(paused_temp)  # killed inside the write
     else:
-        _wait(lambda: _epochs_recorded(run / "run.json") >= 1, process, "epoch 1")
-        time.sleep(0.3)  # well inside epoch 2
+        assert _epochs_recorded(run / "run.json") == 1  # epoch 1 is complete, epoch 2 is under way
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=60)
     process.stderr.close()
@@ -176,11 +177,14 @@ def test_sigkill_leaves_loadable_files_and_the_resume_is_bit_exact(point, tmp_pa
 
 def test_the_pause_hook_is_inert_unless_the_name_and_count_match(tmp_path, monkeypatch):
     marker = tmp_path / "paused"
-    monkeypatch.setenv(PAUSE_ENV, "other.json#2")
-    monkeypatch.setenv(PAUSE_MARKER_ENV, str(marker))
+    paused = []
+    monkeypatch.setattr(os, "replace", pause_at_write("other.json#2", marker, sleep=lambda: paused.append(1)))
     atomic_write_json(tmp_path / "a.json", {"x": 1})
     atomic_write_json(tmp_path / "other.json", {"x": 1})  # the first write of other.json: not yet
     assert not marker.exists() and json.loads((tmp_path / "other.json").read_text()) == {"x": 1}
+    atomic_write_json(tmp_path / "other.json", {"x": 2})  # the second: paused (here: not slept), then renamed
+    assert paused == [1] and is_temp_file(marker.read_text())
+    assert json.loads((tmp_path / "other.json").read_text()) == {"x": 2}
 
 
 def test_temp_files_are_never_read_as_results_and_train_clears_them(digits_run, tmp_path, one_thread):

@@ -11,7 +11,6 @@ import json
 import os
 import re
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, Callable, IO
 
@@ -21,12 +20,6 @@ from utils.errors import UserError
 
 TEMP_SUFFIX = ".tmp"
 _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # mkstemp adds 8 random characters
-# Test hook, inert unless set: the n-th write (default the first) of a file named NAME in this process
-# creates the file named by PAUSE_MARKER_ENV (holding the temp file's path) and sleeps before the rename,
-# so a test can SIGKILL the process in the middle of that write (tests/test_reliability.py).
-PAUSE_ENV = "HYPERPLANES_TEST_PAUSE_AT"  # NAME or NAME#n
-PAUSE_MARKER_ENV = "HYPERPLANES_TEST_PAUSE_MARKER"
-_pause_counts: dict[str, int] = {}
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
@@ -41,8 +34,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
-            if PAUSE_ENV in os.environ:
-                _pause_for_test(target, tmp_name)
             os.fsync(handle.fileno())
         os.replace(tmp_name, target)
     except OSError as err:
@@ -52,16 +43,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
         _remove_quietly(tmp_name)
         raise
     return target
-
-
-def _pause_for_test(target: Path, tmp_name: str) -> None:
-    name, _, nth = os.environ[PAUSE_ENV].partition("#")
-    if target.name != name:
-        return
-    _pause_counts[name] = _pause_counts.get(name, 0) + 1
-    if _pause_counts[name] == int(nth or 1):
-        Path(os.environ[PAUSE_MARKER_ENV]).write_text(tmp_name)
-        time.sleep(600)
 
 
 def is_temp_file(path: str | os.PathLike) -> bool:
