@@ -17,6 +17,7 @@ import torch
 
 import schema
 from analyses.loading import PRETRAINED_EPOCH, LoadedModel
+from analyses.probe import probe_split
 
 logger = logging.getLogger(__name__)
 
@@ -60,8 +61,6 @@ class Inputs:
 
     def probe(self, samples: int, seed: int):
         """The fixed probe set: ``samples`` samples of the validation split, else of the test split."""
-        from analyses.probe import probe_split
-
         data = self.data()
         key = (id(data), samples, seed)
         if key not in self.probes:

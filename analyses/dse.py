@@ -22,7 +22,7 @@ from analyses.base import SUMMARY_OF_FOLDER, Analysis, Inputs, logger, or_nan
 from analyses.probe import probe_record
 from metrics.dse import diffusion_spectral_entropy, diffusion_spectral_mutual_information
 from metrics.embeddings import collect_embeddings
-from utils.errors import UserError
+from utils.errors import require
 
 VALUES = ("dse", "dsmi_y", "cse")  # DSE(Z), DSMI(Z; Y), CSE(Z), in bits
 DEFAULT_SAMPLES = 1000
@@ -82,9 +82,7 @@ class DSESettings:
                   (self.t > 0, f"the DSE diffusion time (--t/--dse-t) {self.t} must be positive"),
                   (self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1"),
                   (self.max_n >= 2, f"--max-n {self.max_n} must be at least 2")]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
+        require(checks)
 
     def record(self) -> dict:
         """What identifies comparable measurements (the batch size does not change results)."""

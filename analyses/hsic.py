@@ -21,7 +21,7 @@ from analyses.probe import probe_record
 from metrics.embeddings import collect_embeddings
 from metrics.hsic import KernelReference, information_plane, one_hot
 from metrics.layers import enumerate_layers
-from utils.errors import UserError
+from utils.errors import require
 
 LAYER_VALUES = ("hsic_x", "hsic_y", "nhsic_x", "nhsic_y", "sigma")
 LAYER_FIELDS = ("name", "kind", "stage", "block", "index")
@@ -57,9 +57,7 @@ class HSICSettings:
         checks = [(self.samples >= 2, f"--dse-samples {self.samples} must be at least 2 for HSIC"),
                   (self.sigma is None or self.sigma > 0, f"--hsic-sigma {self.sigma} must be positive"),
                   (self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1")]
-        for ok, message in checks:
-            if not ok:
-                raise UserError(message)
+        require(checks)
 
     def record(self) -> dict:
         return {"samples": self.samples, "seed": self.seed,

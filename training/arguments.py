@@ -13,7 +13,7 @@ from training.analyzers import add_analyzer_arguments
 from training.optim import OPTIMIZERS, SCHEDULES
 from training.performance import AMP_DTYPES
 from utils.devices import add_device_args
-from utils.errors import UserError
+from utils.errors import UserError, require
 from utils.paths import check_log_folder, check_output_folder
 
 
@@ -94,9 +94,7 @@ def validate_args(args: argparse.Namespace) -> None:
         (0 <= args.start_epoch < args.epochs or args.evaluate or args.evaluate_train,
          f"--start-epoch {args.start_epoch} must be in [0, --epochs)"),
     ]
-    for ok, message in checks:
-        if not ok:
-            raise UserError(message)
+    require(checks)
 
 
 def check_resumed_epoch(args: argparse.Namespace, checkpoint: dict | None) -> None:

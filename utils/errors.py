@@ -7,3 +7,10 @@ Messages name the offending value and say how to fix it.
 
 class UserError(Exception):
     """An error caused by the user's input, reported without a traceback."""
+
+
+def require(checks) -> None:
+    """Raise :class:`UserError` with the message of the first ``(ok, message)`` pair that is not ok."""
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
