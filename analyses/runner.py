@@ -75,6 +75,7 @@ def run(analyses: Sequence[Analysis], sources: SourceSettings, *, outputs: Outpu
     for (number, out_dir), rows in written.items():
         summary = write_summary(analyses[number], out_dir, rows, args)
         if summary is not None:
+            logger.info("%s summary -> %s", analyses[number].name, summary)
             files.append(summary)
     return files
 
@@ -114,6 +115,4 @@ def write_summary(analysis: Analysis, out_dir: Path, rows: list[tuple[Path, dict
     if not rows:
         return None
     summary = analysis.summarize([document for _, document in rows], [path.name for path, _ in rows], args)
-    path = schema.write(out_dir / f"{analysis.file_prefix}_summary.json", summary)
-    logger.info("%s summary of %d snapshot(s) -> %s", analysis.name, len(rows), path)
-    return path
+    return schema.write(out_dir / f"{analysis.file_prefix}_summary.json", summary)

@@ -23,6 +23,7 @@ ALLOWED = {
     "analyses": {"utils", "datasets", "models", "metrics", "schema", "analyses"},
     "plotting": {"utils", "schema", "plotting"},
     "training": {"utils", "datasets", "models", "metrics", "schema", "analyses", "training"},
+    "sweeps": {"utils", "datasets", "models", "schema", "training", "sweeps"},
 }
 CLIS = sorted(path.stem for path in ROOT.glob("*.py"))
 # The demo is a scripted user: it chains the CLIs in-process through their main(argv), as a shell

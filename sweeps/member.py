@@ -1,0 +1,170 @@
+"""One member of a family: its steps in order, each the exact command of its plan, in a process of
+its own, skipping what is already done (judged by run.json's state and the expected result files).
+
+Interrupted training resumes from ``last.pt``; once training ran, every later step runs again. A
+member holds ``locks/<member>.lock`` while it runs, and its commands inherit the lock, so a re-run
+waits for commands that are still stopping. Its status goes to ``status/<member>.json``; its
+output to ``logs/<member>.log``.
+"""
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from sweeps.child import PARENT_ENV
+from sweeps.manifest import SweepFolder, now
+from sweeps.plan import ROOT, Plan, Step
+from utils.checkpoints import LAST_CHECKPOINT
+from utils.errors import UserError
+
+logger = logging.getLogger(__name__)
+
+TRAIN_DONE = ("finished", "plateau")
+STOPPED = {130, 143, -signal.SIGINT, -signal.SIGTERM}  # exit codes of a command stopped by a signal
+LOCK_WAIT_S = 600
+
+
+def _json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def run_record(plan: Plan) -> dict | None:
+    return _json(plan.folders.run / "run.json")
+
+
+def _summary_epochs(path: Path) -> list | None:
+    return (_json(path) or {}).get("epochs")
+
+
+def step_done(step: Step, plan: Plan, record: dict | None) -> bool:
+    """Whether ``step``'s results are on disk and cover every snapshot of the finished run."""
+    if record is None or (record.get("status") or {}).get("state") not in TRAIN_DONE:
+        return False
+    if step.name == "train":
+        return True
+    epochs = sorted(row["epoch"] for row in record.get("snapshots") or [])
+    results, plots = plan.folders.results / plan.folders.sub, plan.folders.plots / plan.folders.sub
+    if step.name in ("projections", "spectra"):
+        return _summary_epochs(results / f"{step.name}_summary.json") == epochs
+    if step.name == "reinit":
+        return bool(epochs) and (results / f"reinit_{plan.args.arch}_epoch{epochs[-1]:04d}.json").is_file()
+    return (plots / "training_curves.png").is_file()
+
+
+def pending_steps(plan: Plan) -> list[Step]:
+    """The steps still to run; training continues from last.pt when a previous run left one."""
+    record = run_record(plan)
+    todo = [step for step in plan.steps if not step_done(step, plan, record)]
+    if todo and todo[0].name == "train":
+        last = plan.folders.run / LAST_CHECKPOINT
+        if last.is_file():
+            todo[0] = Step("train", (*todo[0].argv, "--resume-from", str(last)))
+        return todo
+    if todo and todo[-1].name != "plots":
+        todo.append(plan.steps[-1])  # new results: redraw the run's figures
+    return todo
+
+
+def executable(argv: tuple[str, ...]) -> list[str]:
+    """A plan's command as this interpreter runs it (``python`` and ``torchrun`` are this Python)."""
+    head, rest = argv[0], list(argv[1:])
+    prefix = [sys.executable] if head == "python" else [sys.executable, "-m", "torch.distributed.run"]
+    return [sys.executable, "-m", "sweeps.child", *prefix, *rest]
+
+
+def step_env(env: dict[str, str]) -> dict[str, str]:
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, **env, "PYTHONPATH": path, PARENT_ENV: str(os.getpid())}
+
+
+def error_line(log: Path, offset: int) -> str:
+    """The line that says why a command failed: its last ``error:`` line, else its last line."""
+    try:
+        text = log.read_bytes()[offset:].decode(errors="replace")
+    except OSError:
+        return "failed (its log could not be read)"
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("$ ")]
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or ["failed without a message"])[-1]
+
+
+class MemberRunner:
+    """Runs one member's pending steps (see the module docstring)."""
+
+    def __init__(self, folder: SweepFolder, plan: Plan, *, env: dict[str, str] | None = None,
+                 stop: threading.Event | None = None, on_process: Callable | None = None) -> None:
+        self.folder, self.plan, self.env = folder, plan, env or {}
+        self.stop = stop or threading.Event()
+        self.on_process = on_process or (lambda process: None)
+
+    def run(self) -> dict:
+        """The member's final status: ``{"status", "error", "started", "finished", "seconds", "steps"}``."""
+        lock_fd = self._lock()
+        start = time.monotonic()
+        status = {"status": "running", "error": None, "started": now(), "finished": None, "seconds": None,
+                  "steps": {}, "host": os.uname().nodename, "pid": os.getpid()}
+        try:
+            self.folder.write_member_status(self.plan.member.id, status)
+            status |= self._run_steps(lock_fd, status)
+        finally:
+            os.close(lock_fd)
+        status |= {"finished": now(), "seconds": round(time.monotonic() - start, 1)}
+        self.folder.write_member_status(self.plan.member.id, status)
+        return status
+
+    def _lock(self) -> int:
+        path = self.folder.member_lock_path(self.plan.member.id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + LOCK_WAIT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise UserError(f"member {self.plan.member.id} is still running elsewhere ({path} is held)")
+                time.sleep(0.2)
+
+    def _run_steps(self, lock_fd: int, status: dict) -> dict:
+        log = self.plan.folders.log
+        log.parent.mkdir(parents=True, exist_ok=True)
+        for step in pending_steps(self.plan):
+            if self.stop.is_set():
+                return {"status": "interrupted", "error": f"stopped before {step.name}"}
+            log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)  # the commands' output
+            try:
+                offset = os.fstat(log_fd).st_size
+                os.write(log_fd, f"\n$ {step.shell()}\n".encode())
+                begun = time.monotonic()
+                code = self._execute(step, log_fd, lock_fd)
+            finally:
+                os.close(log_fd)
+            status["steps"][step.name] = {"code": code, "seconds": round(time.monotonic() - begun, 1)}
+            self.folder.write_member_status(self.plan.member.id, status)
+            if code != 0:
+                return {"status": "interrupted" if code in STOPPED else "failed",
+                        "error": f"{step.name}: {error_line(log, offset)}"}
+        return {"status": "done", "error": None}
+
+    def _execute(self, step: Step, log_fd: int, lock_fd: int) -> int:
+        process = subprocess.Popen(executable(step.argv), stdout=log_fd, stderr=subprocess.STDOUT,
+                                   env=step_env(self.env), pass_fds=(lock_fd,))
+        self.on_process(process)
+        try:
+            return process.wait()
+        finally:
+            self.on_process(None)

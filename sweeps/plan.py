@@ -1,0 +1,120 @@
+"""What a member is on disk and what it runs: its folders in the standard layout under the sweep
+folder, and its commands, exactly as one would type them by hand.
+
+``<sweep>/{models,results,plots,tensorboard}/[<extra>/]<dataset>[_<k>]/[noise_<r>|pixel_shuffle]/<arch>/<seed>/``,
+where ``<extra>`` names the values of the axes outside the run layout (e.g. ``lr=0.01``), and the
+member's output in ``<sweep>/logs/<member>.log``.
+"""
+from __future__ import annotations
+
+import argparse
+import shlex
+from dataclasses import dataclass
+from pathlib import Path
+
+from sweeps.grid import Member
+from utils.errors import UserError
+from utils.paths import run_subdir
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Folders:
+    models: Path  # the roots train.py and the analyses are given (--models-path, --results, ...)
+    results: Path
+    plots: Path
+    tensorboard: Path
+    sub: str  # the run's folder below each root
+    log: Path
+
+    @property
+    def run(self) -> Path:
+        return self.models / self.sub
+
+    def record(self, sweep_dir: Path) -> dict:
+        """Paths relative to the sweep folder (the manifest's)."""
+        return {name: str((getattr(self, name) / self.sub).relative_to(sweep_dir))
+                for name in ("models", "results", "plots", "tensorboard")} | {"log": str(self.log.relative_to(sweep_dir))}
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str  # train | projections | reinit | spectra | plots
+    argv: tuple[str, ...]  # the command, "python <script> ..." as typed by hand
+
+    def shell(self) -> str:
+        return shlex.join(self.argv)
+
+
+@dataclass(frozen=True)
+class Plan:
+    member: Member
+    args: argparse.Namespace  # the member's parsed train.py arguments
+    folders: Folders
+    steps: tuple[Step, ...]
+    analyses: tuple[str, ...]
+    nproc: int = 1
+
+    @property
+    def last_snapshot(self) -> Path:
+        return self.folders.run / f"{self.args.arch}_epoch{self.args.epochs:04d}.pt"
+
+
+def folders(sweep_dir: Path, member: Member, args: argparse.Namespace) -> Folders:
+    sub = run_subdir(dataset=args.dataset, arch=args.arch, seed=args.seed, subsample_classes=args.subsample_classes,
+                     noise=args.noise)
+
+    def root(name: str) -> Path:
+        return sweep_dir / name / member.extra if member.extra else sweep_dir / name
+
+    return Folders(root("models"), root("results"), root("plots"), root("tensorboard"), sub,
+                   sweep_dir / "logs" / f"{member.id}.log")
+
+
+def device_flags(args: argparse.Namespace) -> list[str]:
+    """The training's device, for the analyses of its snapshots."""
+    return ["--device", args.device] if args.device else ["--cuda"] if args.cuda else []
+
+
+def script(name: str) -> str:
+    """``train.py``, or its full path when the command is not run from the suite's folder."""
+    return name if Path.cwd().resolve() == ROOT else str(ROOT / name)
+
+
+def steps(member: Member, args: argparse.Namespace, where: Folders, analyses: tuple[str, ...], *,
+          nproc: int = 1) -> tuple[Step, ...]:
+    """train.py, then each analysis of its snapshots, then the run's figures."""
+    runner = ["python"] if nproc <= 1 else ["torchrun", "--nproc_per_node", str(nproc)]
+    train = [*runner, script("train.py"), *member.argv, "--models-path", str(where.models), "--results",
+             str(where.results), "--tb-logdir", str(where.tensorboard), "--no-progress"]
+    if "hsic" in analyses:
+        train.append("--hsic")  # per snapshot, during training (like DSE)
+    run, device = str(where.run), device_flags(args)
+    commands = {
+        "projections": ["python", script("compute_projections.py"), "--load-from", run, "--normalize",
+                        "--results", str(where.results), *device],
+        "reinit": ["python", script("reinit_layers.py"), "--load-from", run, "--inits-from", run, "--rand",
+                   "--results", str(where.results), "--plots", str(where.plots), *device],
+        "spectra": ["python", script("compute_spectra.py"), "--load-from", run, "--results", str(where.results),
+                    *device],
+    }
+    plots = ["python", script("plot_results.py"), str(where.results / where.sub), run, "--plots",
+             str(where.plots / where.sub)]
+    return (Step("train", tuple(train)), *(Step(name, tuple(commands[name])) for name in commands if name in analyses),
+            Step("plots", tuple(plots)))
+
+
+def plan_members(sweep_dir: Path, members: list[Member], parsed: dict[str, argparse.Namespace],
+                 analyses: tuple[str, ...], *, nproc: int = 1) -> list[Plan]:
+    """Every member's plan; two members sharing a run folder are a :class:`UserError`."""
+    plans, owners = [], {}
+    for member in members:
+        args = parsed[member.id]
+        where = folders(sweep_dir, member, args)
+        if where.run in owners:
+            raise UserError(f"members {owners[where.run]} and {member.id} would share the run folder {where.run} "
+                            "(e.g. noise levels that round to the same percent); change the grid")
+        owners[where.run] = member.id
+        plans.append(Plan(member, args, where, steps(member, args, where, analyses, nproc=nproc), analyses, nproc))
+    return plans

@@ -1,0 +1,319 @@
+"""sweep.py: grids, up-front checks, the local engine, resuming, extending, the lock, failures,
+signals (SIGINT, SIGKILL of the sweep itself), the submitit path and --dry-run's commands.
+
+Members are tiny: LeNet on digits, 2 epochs. Runs happen in-process (sweep.main) unless a test
+needs to signal the sweep process, and then in a real process.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import sweep
+from sweeps.checks import train_parser
+from sweeps.grid import Definition, flags_of, members, parse_train_tokens
+from sweeps.local import cpu_count
+from sweeps.manifest import SweepFolder
+from utils.cli import run_main
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ["--arch", "lenet", "--dataset", "digits", "--batch-size", "128", "--dse-samples", "60"]
+TINY = [*BASE, "--epochs", "2"]
+GRID = [*TINY, "--deterministic", "--noise", "0", "-1", "--seed", "0", "1"]
+
+
+def run_sweep(root: Path, *argv: str) -> int:
+    return run_main(sweep.main, ["--root", str(root), *argv])
+
+
+def manifest(root: Path, name: str) -> dict:
+    return json.loads((root / name / "sweep.json").read_text())
+
+
+def statuses(root: Path, name: str) -> dict[str, str]:
+    return {entry["id"]: entry["status"] for entry in manifest(root, name)["members"]}
+
+
+def files_with_mtimes(folder: Path) -> dict[str, int]:
+    return {str(path.relative_to(folder)): path.stat().st_mtime_ns for path in folder.rglob("*")
+            if path.is_file() and not {"logs", "status", "locks"} & set(path.relative_to(folder).parts)
+            and path.name not in ("sweep.json", ".sweep.lock")}
+
+
+# -- the grid --------------------------------------------------------------------------------------
+def definition(*tokens: str) -> tuple[Definition, list]:
+    known = flags_of(train_parser())
+    found = Definition()
+    parse_train_tokens(list(tokens), known, found)
+    return found, members(found, known)
+
+
+def test_values_make_axes_and_the_members_are_their_product():
+    found, family = definition("--arch", "lenet", "--dataset", "digits", "--noise", "0", "-1", "--seed", "0", "1",
+                               "--augmentation", "off", "on", "--lr", "0.1", "0.01")
+    assert found.fixed == {"--arch": ["lenet"], "--dataset": ["digits"]}
+    assert list(found.axes) == ["--noise", "--seed", "--augmentation", "--lr"]
+    assert len(family) == 2 * 2 * 2 * 2
+    first, last = family[0], family[-1]
+    assert first.id == "noise=0,seed=0,augmentation=off,lr=0.1" and last.id == "noise=-1,seed=1,augmentation=on,lr=0.01"
+    assert "--augmentation" not in first.argv and "--augmentation" in last.argv  # off: absent
+    assert first.extra == "augmentation=off,lr=0.1"  # outside the run layout: a folder level of their own
+    assert list(first.argv[-2:]) == ["--lr", "0.1"]
+
+
+def test_a_member_without_a_seed_gets_seed_0_and_a_boolean_alone_is_on():
+    _, family = definition("--arch", "lenet", "--dataset", "digits", "--augmentation")
+    assert [member.id for member in family] == ["run"]
+    assert family[0].argv == ("--arch", "lenet", "--dataset", "digits", "--augmentation", "--seed", "0")
+
+
+@pytest.mark.parametrize("tokens, message", [
+    (["--arch", "lenet", "--nosuch", "1"], "--nosuch is neither"),
+    (["--arch", "lenet", "--lr"], "--lr needs a value"),
+    (["--arch", "lenet", "--lr", "1", "--lr", "2"], "given twice"),
+    (["--arch", "lenet", "--augmentation", "maybe"], "on/off"),
+    (["--arch", "lenet", "--models-path", "x"], "set by the sweep"),
+    (["--arch", "lenet", "--resume-from", "x"], "no place in a sweep"),
+])
+def test_grid_mistakes_are_one_line(tmp_path, capsys, tokens, message):
+    assert run_sweep(tmp_path / "sweeps", "--name", "bad", *tokens) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "sweeps").exists()
+
+
+@pytest.mark.parametrize("tokens, message", [
+    (["--noise", "0", "1.5"], "member noise=1.5: --noise 1.5 is out of range"),
+    (["--optimizer", "sgd", "rmsprop"], "member optimizer=rmsprop: argument --optimizer: invalid choice"),
+    (["--subsample-classes", "2", "11"], "member subsample_classes=11: --subsample-classes 11"),
+    (["--upscale", "--upscale-padding"], "member run: --upscale and --upscale-padding"),
+])
+def test_a_bad_member_is_refused_up_front_and_nothing_is_written(tmp_path, capsys, tokens, message):
+    assert run_sweep(tmp_path / "sweeps", "--name", "bad", *TINY, *tokens) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "sweeps").exists()
+
+
+def test_the_config_file_describes_the_same_family_as_the_command_line(tmp_path, capsys):
+    config = tmp_path / "sweep.toml"
+    config.write_text('name = "cfg"\nanalyses = ["projections"]\n[train]\narch = "lenet"\ndataset = "digits"\n'
+                      'epochs = 2\naugmentation = true\n[axes]\nnoise = [0, -1]\nseed = [0, 1]\n')
+    assert run_sweep(tmp_path, "--config", str(config), "--dry-run") == 0
+    from_file = capsys.readouterr().out
+    assert run_sweep(tmp_path, "--name", "cfg", "--analyses", "projections", "--arch", "lenet", "--dataset", "digits",
+                     "--epochs", "2", "--augmentation", "--noise", "0", "-1", "--seed", "0", "1", "--dry-run") == 0
+    assert capsys.readouterr().out == from_file and from_file.count("python train.py") == 4
+    assert run_sweep(tmp_path, "--config", str(config), "--epochs", "3", "--dry-run") == 0  # the command line wins
+    assert capsys.readouterr().out.count("--epochs 3") == 4
+    assert not (tmp_path / "cfg").exists()
+
+
+# -- the local engine ------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def grid_2x2(tmp_path_factory):
+    """A 2x2 grid (clean labels and pixel shuffle, two seeds), run once with --jobs 2."""
+    root = tmp_path_factory.mktemp("sweeps")
+    code = run_sweep(root, "--name", "grid", *GRID, "--jobs", "2")
+    return root, code
+
+
+@pytest.mark.slow
+def test_a_2x2_grid_runs_into_the_standard_layout(grid_2x2):
+    root, code = grid_2x2
+    assert code == 0
+    folder = root / "grid"
+    recorded = manifest(root, "grid")
+    assert recorded["grids"][0]["axes"] == {"--noise": [["0"], ["-1"]], "--seed": [["0"], ["1"]]}
+    assert {entry["id"]: entry["status"] for entry in recorded["members"]} == {
+        "noise=0,seed=0": "done", "noise=0,seed=1": "done", "noise=-1,seed=0": "done", "noise=-1,seed=1": "done"}
+    for entry, sub in zip(recorded["members"], ["digits/lenet/0", "digits/lenet/1", "digits/pixel_shuffle/lenet/0",
+                                                 "digits/pixel_shuffle/lenet/1"]):
+        assert entry["folders"]["models"] == f"models/{sub}" and entry["seconds"] > 0 and entry["error"] is None
+        run = json.loads((folder / "models" / sub / "run.json").read_text())
+        assert run["status"]["state"] == "finished" and [row["epoch"] for row in run["snapshots"]] == [0, 2]
+        assert (folder / "results" / sub / "projections_summary.json").is_file()
+        assert (folder / "results" / sub / "reinit_lenet_epoch0002.json").is_file()
+        assert (folder / "plots" / sub / "training_curves.png").is_file()
+        assert (folder / "tensorboard" / sub).is_dir()
+        assert (folder / "logs" / f"{entry['id']}.log").read_text().count("$ python") == 4
+        assert entry["commands"][0].startswith("python train.py --arch lenet")
+
+
+@pytest.mark.slow
+def test_a_re_run_does_nothing_and_extend_adds_members_only(grid_2x2, capsys):
+    root, _ = grid_2x2
+    before = files_with_mtimes(root / "grid")
+    assert run_sweep(root, "--name", "grid", *GRID, "--jobs", "2") == 0
+    assert files_with_mtimes(root / "grid") == before
+    assert run_sweep(root, "--name", "grid", *GRID, "2") == 2  # a third seed
+    assert "another grid" in capsys.readouterr().err
+    assert run_sweep(root, "--name", "grid", *GRID, "2", "--extend", "--jobs", "2") == 0
+    after = files_with_mtimes(root / "grid")
+    assert {name: mtime for name, mtime in after.items() if name in before} == before  # existing ones untouched
+    assert {str(Path(name).parent) for name in set(after) - set(before) if name.endswith("run.json")} == {
+        "models/digits/lenet/2", "models/digits/pixel_shuffle/lenet/2"}
+    assert statuses(root, "grid")["noise=-1,seed=2"] == "done" and len(statuses(root, "grid")) == 6
+    assert len(manifest(root, "grid")["grids"]) == 2
+
+
+@pytest.mark.slow
+def test_status_prints_the_members_table(grid_2x2, capsys):
+    root, _ = grid_2x2
+    assert run_main(sweep.main, ["--status", str(root / "grid")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split()[:4] == ["member", "status", "time", "job"]
+    assert sum(" done " in line for line in lines) >= 4
+
+
+def test_a_second_sweep_on_the_same_folder_is_refused(tmp_path, capsys):
+    with SweepFolder(tmp_path / "locked").lock():
+        assert run_sweep(tmp_path, "--name", "locked", *TINY) == 2
+    err = capsys.readouterr().err.strip()
+    assert "another sweep.py" in err and f"pid {os.getpid()}" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_a_failing_member_is_isolated_and_the_sweep_exits_1(tmp_path, capsys):
+    code = run_sweep(tmp_path, "--name", "fails", *TINY, "--lr", "0.01", "1e9", "--analyses", "projections",
+                     "--jobs", "2")
+    assert code == 1
+    recorded = {entry["id"]: entry for entry in manifest(tmp_path, "fails")["members"]}
+    assert recorded["lr=0.01"]["status"] == "done"
+    failed = recorded["lr=1e9"]
+    assert failed["status"] == "failed" and failed["error"].startswith("train: error: training loss became nan")
+    assert failed["folders"]["models"] == "models/lr=1e9/digits/lenet/0"  # an axis outside the layout: its own level
+    table = capsys.readouterr().err
+    assert re.search(r"^lr=1e9 +failed", table, re.M) and "1 done, 1 failed" in table
+    assert run_sweep(tmp_path, "--name", "fails", *TINY, "--lr", "0.01", "1e9", "--analyses", "projections") == 1
+    assert "--retry-failed runs it again" in capsys.readouterr().err  # skipped, not retried
+
+
+# -- signals, in a real sweep process --------------------------------------------------------------
+def _start_sweep(root: Path, *argv: str) -> subprocess.Popen:
+    env = {**os.environ, "CI": "true", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, str(ROOT / "sweep.py"), "--root", str(root), *argv], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_epoch(run_json: Path, process: subprocess.Popen, limit: float = 240.0) -> None:
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        assert process.poll() is None, process.stderr.read()
+        try:
+            if json.loads(run_json.read_text())["epochs"]:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.05)
+    process.kill()
+    raise AssertionError(f"no epoch in {run_json} in time")
+
+
+def _everything_loads(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.suffix == ".pt":
+            assert "model_state_dict" in torch.load(path, weights_only=True), path
+        elif path.suffix == ".json":
+            json.loads(path.read_text())
+
+
+@pytest.mark.slow
+def test_sigkill_of_the_sweep_then_a_re_run_completes_it(tmp_path):
+    args = ["--name", "killed", *BASE, "--epochs", "3", "--seed", "0", "1", "--analyses", "projections", "--jobs", "1"]
+    process = _start_sweep(tmp_path, *args)
+    folder = tmp_path / "killed"
+    _wait_for_epoch(folder / "models/digits/lenet/1/run.json", process)  # seed 0 is done, seed 1 is training
+    first = folder / "models/digits/lenet/0/lenet_epoch0000.pt"
+    finished = (first.stat().st_mtime_ns, first.read_bytes())
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    process.stderr.close()
+    assert run_sweep(tmp_path, *args) == 0
+    assert set(statuses(tmp_path, "killed").values()) == {"done"}
+    _everything_loads(folder)
+    assert (first.stat().st_mtime_ns, first.read_bytes()) == finished  # the finished member was not trained again
+    resumed = json.loads((folder / "models/digits/lenet/1/run.json").read_text())
+    assert resumed["status"]["state"] == "finished" and resumed.get("resumed_at_epoch")  # resumed, at most an epoch lost
+    assert [row["epoch"] for row in resumed["epochs"]] == [1, 2, 3]
+
+
+@pytest.mark.slow
+def test_sigint_stops_the_members_which_a_re_run_resumes(tmp_path):
+    args = ["--name", "stopped", *BASE, "--epochs", "3", "--analyses", "projections"]
+    process = _start_sweep(tmp_path, *args)
+    _wait_for_epoch(tmp_path / "stopped/models/digits/lenet/0/run.json", process)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 130
+    process.stderr.close()
+    assert statuses(tmp_path, "stopped") == {"run": "interrupted"}
+    assert run_sweep(tmp_path, *args) == 0
+    assert set(statuses(tmp_path, "stopped").values()) == {"done"}
+
+
+# -- the SLURM path, through submitit's local executor ---------------------------------------------
+@pytest.mark.slow
+def test_the_submitit_path_end_to_end(tmp_path, capsys):
+    code = run_sweep(tmp_path, "--name", "array", *TINY, "--analyses", "projections",
+                     "--launcher", "slurm", "--submitit-local", "--slurm-time", "10", "--wait")
+    assert code == 0
+    recorded = manifest(tmp_path, "array")
+    assert [entry["status"] for entry in recorded["members"]] == ["done"]
+    assert all(entry["job_id"] for entry in recorded["members"])
+    assert recorded["launcher"]["launcher"] == "slurm" and recorded["launcher"]["slurm_time"] == 10
+    assert (tmp_path / "array/results/digits/lenet/0/projections_summary.json").is_file()
+    assert run_main(sweep.main, ["--status", str(tmp_path / "array")]) == 0
+    assert capsys.readouterr().out.count(" done ") == 1
+
+
+def test_slurm_without_slurm_is_one_line(tmp_path, capsys):
+    assert run_sweep(tmp_path, "--name", "nosbatch", *TINY, "--launcher", "slurm") == 2
+    assert "needs SLURM" in capsys.readouterr().err
+    assert not (tmp_path / "nosbatch").exists()
+
+
+# -- --dry-run -------------------------------------------------------------------------------------
+VOLATILE = ("seconds", "time_s", "started", "updated")
+
+
+def _comparable(value, root: str):
+    if isinstance(value, dict):
+        return {key: _comparable(item, root) for key, item in value.items() if key not in VOLATILE}
+    if isinstance(value, list):
+        return [_comparable(item, root) for item in value]
+    return value.replace(root, "ROOT") if isinstance(value, str) else value
+
+
+@pytest.mark.slow
+def test_dry_run_commands_run_by_hand_give_the_same_result_files(grid_2x2, tmp_path, capsys):
+    """The first member of the 2x2 grid (deterministic), typed by hand from --dry-run, gives its files."""
+    root, _ = grid_2x2
+    by_hand = tmp_path / "by_hand"
+    assert run_sweep(by_hand, "--name", "grid", *GRID, "--dry-run") == 0
+    member = capsys.readouterr().out.split("\n\n")[0].splitlines()
+    assert member[0].startswith("# noise=0,seed=0")
+    commands = [shlex.split(line) for line in member[1:]]
+    assert [command[1] for command in commands] == ["train.py", "compute_projections.py", "reinit_layers.py",
+                                                    "plot_results.py"]
+    env = {**os.environ, "CI": "true", "OMP_NUM_THREADS": str(max(1, cpu_count() // 2))}  # as the sweep's --jobs 2
+    for command in commands:
+        subprocess.run([sys.executable, *command[1:]], cwd=ROOT, env=env, check=True, capture_output=True)
+    sub = Path("digits/lenet/0")
+    for kind in ("models", "results"):
+        made = sorted(path.name for path in (by_hand / "grid" / kind / sub).glob("*.json"))
+        assert made == sorted(path.name for path in (root / "grid" / kind / sub).glob("*.json"))
+        assert len(made) >= (1 if kind == "models" else 7)
+        for name in made:
+            expected = _comparable(json.loads((by_hand / "grid" / kind / sub / name).read_text()), str(by_hand))
+            got = _comparable(json.loads((root / "grid" / kind / sub / name).read_text()), str(root))
+            assert got == expected, f"{kind}/{sub}/{name}"
