@@ -2,7 +2,9 @@
 date as they start and end, progress lines, and the members table."""
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -116,9 +118,6 @@ def run_slurm(folder: SweepFolder, manifest: dict, plans: list[Plan], launch: La
 
 def _held(folder: SweepFolder, member_id: str) -> bool:
     """Whether the member's lock is held (its runner is alive somewhere)."""
-    import fcntl
-    import os
-
     path = folder.member_lock_path(member_id)
     if not path.is_file():
         return False
