@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-fast demo bench clean
+.PHONY: setup test test-fast demo demo-family bench clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,16 @@ test-fast: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) demo.py
+
+# A family: LeNet on digits at noise 0 and 1.0 and pixel shuffle, 2 seeds each, then their comparison.
+FAMILY := sweep.py --root demo_output --name family --arch lenet --dataset digits --noise 0 1.0 -1 --seed 0 1 \
+	--epochs 15 --optimizer adam --lr 0.002 --batch-size 32 --lr-schedule cosine --split 0.1 --stratified \
+	--snapshot-all-until 5 --snapshot-every 5 --dse-sigma auto --jobs 2
+
+demo-family: $(STAMP)
+	$(PY) $(FAMILY)
+	$(PY) compare_runs.py demo_output/family --out demo_output/family/compare
+	@echo "Report: demo_output/family/compare/report.md"
 
 bench: $(STAMP)
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -22,6 +22,7 @@ from analyses.base import SUMMARY_OF_FOLDER, Analysis, Inputs, logger, or_nan
 from analyses.probe import probe_record
 from metrics.dse import diffusion_spectral_entropy, diffusion_spectral_mutual_information
 from metrics.embeddings import collect_embeddings
+from metrics.hsic import median_bandwidth, squared_distances
 from utils.errors import require
 
 VALUES = ("dse", "dsmi_y", "cse")  # DSE(Z), DSMI(Z; Y), CSE(Z), in bits
@@ -30,9 +31,25 @@ DEFAULT_SEED = 0
 DEFAULT_SIGMA = 10.0
 DEFAULT_T = 1.0
 MAX_N = 10000  # the reference's cap; probes above it are subsampled by its seeded draw
+AUTO = "auto"  # sigma: the median pairwise distance of the probe's representation, per measurement
 SUMMARY = schema.SummarySpec(
     "dse_summary", constants=("settings", "layer", "hook", "feature_dim", ("probe", ("split", "size", "seed")),
-                              "log2_size"), values=VALUES)
+                              "log2_size"), values=(*VALUES, "sigma_used"))
+
+
+def sigma_value(text: str) -> float | str:
+    """``--dse-sigma``: a bandwidth, or ``auto``."""
+    if text == AUTO:
+        return AUTO
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid sigma {text!r}: give a positive number or auto") from None
+
+
+def auto_sigma(features: torch.Tensor) -> float:
+    """The median distance between the probe's representations (nonzero pairs; metrics.hsic's median)."""
+    return median_bandwidth(squared_distances(features))
 
 
 @dataclass(frozen=True)
@@ -41,7 +58,7 @@ class DSESettings:
 
     samples: int = DEFAULT_SAMPLES
     seed: int = DEFAULT_SEED  # seeds the probe draw and the metrics' own draws (DSMI subsets)
-    sigma: float = DEFAULT_SIGMA
+    sigma: float | str = DEFAULT_SIGMA  # or "auto"
     t: float = DEFAULT_T
     layer: str | None = None  # None: the input of the last nn.Linear
     max_n: int = MAX_N
@@ -53,7 +70,7 @@ class DSESettings:
         parser.add_argument("--layer", default=None, help="Module whose (flattened) output is the representation, e.g. classifier.3 [default = the input of the last linear layer, the penultimate representation].")
         parser.add_argument("--dse-samples", type=int, default=DEFAULT_SAMPLES, help=f"Number of probe samples, drawn from the validation split, else the test split [default = {DEFAULT_SAMPLES}].")
         parser.add_argument("--dse-seed", type=int, default=DEFAULT_SEED, help=f"Seed of the probe draw and of DSMI's random subsets (train.py uses the same) [default = {DEFAULT_SEED}].")
-        parser.add_argument("--sigma", "--dse-sigma", type=float, default=DEFAULT_SIGMA, help=f"Gaussian kernel bandwidth [default = {DEFAULT_SIGMA:g}, as dse-dsmi].")
+        parser.add_argument("--sigma", "--dse-sigma", type=sigma_value, default=DEFAULT_SIGMA, help=f"Gaussian kernel bandwidth, or auto: the median pairwise distance of the probe's representation, so that runs of different scale compare [default = {DEFAULT_SIGMA:g}, as dse-dsmi].")
         parser.add_argument("--t", "--dse-t", type=float, default=DEFAULT_T, help=f"Diffusion time: power of the eigenvalues [default = {DEFAULT_T:g}].")
         parser.add_argument("--max-n", type=int, default=MAX_N, help=f"Probes larger than this are subsampled with dse-dsmi's seeded draw [default = {MAX_N}].")
 
@@ -67,7 +84,7 @@ class DSESettings:
         """train.py's flags: DSE of the penultimate representation at every snapshot."""
         parser.add_argument("--dse-samples", type=int, default=DEFAULT_SAMPLES, help=f"Probe samples for DSE/DSMI/CSE at every snapshot, drawn once from the validation split (else the test set) [default = {DEFAULT_SAMPLES}].")
         parser.add_argument("--dse-seed", type=int, default=DEFAULT_SEED, help=f"Seed of the DSE probe draw and of DSMI's random subsets [default = {DEFAULT_SEED}].")
-        parser.add_argument("--dse-sigma", type=float, default=DEFAULT_SIGMA, help=f"Gaussian kernel bandwidth of DSE [default = {DEFAULT_SIGMA:g}].")
+        parser.add_argument("--dse-sigma", type=sigma_value, default=DEFAULT_SIGMA, help=f"Gaussian kernel bandwidth of DSE, or auto: the median pairwise distance of the probe's representation [default = {DEFAULT_SIGMA:g}].")
         parser.add_argument("--dse-t", type=float, default=DEFAULT_T, help=f"Diffusion time t of DSE (power of the eigenvalues) [default = {DEFAULT_T:g}].")
         parser.add_argument("--no-dse", action="store_true", help="Do not compute DSE/DSMI/CSE at each snapshot [default = computed].")
 
@@ -78,7 +95,8 @@ class DSESettings:
 
     def validate(self) -> None:
         checks = [(self.samples >= 2, f"--dse-samples {self.samples} must be at least 2"),
-                  (self.sigma > 0, f"the DSE sigma (--sigma/--dse-sigma) {self.sigma} must be positive"),
+                  (self.sigma == AUTO or self.sigma > 0,
+                   f"the DSE sigma (--sigma/--dse-sigma) {self.sigma} must be positive (or auto)"),
                   (self.t > 0, f"the DSE diffusion time (--t/--dse-t) {self.t} must be positive"),
                   (self.batch_size >= 1, f"--batch-size {self.batch_size} must be at least 1"),
                   (self.max_n >= 2, f"--max-n {self.max_n} must be at least 2")]
@@ -86,7 +104,8 @@ class DSESettings:
 
     def record(self) -> dict:
         """What identifies comparable measurements (the batch size does not change results)."""
-        return {"samples": self.samples, "seed": self.seed, "sigma": float(self.sigma), "t": float(self.t),
+        sigma = AUTO if self.sigma == AUTO else float(self.sigma)
+        return {"samples": self.samples, "seed": self.seed, "sigma": sigma, "t": float(self.t),
                 "layer": self.layer, "max_n": self.max_n}
 
     def train_args(self) -> dict:
@@ -100,9 +119,10 @@ def measure_embeddings(model: torch.nn.Module, probe, settings: DSESettings, *, 
     embeddings = collect_embeddings(model, probe.batches(settings.batch_size, device=device, shuffle=False),
                                     layer=settings.layer)
     features, labels = embeddings.features, np.asarray(probe.targets, dtype=np.int64)
-    values = dict.fromkeys(VALUES, math.nan)
+    values, sigma = dict.fromkeys(VALUES, math.nan), None
     if bool(torch.isfinite(features).all()):
-        common = {"sigma": settings.sigma, "t": settings.t, "max_n": settings.max_n, "seed": settings.seed}
+        sigma = auto_sigma(features) if settings.sigma == AUTO else float(settings.sigma)
+        common = {"sigma": sigma, "t": settings.t, "max_n": settings.max_n, "seed": settings.seed}
         values = {
             "dse": diffusion_spectral_entropy(features, **common),
             "dsmi_y": diffusion_spectral_mutual_information(features, labels, reference_discrete=True, **common),
@@ -111,7 +131,7 @@ def measure_embeddings(model: torch.nn.Module, probe, settings: DSESettings, *, 
     else:
         logger.warning("embeddings at %s contain NaN or inf; DSE, DSMI and CSE are recorded as null", embeddings.layer)
     return values | {"layer": embeddings.layer, "hook": embeddings.hook, "feature_dim": embeddings.feature_dim,
-                     "seconds": time.perf_counter() - start}
+                     "sigma_used": sigma, "seconds": time.perf_counter() - start}
 
 
 class DSE(Analysis):
@@ -144,6 +164,7 @@ class DSE(Analysis):
             "probe": probe_record(probe, self.settings.seed),
             "log2_size": math.log2(len(probe)),  # the largest possible DSE and CSE on this probe
             **{key: measured[key] for key in VALUES},
+            "sigma_used": measured["sigma_used"],  # the bandwidth of the kernel (settings.sigma, or auto's)
             "seconds": measured["seconds"],
         }
 

@@ -34,8 +34,7 @@ def style():
 
 def subplots(rows: int = 1, columns: int = 1, **kwargs):
     """``(Figure, axes)`` like ``pyplot.subplots``, without pyplot."""
-    figsize = kwargs.pop("figsize", None)
-    figure = Figure(figsize=figsize)
+    figure = Figure(figsize=kwargs.pop("figsize", None), layout=kwargs.pop("layout", None))
     return figure, figure.subplots(rows, columns, **kwargs)
 
 

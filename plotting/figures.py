@@ -5,6 +5,7 @@ import numpy as np
 
 from plotting.common import chosen_epochs, run_title, subplots
 from plotting.registry import MissingData, RunResults, register_figure
+from schema.conventions import SIGNIFICANCE
 
 
 @register_figure("training")
@@ -34,7 +35,6 @@ def training_curves(run: RunResults, options: dict) -> list:
 
 # -- projections ---------------------------------------------------------------------------------
 
-SIGNIFICANCE = 0.01
 
 
 def layer_records(document: dict) -> list[tuple[str, dict]]:

@@ -6,11 +6,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from plotting.figures import SIGNIFICANCE
 from plotting.headline import bias_and_criticality, spearman
 from plotting.registry import RunResults
+from schema.conventions import CRITICAL_DROP, SIGNIFICANCE
 
-CRITICAL_DROP = 0.10  # relative top-1 drop that makes a layer "critical"
 
 
 def _last(run: RunResults, kind: str) -> dict | None:

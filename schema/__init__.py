@@ -5,15 +5,20 @@
   reference tool's projection and reinit files) normalized to ours; :func:`collect` reads folders.
 - :mod:`schema.summaries`: the one builder of the per-run summaries (values per epoch, layers x
   epochs matrices).
+- :mod:`schema.runs` and :mod:`schema.table`: the runs under some folders (run.json paired with its
+  results) and :func:`load_table`, the tidy table of a family as a pandas DataFrame.
 
 The package is called ``schema`` rather than ``results`` because ``./results`` is the default
 output folder of every CLI (the reference tool's), and outputs must not land in a source package.
 """
 from schema.documents import SCHEMA_VERSION, finite_or_none, header, read_json, write
 from schema.load import RESULT_KINDS, collect, identify, load, matching, normalize
+from schema.runs import Run, find_runs
 from schema.summaries import SummarySpec, layers_by_epoch, summarize
+from schema.table import load_table, table_of
 
 __all__ = [
     "RESULT_KINDS", "SCHEMA_VERSION", "SummarySpec", "collect", "finite_or_none", "header", "identify",
-    "layers_by_epoch", "load", "matching", "normalize", "read_json", "summarize", "write",
+    "Run", "find_runs", "layers_by_epoch", "load", "load_table", "matching", "normalize", "read_json", "summarize",
+    "table_of", "write",
 ]

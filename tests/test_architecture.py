@@ -24,6 +24,7 @@ ALLOWED = {
     "plotting": {"utils", "schema", "plotting"},
     "training": {"utils", "datasets", "models", "metrics", "schema", "analyses", "training"},
     "sweeps": {"utils", "datasets", "models", "schema", "training", "sweeps"},
+    "comparison": {"utils", "schema", "comparison"},
 }
 CLIS = sorted(path.stem for path in ROOT.glob("*.py"))
 # The demo is a scripted user: it chains the CLIs in-process through their main(argv), as a shell

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -120,14 +121,7 @@ def test_the_config_file_describes_the_same_family_as_the_command_line(tmp_path,
 
 
 # -- the local engine ------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def grid_2x2(tmp_path_factory):
-    """A 2x2 grid (clean labels and pixel shuffle, two seeds), run once with --jobs 2."""
-    root = tmp_path_factory.mktemp("sweeps")
-    code = run_sweep(root, "--name", "grid", *GRID, "--jobs", "2")
-    return root, code
-
-
+# (the 2x2 grid, clean labels and pixel shuffle x two seeds, is conftest's grid_2x2)
 @pytest.mark.slow
 def test_a_2x2_grid_runs_into_the_standard_layout(grid_2x2):
     root, code = grid_2x2
@@ -151,8 +145,9 @@ def test_a_2x2_grid_runs_into_the_standard_layout(grid_2x2):
 
 
 @pytest.mark.slow
-def test_a_re_run_does_nothing_and_extend_adds_members_only(grid_2x2, capsys):
-    root, _ = grid_2x2
+def test_a_re_run_does_nothing_and_extend_adds_members_only(grid_2x2, tmp_path, capsys):
+    root = tmp_path / "copy"
+    shutil.copytree(grid_2x2[0] / "grid", root / "grid")  # the shared sweep stays as it is
     before = files_with_mtimes(root / "grid")
     assert run_sweep(root, "--name", "grid", *GRID, "--jobs", "2") == 0
     assert files_with_mtimes(root / "grid") == before

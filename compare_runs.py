@@ -1,0 +1,102 @@
+"""Compare a family's members: the tidy table, the comparison figures and a report with statistics.
+
+    python compare_runs.py sweeps/noise_study [more run or sweep folders] --out sweeps/noise_study/compare
+
+Finds the runs (run.json and their results, or results folders alone), groups them by the factors
+that vary between them (``--by`` to choose; seeds are replicates) and writes ``table.csv`` (one row
+per run, epoch, layer and metric; the same as ``schema.load_table``), six figures (PNG and PDF) and
+``report.md``. The parts: ``comparison/`` (levels, statistics, report) and ``plotting/family.py``.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from comparison import stats
+from comparison.family import Family, build_family
+from comparison.report import report_markdown
+from plotting import family as figures
+from plotting.common import style
+from utils.cli import run_main, setup_logging
+from utils.fileio import atomic_savefig, atomic_write
+from utils.paths import check_output_folder
+
+logger = logging.getLogger("compare_runs")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description="Compare runs: figures, a tidy table and a report of contrasts.")
+    p.add_argument("inputs", nargs="+", help="sweep folders, run folders or results folders")
+    p.add_argument("--out", default=None, help="Where table.csv, the figures and report.md go [default = <first input>/compare].")
+    p.add_argument("--by", nargs="+", default=None, help="The factors that make the levels, e.g. noise or noise lr [default = every factor that varies].")
+    p.add_argument("--formats", nargs="+", default=["png", "pdf"], help="Figure formats [default = png pdf].")
+    return p
+
+
+def draw(family: Family, bias, criticality, points, correlations) -> list[tuple[str, object]]:
+    """The figures the family's results support; each missing one is a notice."""
+    title = f"{family.description}, {len(family.runs)} runs by {', '.join(family.by) or 'nothing'}"
+    table, levels = family.table, family.levels
+    built = []
+    if not bias.empty:
+        built.append(("bias_heatmap", figures.bias_heatmap(bias, levels=levels, layers=family.layers, title=title)))
+        built.append(("bias_dynamics", figures.bias_dynamics(stats.layer_curves(table, "mass"), levels=levels,
+                                                             layers=family.layers, title=title)))
+    if not points.empty:
+        built.append(("bias_vs_criticality", figures.bias_vs_criticality(points, correlations, levels=levels,
+                                                                         title=title)))
+    dse, dsmi = stats.curves(table, "dse"), stats.curves(table, "dsmi_y")
+    if not dse.empty:
+        built.append(("dse_curves", figures.curves_figure(
+            [("DSE(Z)", "bits", dse), ("DSMI(Z; Y)", "bits", dsmi)], levels=levels,
+            title=f"{title}: diffusion spectral entropy of the penultimate representation")))
+    accuracy = stats.curves(table, "test_top1")
+    if not accuracy.empty:
+        built.append(("accuracy_curves", figures.curves_figure([("test top-1", "accuracy (%)", accuracy)], levels=levels,
+                                                               title=f"{title}: test accuracy")))
+    grids = stats.reinit_grids(family)
+    if grids:
+        built.append(("reinit_heatmaps", figures.reinit_heatmaps(grids, title=title)))
+    missing = {"bias_heatmap": bias.empty, "bias_vs_criticality": points.empty, "dse_curves": dse.empty,
+               "accuracy_curves": accuracy.empty, "reinit_heatmaps": not grids}
+    for name, absent in missing.items():
+        if absent:
+            logger.info("skipped %s: the runs lack its results", name)
+    return built
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = get_args_parser().parse_args(argv)
+    setup_logging(None)
+    out = Path(args.out or Path(args.inputs[0]) / "compare")
+    check_output_folder(out, "--out")
+    family = build_family(args.inputs, by=args.by)
+    bias, criticality = stats.bias_table(family), stats.criticality_table(family)
+    points = stats.bias_criticality_points(family)
+    correlations = {"all": stats.spearman(points)} | {level: stats.spearman(points[points.level == level])
+                                                      for level in family.levels}
+    contrasts = stats.contrasts(family, bias, criticality)
+    csv = family.table.to_csv(index=False).encode()
+    written = [atomic_write(out / "table.csv", lambda handle: handle.write(csv))]
+    pngs = []
+    with style():
+        for stem, figure in draw(family, bias, criticality, points, correlations):
+            saved = atomic_savefig(figure, out / stem, tuple(args.formats))
+            pngs += [path for path in saved if path.suffix == ".png"]
+            written += saved
+    text = report_markdown(family, bias=bias, criticality=criticality, correlations=correlations,
+                           contrasts=contrasts, figures=pngs, report_dir=out).encode()
+    written.append(atomic_write(out / "report.md", lambda handle: handle.write(text)))
+    for note in family.notes:
+        logger.warning("%s", note)
+    logger.info("%d runs in %d levels (%s): %d files in %s", len(family.runs), len(family.levels),
+                ", ".join(family.levels), len(written), out)
+    logger.info("report: %s", out / "report.md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main))

@@ -1,0 +1,131 @@
+"""``report.md`` of a family: per level, which layers are biased (in how many seeds), which are
+critical, bias against criticality, DSE and DSMI, accuracy; then the contrasts between levels with
+their tests, the runs that differ, and the figures. Statistics in, Markdown out."""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+from comparison.family import Family
+from comparison.stats import MIN_SEEDS, Contrast, Correlation, critical_layers, last_epoch
+from schema.conventions import CRITICAL_DROP, SIGNIFICANCE
+
+
+def _num(value: float, digits: int = 2) -> str:
+    return "n/a" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.{digits}f}"
+
+
+def _p(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2g}"
+
+
+def _mean_std(values) -> str:
+    values = list(values)
+    if not values:
+        return "n/a"
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def correlation_sentence(correlation: Correlation | None) -> str:
+    if correlation is None:
+        return "too few (run, layer) points with a reinit sweep for a correlation"
+    interval = (f"95% CI [{_num(correlation.low)}, {_num(correlation.high)}] from a bootstrap over runs"
+                if not math.isnan(correlation.low) else "no CI: a bootstrap over runs needs at least 3 runs")
+    return (f"Spearman rho = {correlation.rho:.2f} (p = {_p(correlation.p)}; {correlation.points} layer points of "
+            f"{correlation.runs} run(s); {interval})")
+
+
+def biased_sentence(bias, level: str, seeds: int) -> list[str]:
+    rows = bias[bias.level == level]
+    if rows.empty:
+        return ["no projection results"]
+    biased = rows[rows.biased_seeds > 0]
+    every = int((rows.biased_seeds == rows.seeds).sum())
+    named = ", ".join(f"`{r.layer}` in {r.biased_seeds} of {r.seeds} seeds (mass {r.mass:.2f}, combined p = {_p(r.combined_p)})"
+                      for r in biased.itertuples()) or "none"
+    return [named, f"{every} of {len(rows)} layers biased in every seed"]
+
+
+def _dse(family: Family, level: str, metric: str) -> str:
+    rows = family.table[(family.table.level == level) & (family.table.metric == metric) & (family.table.layer == "")]
+    if rows.empty:
+        return "n/a"
+    first = rows[rows.epoch == rows.groupby("run").epoch.transform("min")]
+    last = rows[rows.epoch == rows.groupby("run").epoch.transform("max")]
+    return (f"{_mean_std(first.value)} → {_mean_std(last.value)} bits (epoch {int(first.epoch.min())} → "
+            f"{int(last.epoch.max())})")
+
+
+def dse_sigma(family: Family) -> str:
+    """Which kernel bandwidth the family's DSE used (``auto``: each probe's median distance, with their range)."""
+    documents = [d for run in family.runs for d in run.documents.get("dse") or []]
+    sigmas = sorted({str((d.get("settings") or {}).get("sigma")) for d in documents})
+    used = [d["sigma_used"] for d in documents if (d.get("settings") or {}).get("sigma") == "auto"
+            and d.get("sigma_used") is not None]
+    if used:
+        sigmas = [s if s != "auto" else f"auto (the median pairwise distance of each probe's representation: "
+                  f"{min(used):.3g} to {max(used):.3g})" for s in sigmas]
+    return ", ".join(sigmas) or "n/a"
+
+
+def level_section(family: Family, level: str, bias, criticality, correlation: Correlation | None) -> list[str]:
+    seeds = family.seeds(level)
+    named, every = biased_sentence(bias, level, seeds)
+    last = last_epoch(family.table[family.table.level == level], "mass")
+    epoch = f" (epoch {int(last.epoch.max())})" if not last.empty else ""
+    critical = critical_layers(criticality, level)
+    accuracy = last_epoch(family.table[family.table.level == level], "test_top1", layers=False)
+    lines = [f"### {level} ({seeds} seed{'s' if seeds != 1 else ''})", "",
+             f"- **Biased layers** at the last snapshot{epoch}: {named}; {every}.",
+             f"- **Critical layers** (reset to epoch 0 costs more than {100 * CRITICAL_DROP:.0f}% of test top-1, "
+             "mean over seeds): " + (", ".join(f"`{name}` ({100 * drop:.0f}%)" for name, drop in critical) or "none")
+             + ("." if not criticality[criticality.level == level].empty else " (no reinit sweep)."),
+             f"- **Bias vs criticality**: {correlation_sentence(correlation)}.",
+             f"- **DSE(Z)**: {_dse(family, level, 'dse')}; **DSMI(Z; Y)**: {_dse(family, level, 'dsmi_y')}.",
+             f"- **Test top-1**: {_mean_std(accuracy.value)}% at the last epoch.", ""]
+    return lines
+
+
+def contrast_sentence(contrast: Contrast) -> str:
+    tail = "" if contrast.enough else f"; {contrast.n} is too few for a claim"
+    return (f"{contrast.what}: {_num(contrast.value)} at {contrast.level} vs {_num(contrast.reference_value)} at "
+            f"{contrast.reference} ({'median over' if 'layers' in contrast.n else 'mean over'} {contrast.n}; "
+            f"{contrast.test}, p = {_p(contrast.p)}{tail}).")
+
+
+def report_markdown(family: Family, *, bias, criticality, correlations: dict[str, Correlation | None],
+                    contrasts: list[Contrast], figures: list[Path], report_dir: Path) -> str:
+    levels = ", ".join(f"{level} ({family.seeds(level)})" for level in family.levels)
+    small = [level for level in family.levels if family.seeds(level) < MIN_SEEDS]
+    lines = [f"# Family report: {family.description}, {len(family.runs)} runs by {', '.join(family.by) or 'nothing'}",
+             "", f"Levels (seeds): {levels}. Seeds are replicates. A layer is *biased* when the sign test of "
+             f"mass = 0.5 has p < {SIGNIFICANCE} (across seeds: Fisher's combination of their p-values), *critical* "
+             f"when resetting it to epoch 0 costs more than {100 * CRITICAL_DROP:.0f}% of test top-1. DSE kernel "
+             f"sigma: {dse_sigma(family)}.", ""]
+    if small:
+        lines += [f"With fewer than {MIN_SEEDS} seeds in {', '.join(small)}, the statements below describe these "
+                  "runs; they are not claims about the method.", ""]
+    lines += ["## Levels", ""]
+    for level in family.levels:
+        lines += level_section(family, level, bias, criticality, correlations.get(level))
+    lines += ["## Bias vs criticality, all runs", "", f"{correlation_sentence(correlations.get('all'))}.", ""]
+    if contrasts:
+        lines += [f"## Contrasts (each level against {family.levels[0]})", ""]
+        for level in family.levels[1:]:
+            lines += [f"### {level} against {family.levels[0]}", ""]
+            a = bias[bias.level == family.levels[0]]
+            b = bias[bias.level == level]
+            if not a.empty and not b.empty:
+                lines.append(f"- At {family.levels[0]}, {int((a.biased_seeds == a.seeds).sum())} of {len(a)} layers "
+                             f"biased in every seed; at {level}, {int((b.biased_seeds == b.seeds).sum())} of {len(b)}.")
+            lines += [f"- {contrast_sentence(c)}" for c in contrasts if c.level == level] + [""]
+    if family.notes:
+        lines += ["## Runs that differ", "", *[f"- {note}" for note in family.notes], ""]
+    for figure in figures:
+        lines += [f"## {figure.stem.replace('_', ' ')}", "", f"![{figure.stem}]({os.path.relpath(figure, report_dir)})",
+                  ""]
+    return "\n".join(lines)
+

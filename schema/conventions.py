@@ -1,0 +1,3 @@
+"""The thresholds every report states its claims with (the single-run report and the family report)."""
+SIGNIFICANCE = 0.01  # a layer is biased when its sign test of mass = 0.5 has p below this
+CRITICAL_DROP = 0.10  # a layer is critical when resetting it to epoch 0 costs more than this share of top-1
