@@ -7,7 +7,7 @@ Any train.py flag is accepted with its own name; a flag given several values is 
 members are the product of the axes (a boolean flag takes ``off on``). Each member is train.py,
 then the analyses of its run (``--analyses``: projections and reinit by default) and its figures,
 in the standard layout under ``<root>/<name>/``, with ``sweep.json`` as the manifest. Re-running
-the same command resumes; ``--status`` prints the members table. The parts: ``sweeps/``.
+the same command resumes; ``--status`` prints the members table. The parts: ``sweeper/``.
 """
 from __future__ import annotations
 
@@ -17,16 +17,16 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from sweeps import launch as launching
-from sweeps.checks import train_parser
-from sweeps.config import apply_config, read_config
-from sweeps.family import plan_of_entry, plans_of, reconcile
-from sweeps.grid import ANALYSES, DEFAULT_ANALYSES, Definition, flags_of, parse_train_tokens
-from sweeps.local import uses_gpu
-from sweeps.manifest import SweepFolder, merge_status, new_manifest
-from sweeps.options import launch_of, launch_settings
-from sweeps.slurm import job_for as slurm_job
-from sweeps.slurm import wait as slurm_wait
+from sweeper import launch as launching
+from sweeper.checks import train_parser
+from sweeper.config import apply_config, read_config
+from sweeper.family import plan_of_entry, plans_of, reconcile
+from sweeper.grid import ANALYSES, DEFAULT_ANALYSES, Definition, flags_of, parse_train_tokens
+from sweeper.local import uses_gpu
+from sweeper.manifest import SweepFolder, merge_status, new_manifest
+from sweeper.options import launch_of, launch_settings
+from sweeper.slurm import job_for as slurm_job
+from sweeper.slurm import wait as slurm_wait
 from utils.cli import run_main, setup_logging
 from utils.errors import UserError
 

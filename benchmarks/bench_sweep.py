@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sweeps.local import cpu_count  # noqa: E402
+from sweeper.local import cpu_count  # noqa: E402
 
 
 def sweep(root: Path, members: int, epochs: int, *extra: str) -> list[str]:

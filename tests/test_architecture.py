@@ -23,7 +23,7 @@ ALLOWED = {
     "analyses": {"utils", "datasets", "models", "metrics", "schema", "analyses"},
     "plotting": {"utils", "schema", "plotting"},
     "training": {"utils", "datasets", "models", "metrics", "schema", "analyses", "training"},
-    "sweeps": {"utils", "datasets", "models", "schema", "training", "sweeps"},
+    "sweeper": {"utils", "datasets", "models", "schema", "training", "sweeper"},
     "comparison": {"utils", "schema", "comparison"},
 }
 CLIS = sorted(path.stem for path in ROOT.glob("*.py"))

@@ -21,10 +21,10 @@ import pytest
 import torch
 
 import sweep
-from sweeps.checks import train_parser
-from sweeps.grid import Definition, flags_of, members, parse_train_tokens
-from sweeps.local import cpu_count
-from sweeps.manifest import SweepFolder
+from sweeper.checks import train_parser
+from sweeper.grid import Definition, flags_of, members, parse_train_tokens
+from sweeper.local import cpu_count
+from sweeper.manifest import SweepFolder
 from utils.cli import run_main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -16,9 +16,9 @@ import threading
 import time
 from typing import Callable
 
-from sweeps.manifest import SweepFolder
-from sweeps.member import MemberRunner
-from sweeps.plan import Plan
+from sweeper.manifest import SweepFolder
+from sweeper.member import MemberRunner
+from sweeper.plan import Plan
 from utils.errors import UserError
 from utils.progress import progress
 

@@ -12,7 +12,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from sweeps.grid import Member
+from sweeper.grid import Member
 from utils.errors import UserError
 from utils.paths import run_subdir
 

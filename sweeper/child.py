@@ -3,7 +3,7 @@ to SIGTERM before the command replaces this process. When the sweep process dies
 SIGKILL, train.py gets SIGTERM, writes last.pt and stops (a re-run resumes it); an analysis stops
 before its atomic write. Linux only; elsewhere the command simply runs to its end.
 
-    python -m sweeps.child COMMAND [ARGS...]
+    python -m sweeper.child COMMAND [ARGS...]
 """
 from __future__ import annotations
 

@@ -9,12 +9,12 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sweeps import slurm
-from sweeps.local import LocalEngine, eta, uses_gpu, visible_gpus
-from sweeps.manifest import SweepFolder, merge_status
-from sweeps.member import pending_steps
-from sweeps.plan import Plan
-from sweeps.slurm import SlurmSettings
+from sweeper import slurm
+from sweeper.local import LocalEngine, eta, uses_gpu, visible_gpus
+from sweeper.manifest import SweepFolder, merge_status
+from sweeper.member import pending_steps
+from sweeper.plan import Plan
+from sweeper.slurm import SlurmSettings
 from utils.errors import UserError
 
 logger = logging.getLogger(__name__)

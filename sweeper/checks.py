@@ -12,7 +12,7 @@ import datasets
 import models
 from datasets.sources import check_files
 from datasets.transforms import UPSCALE_SIZE
-from sweeps.grid import Member
+from sweeper.grid import Member
 from training.arguments import data_options, get_args_parser, validate_args
 from training.performance import SpeedOptions
 from utils.devices import resolve_device

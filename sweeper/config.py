@@ -23,7 +23,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
-from sweeps.grid import Definition, Flag, add_flag
+from sweeper.grid import Definition, Flag, add_flag
 from utils.errors import UserError
 
 SECTIONS = ("name", "root", "analyses", "train", "axes", "launcher")

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from sweeps.child import PARENT_ENV
-from sweeps.manifest import SweepFolder, now
-from sweeps.plan import ROOT, Plan, Step
+from sweeper.child import PARENT_ENV
+from sweeper.manifest import SweepFolder, now
+from sweeper.plan import ROOT, Plan, Step
 from utils.checkpoints import LAST_CHECKPOINT
 from utils.errors import UserError
 
@@ -81,7 +81,7 @@ def executable(argv: tuple[str, ...]) -> list[str]:
     """A plan's command as this interpreter runs it (``python`` and ``torchrun`` are this Python)."""
     head, rest = argv[0], list(argv[1:])
     prefix = [sys.executable] if head == "python" else [sys.executable, "-m", "torch.distributed.run"]
-    return [sys.executable, "-m", "sweeps.child", *prefix, *rest]
+    return [sys.executable, "-m", "sweeper.child", *prefix, *rest]
 
 
 def step_env(env: dict[str, str]) -> dict[str, str]:

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sweeps.checks import check_members, parse_member, train_parser
-from sweeps.grid import Definition, Member, flags_of, members
-from sweeps.manifest import member_entry
-from sweeps.plan import Plan, plan_members
+from sweeper.checks import check_members, parse_member, train_parser
+from sweeper.grid import Definition, Member, flags_of, members
+from sweeper.manifest import member_entry
+from sweeper.plan import Plan, plan_members
 from utils.errors import UserError
 
 

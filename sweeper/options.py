@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from sweeps.launch import Launch
-from sweeps.slurm import SlurmSettings
+from sweeper.launch import Launch
+from sweeper.slurm import SlurmSettings
 from utils.errors import UserError
 
 DEFAULTS = {"launcher": "local", "jobs": None, "nproc_per_member": 1, "slurm_partition": None, "slurm_time": 120,

@@ -1,5 +1,5 @@
 """SLURM through submitit: the pending members go out as one job array; each job runs one member
-exactly as the local engine does (:class:`sweeps.member.MemberRunner`) and writes its status file.
+exactly as the local engine does (:class:`sweeper.member.MemberRunner`) and writes its status file.
 
 ``local=True`` uses submitit's own local executor instead (one machine, for testing this path):
 its timeout (``timeout_min``, 2 minutes by default) is set from ``time_min``, and it hides GPUs
@@ -14,8 +14,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sweeps.manifest import SweepFolder
-from sweeps.plan import ROOT, Plan
+from sweeper.manifest import SweepFolder
+from sweeper.plan import ROOT, Plan
 from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def executor(folder: SweepFolder, settings: SlurmSettings, name: str):
     check_available(settings)
     import submitit
 
-    # The jobs unpickle sweeps.member: make the suite importable wherever they start.
+    # The jobs unpickle sweeper.member: make the suite importable wherever they start.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     chosen = submitit.AutoExecutor(folder=folder.path / "logs" / "submitit", cluster="local" if settings.local else "slurm")
     parameters = {"name": f"sweep-{name}", "timeout_min": settings.time_min, "gpus_per_node": settings.gpus_per_member,
@@ -70,8 +70,8 @@ def executor(folder: SweepFolder, settings: SlurmSettings, name: str):
 
 def run_member_job(sweep_dir: str, member_id: str) -> str:
     """The SLURM job of one member: rebuild its plan from the manifest, run it, return its state."""
-    from sweeps.family import plan_of_entry
-    from sweeps.member import MemberRunner
+    from sweeper.family import plan_of_entry
+    from sweeper.member import MemberRunner
 
     folder = SweepFolder(sweep_dir)
     entry = next(entry for entry in folder.load()["members"] if entry["id"] == member_id)
