@@ -11,7 +11,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHELL_VALUES = {"$seed": "1", "$noise": "0.2"}  # the README's loop variables
 NEEDS_FILES_OR_GPU = ("--data-path", "--cuda", "--pretrained", "imagenet", "cifar10", "/path/to")
-LONG_RUNNING = ("sweep.py",)  # the README's family is 12 members of 30 epochs; tests/test_sweep.py runs tiny ones
+# The README's family is 12 members of 30 epochs, and compare_runs.py reads it: tests/test_sweep.py and
+# tests/test_compare.py run tiny ones.
+LONG_RUNNING = ("sweep.py", "compare_runs.py")
 
 
 def readme_commands() -> list[list[str]]:
