@@ -150,8 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder, definition, config, manifest = target(args, tokens)
     settings = launch_settings(args, config, (manifest or {}).get("launcher"))
     plans = plans_of(definition, folder.path, nproc=settings["nproc_per_member"])  # every member checked first
-    launch = launch_of(settings, wait=args.wait, retry_failed=args.retry_failed,
-                       uses_gpu=any(uses_gpu(plan) for plan in plans))
+    launch = launch_of(settings, wait=args.wait, uses_gpu=any(uses_gpu(plan) for plan in plans))
     launch.check(plans)
     if args.dry_run:
         dry_run(plans)

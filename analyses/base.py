@@ -81,8 +81,6 @@ class Analysis:
     summary: schema.SummarySpec | None = None
     summary_scope: str = SUMMARY_OF_ANALYSED
     summary_needs_epoch: bool = False  # leave documents without an epoch out of the summary
-    needs_init: bool = False
-    needs_data: bool = False
 
     def __init__(self, settings) -> None:
         if hasattr(settings, "validate"):
@@ -109,10 +107,6 @@ class Analysis:
 
     def log(self, document: dict, path: Path) -> None:
         logger.info("%s (epoch %s) -> %s", document.get("snapshot") or document.get("source"), document["epoch"], path)
-
-    def figures(self, document: dict) -> list:
-        """``[(file stem, Figure)]`` drawn from the document, saved under the plots folder."""
-        return []
 
     def scalars(self, document: dict) -> dict:
         """What train.py logs to TensorBoard and run.json at a snapshot."""

@@ -138,7 +138,6 @@ class DSE(Analysis):
     name = kind = "dse"
     summary = SUMMARY
     summary_scope = SUMMARY_OF_FOLDER
-    needs_data = True
 
     @property
     def file_prefix(self) -> str:

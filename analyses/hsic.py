@@ -105,7 +105,6 @@ class HSIC(Analysis):
     summary = SUMMARY
     summary_scope = SUMMARY_OF_FOLDER
     summary_needs_epoch = True
-    needs_data = True
 
     def measure(self, inputs: Inputs) -> dict:
         probe = inputs.probe(self.settings.samples, self.settings.seed)

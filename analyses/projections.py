@@ -50,7 +50,6 @@ class ProjectionSettings:
 class Projections(Analysis):
     name = kind = "projections"
     summary = SUMMARY
-    needs_init = True
 
     def layers(self, model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[LayerInfo]:
         return enumerate_layers(model, input_shape, include_1x1=self.settings.include_1x1,

@@ -72,7 +72,6 @@ class ReinitSettings:
 class Reinit(Analysis):
     name = kind = "reinit"
     summary = None
-    needs_data = True
 
     def select_layers(self, loaded: LoadedModel) -> list[LayerInfo]:
         selection = self.settings.layers

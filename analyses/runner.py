@@ -67,8 +67,7 @@ def run(analyses: Sequence[Analysis], sources: SourceSettings, *, outputs: Outpu
         if not files:  # the log file appears with the first result, not on bad input
             setup_logging(str(log_path(outputs.log, out_dir)))
         for number, (analysis, document) in enumerate(zip(analyses, documents)):
-            path = schema.write(out_dir / f"{analysis.file_prefix}_{loaded.stem}.json", document)
-            analysis.log(document, path)
+            path = write_document(analysis, document, out_dir, loaded.stem)
             plots_dir = output_dir(loaded, outputs.plots, sources) if outputs.plots is not None else None
             files += [path] + save_figures(analysis, document, outputs, plots_dir)
             written[number, out_dir].append((path, document))
@@ -84,10 +83,16 @@ def record(analysis: Analysis, inputs: Inputs, out_dir: Path) -> dict:
     """Measure one model (train.py's snapshot analyzers), write its document and refresh the folder's
     summary; returns the document."""
     document = analysis.document(analysis.measure(inputs), inputs)
-    path = schema.write(Path(out_dir) / f"{analysis.file_prefix}_{inputs.loaded.stem}.json", document)
-    analysis.log(document, path)
+    path = write_document(analysis, document, Path(out_dir), inputs.loaded.stem)
     write_summary(analysis, Path(out_dir), [(path, document)], inputs.args)
     return document
+
+
+def write_document(analysis: Analysis, document: dict, out_dir: Path, stem: str) -> Path:
+    """``<out_dir>/<prefix>_<stem>.json``, atomically, then the analysis's log lines about it."""
+    path = schema.write(out_dir / f"{analysis.file_prefix}_{stem}.json", document)
+    analysis.log(document, path)
+    return path
 
 
 def save_figures(analysis: Analysis, document: dict, outputs: Outputs, plots_dir: Path | None) -> list[Path]:

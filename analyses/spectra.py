@@ -55,7 +55,6 @@ def select_layers(model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[
 class Spectra(Analysis):
     name = kind = "spectra"
     summary = SUMMARY
-    needs_init = True
 
     @property
     def file_prefix(self) -> str:

@@ -27,7 +27,6 @@ class Launch:
     nproc: int = 1  # torchrun processes per member's training
     slurm: SlurmSettings = SlurmSettings()
     wait: bool = False
-    retry_failed: bool = False
 
     def check(self, plans: list[Plan]) -> None:
         """Before anything is written: SLURM is there, and each local member can have a GPU of its own."""

@@ -40,7 +40,7 @@ def launch_settings(args: argparse.Namespace, config: dict, recorded: dict | Non
     return settings
 
 
-def launch_of(settings: dict, *, wait: bool, retry_failed: bool, uses_gpu: bool) -> Launch:
+def launch_of(settings: dict, *, wait: bool, uses_gpu: bool) -> Launch:
     gpus = settings["slurm_gpus_per_member"]
     slurm = SlurmSettings(partition=settings["slurm_partition"], time_min=settings["slurm_time"],
                           gpus_per_member=(1 if uses_gpu else 0) if gpus is None else gpus,
@@ -48,4 +48,4 @@ def launch_of(settings: dict, *, wait: bool, retry_failed: bool, uses_gpu: bool)
                           array_parallelism=settings["slurm_array_parallelism"], extra=settings["slurm_extra"],
                           local=bool(settings["submitit_local"]))
     return Launch(launcher=settings["launcher"], jobs=settings["jobs"], nproc=settings["nproc_per_member"],
-                  slurm=slurm, wait=wait, retry_failed=retry_failed)
+                  slurm=slurm, wait=wait)
