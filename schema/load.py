@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Iterator
 
 from schema.documents import SCHEMA_VERSION, read_json
 from schema.reference import is_reference_projections, normalize_projections, normalize_reinit
@@ -63,20 +64,27 @@ def load(path: str | os.PathLike) -> dict:
         raise UserError(f"{path}: {err}") from err
 
 
-def _try_load(path: Path, unreadable: list[str]) -> dict | None:
-    """The normalized document, or None for JSON that is no result (sweep manifests, configs...)."""
-    try:
-        document = read_json(path)
-    except UserError as err:
-        unreadable.append(f"{path} ({err.__cause__ or err})")
-        return None
-    if identify(document) is None:
-        return None
-    try:
-        return normalize(document)
-    except UserError as err:
-        unreadable.append(f"{path} ({err})")
-        return None
+def walk(inputs, *, what: str, unreadable: list[str]) -> Iterator[tuple[Path, Path, str, dict]]:
+    """``(input root, path, kind, document)`` of every result document (normalized, with ``_path``)
+    and sweep manifest (as written) under ``inputs``: folders, searched recursively, or JSON files.
+    Other JSON is passed over; files that cannot be read go to ``unreadable``. A missing input is a
+    :class:`UserError` that asks for ``what``."""
+    for entry in inputs:
+        root = Path(entry)
+        if not root.exists():
+            raise UserError(f"{root} does not exist; give {what}")
+        for path in [root] if root.is_file() else sorted(root.rglob("*.json")):
+            try:
+                document = read_json(path)
+                kind = identify(document)
+                if kind in RESULT_KINDS:
+                    document = normalize(document)
+                elif kind != "sweep":
+                    continue
+            except UserError as err:
+                unreadable.append(f"{path} ({err.__cause__ or err})")
+                continue
+            yield root, path, kind, document | {"_path": str(path)}
 
 
 def collect(inputs: list[str | os.PathLike]) -> dict[str, dict[str, list[dict]]]:
@@ -86,17 +94,10 @@ def collect(inputs: list[str | os.PathLike]) -> dict[str, dict[str, list[dict]]]
     at all is a :class:`UserError`."""
     runs: dict[str, dict[str, list[dict]]] = {}
     unreadable: list[str] = []
-    for entry in inputs:
-        root = Path(entry)
-        if not root.exists():
-            raise UserError(f"{root} does not exist; give result folders or JSON files")
-        for path in [root] if root.is_file() else sorted(root.rglob("*.json")):
-            document = _try_load(path, unreadable)
-            if document is None:
-                continue
+    for root, path, kind, document in walk(inputs, what="result folders or JSON files", unreadable=unreadable):
+        if kind != "sweep":
             key = "." if root.is_file() else str(path.parent.relative_to(root))
-            document["_path"] = str(path)
-            runs.setdefault(key, {}).setdefault(identify(document), []).append(document)
+            runs.setdefault(key, {}).setdefault(kind, []).append(document)
     if not runs:
         broken = f" ({len(unreadable)} unreadable: {unreadable[0]})" if unreadable else ""
         raise UserError(f"no result JSON found in {', '.join(map(str, inputs))}{broken}; run the analyses first")

@@ -11,10 +11,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from schema.load import RESULT_KINDS, identify, normalize
-from schema.documents import read_json
-from utils.errors import UserError
-from utils.fileio import is_temp_file
+from schema.load import walk
 from utils.paths import run_subdir
 
 # train.py arguments that define a run's design (the rest are paths, devices, logging...).
@@ -75,27 +72,11 @@ def _documents_by_folder(inputs) -> tuple[dict[Path, dict[str, list[dict]]], lis
     """Every result document under ``inputs`` by (resolved) folder and kind, and the sweep manifests."""
     folders: dict[Path, dict[str, list[dict]]] = {}
     manifests = []
-    for entry in inputs:
-        root = Path(entry)
-        if not root.exists():
-            raise UserError(f"{root} does not exist; give run, results or sweep folders")
-        for path in [root] if root.is_file() else sorted(root.rglob("*.json")):
-            if is_temp_file(path):
-                continue
-            try:
-                document = read_json(path)
-            except UserError:
-                continue
-            kind = identify(document)
-            if kind == "sweep":
-                manifests.append(document | {"_path": str(path)})
-            elif kind in RESULT_KINDS:
-                try:
-                    document = normalize(document)
-                except UserError:
-                    continue
-                document["_path"] = str(path)
-                folders.setdefault(path.parent.resolve(), {}).setdefault(kind, []).append(document)
+    for _, path, kind, document in walk(inputs, what="run, results or sweep folders", unreadable=[]):
+        if kind == "sweep":
+            manifests.append(document)
+        else:
+            folders.setdefault(path.parent.resolve(), {}).setdefault(kind, []).append(document)
     return folders, manifests
 
 
