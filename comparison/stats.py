@@ -12,7 +12,7 @@ from scipy import stats
 
 from comparison.family import Family
 from schema.conventions import CRITICAL_DROP, SIGNIFICANCE
-from schema.table import level_of
+from schema.table import level_of, reinit_layer_names
 
 MIN_SEEDS = 3  # fewer seeds per level: a description, not a claim
 MIN_LAYERS = 5  # fewer paired layers: the signed-rank test cannot reach p < 0.05
@@ -120,7 +120,7 @@ def reinit_grids(family: Family) -> dict[str, tuple[list[str], list[str], np.nda
             if level_of(run, family.by) != level or not run.documents.get("reinit"):
                 continue
             document, runs = run.of_kind("reinit")[-1], runs + 1
-            names = document.get("layer_names") or [f"layer {i}" for i in range(len(document["rows"][0]["top1"]))]
+            names = reinit_layer_names(document)
             layers += [name for name in names if name not in layers]
             for row in document.get("rows") or []:
                 rows += [row["key"]] if row["key"] not in rows else []

@@ -78,11 +78,16 @@ def _layered(documents: list[dict], metrics, summary: dict | None) -> list[tuple
     return rows
 
 
+def reinit_layer_names(document: dict) -> list[str]:
+    """A reinit document's columns: its module names, or ``layer <i>`` (the reference's files have none)."""
+    rows = document.get("rows") or []
+    return document.get("layer_names") or ([f"layer {i}" for i in range(len(rows[0]["top1"]))] if rows else [])
+
+
 def _reinit(documents: list[dict]) -> list[tuple]:
     rows = []
     for document in documents:
-        names = document.get("layer_names") or [f"layer {i}" for i in range(len(document["rows"][0]["top1"]))] \
-            if document.get("rows") else []
+        names = reinit_layer_names(document)
         for row in document.get("rows") or []:
             metric = "reinit_drop_rand" if row["source"] == "rand" else "reinit_drop" if row.get("epoch") == 0 else None
             if metric:

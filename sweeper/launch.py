@@ -2,9 +2,7 @@
 date as they start and end, progress lines, and the members table."""
 from __future__ import annotations
 
-import fcntl
 import logging
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -94,7 +92,7 @@ def run_local(folder: SweepFolder, manifest: dict, plans: list[Plan], launch: La
 def run_slurm(folder: SweepFolder, manifest: dict, plans: list[Plan], launch: Launch, name: str) -> int:
     """One job array of the members to run; with ``wait``, follow it to the end."""
     running = [plan for plan in plans if (folder.member_status(plan.member.id) or {}).get("status") == "running"
-               and _held(folder, plan.member.id)]
+               and folder.member_running(plan.member.id)]
     plans = [plan for plan in plans if plan not in running]
     for plan in running:
         logger.info("%s is running in another job; leaving it alone", plan.member.id)
@@ -113,21 +111,6 @@ def run_slurm(folder: SweepFolder, manifest: dict, plans: list[Plan], launch: La
     slurm.wait(folder, jobs, on_end=lambda member, status: progress(next(p for p in plans if p.member.id == member),
                                                                     status))
     return report(folder, manifest)
-
-
-def _held(folder: SweepFolder, member_id: str) -> bool:
-    """Whether the member's lock is held (its runner is alive somewhere)."""
-    path = folder.member_lock_path(member_id)
-    if not path.is_file():
-        return False
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
 
 
 def table(manifest: dict) -> list[str]:

@@ -22,6 +22,15 @@ MANIFEST = "sweep.json"
 STATES = ("pending", "running", "done", "failed", "interrupted")
 
 
+def try_lock(fd: int) -> bool:
+    """Take the exclusive lock on ``fd`` if no other process holds it (it is released with the fd)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S")
 
@@ -54,9 +63,7 @@ class SweepFolder:
         self.path.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path / ".sweep.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+            if not try_lock(fd):
                 holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "another process"
                 raise UserError(f"another sweep.py ({holder}) is running on {self.path}; wait for it to end "
                                 "(sweep.py --status shows the members)") from None
@@ -84,6 +91,17 @@ class SweepFolder:
 
     def member_lock_path(self, member_id: str) -> Path:
         return self.path / "locks" / f"{member_id}.lock"
+
+    def member_running(self, member_id: str) -> bool:
+        """Whether the member's lock is held: its runner is alive somewhere."""
+        path = self.member_lock_path(member_id)
+        if not path.is_file():
+            return False
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            return not try_lock(fd)
+        finally:
+            os.close(fd)
 
 
 def new_manifest(name: str, definition: dict, launcher: dict) -> dict:

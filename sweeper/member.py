@@ -8,7 +8,6 @@ output to ``logs/<member>.log``.
 """
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from sweeper.child import PARENT_ENV
-from sweeper.manifest import SweepFolder, now
+from sweeper.manifest import SweepFolder, now, try_lock
 from sweeper.plan import ROOT, Plan, Step
 from utils.checkpoints import LAST_CHECKPOINT
 from utils.errors import UserError
@@ -129,15 +128,12 @@ class MemberRunner:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         deadline = time.monotonic() + LOCK_WAIT_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(fd)
-                    raise UserError(f"member {self.plan.member.id} is still running elsewhere ({path} is held)")
-                time.sleep(0.2)
+        while not try_lock(fd):
+            if time.monotonic() > deadline:
+                os.close(fd)
+                raise UserError(f"member {self.plan.member.id} is still running elsewhere ({path} is held)")
+            time.sleep(0.2)
+        return fd
 
     def _run_steps(self, lock_fd: int, status: dict) -> dict:
         log = self.plan.folders.log
