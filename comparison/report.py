@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 from pathlib import Path
 
 from comparison.family import Family
@@ -24,9 +25,7 @@ def _mean_std(values) -> str:
     values = list(values)
     if not values:
         return "n/a"
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return f"{mean:.2f} ± {std:.2f}"
+    return f"{statistics.fmean(values):.2f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.2f}"
 
 
 def correlation_sentence(correlation: Correlation | None) -> str:
@@ -38,15 +37,20 @@ def correlation_sentence(correlation: Correlation | None) -> str:
             f"{correlation.runs} run(s); {interval})")
 
 
-def biased_sentence(bias, level: str, seeds: int) -> list[str]:
+def biased_in_every_seed(bias, level: str) -> tuple[int, int]:
+    """``(layers biased in every seed, layers)`` of a level."""
+    rows = bias[bias.level == level]
+    return int((rows.biased_seeds == rows.seeds).sum()), len(rows)
+
+
+def biased_sentence(bias, level: str) -> tuple[str, str]:
     rows = bias[bias.level == level]
     if rows.empty:
-        return ["no projection results"]
-    biased = rows[rows.biased_seeds > 0]
-    every = int((rows.biased_seeds == rows.seeds).sum())
+        return "none (no projection results)", "no layer analysed"
     named = ", ".join(f"`{r.layer}` in {r.biased_seeds} of {r.seeds} seeds (mass {r.mass:.2f}, combined p = {_p(r.combined_p)})"
-                      for r in biased.itertuples()) or "none"
-    return [named, f"{every} of {len(rows)} layers biased in every seed"]
+                      for r in rows[rows.biased_seeds > 0].itertuples()) or "none"
+    every, total = biased_in_every_seed(bias, level)
+    return named, f"{every} of {total} layers biased in every seed"
 
 
 def _dse(family: Family, level: str, metric: str) -> str:
@@ -73,7 +77,7 @@ def dse_sigma(family: Family) -> str:
 
 def level_section(family: Family, level: str, bias, criticality, correlation: Correlation | None) -> list[str]:
     seeds = family.seeds(level)
-    named, every = biased_sentence(bias, level, seeds)
+    named, every = biased_sentence(bias, level)
     last = last_epoch(family.table[family.table.level == level], "mass")
     epoch = f" (epoch {int(last.epoch.max())})" if not last.empty else ""
     critical = critical_layers(criticality, level)
@@ -116,11 +120,10 @@ def report_markdown(family: Family, *, bias, criticality, correlations: dict[str
         lines += [f"## Contrasts (each level against {family.levels[0]})", ""]
         for level in family.levels[1:]:
             lines += [f"### {level} against {family.levels[0]}", ""]
-            a = bias[bias.level == family.levels[0]]
-            b = bias[bias.level == level]
-            if not a.empty and not b.empty:
-                lines.append(f"- At {family.levels[0]}, {int((a.biased_seeds == a.seeds).sum())} of {len(a)} layers "
-                             f"biased in every seed; at {level}, {int((b.biased_seeds == b.seeds).sum())} of {len(b)}.")
+            (a, of_a), (b, of_b) = biased_in_every_seed(bias, family.levels[0]), biased_in_every_seed(bias, level)
+            if of_a and of_b:
+                lines.append(f"- At {family.levels[0]}, {a} of {of_a} layers biased in every seed; at {level}, "
+                             f"{b} of {of_b}.")
             lines += [f"- {contrast_sentence(c)}" for c in contrasts if c.level == level] + [""]
     if family.notes:
         lines += ["## Runs that differ", "", *[f"- {note}" for note in family.notes], ""]

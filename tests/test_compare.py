@@ -208,3 +208,16 @@ def test_a_real_tiny_sweep_end_to_end(grid_2x2, tmp_path):
     report = (out / "report.md").read_text()
     assert report.count("### noise=") >= 3 and "With fewer than 3 seeds" in report
     assert np.isfinite(table.value).all()
+
+
+def test_a_level_without_projections_is_reported_not_a_crash(tmp_path):
+    root = tmp_path / "fam"
+    for seed in range(2):
+        make_run(root, 0.0, seed)
+        make_run(root, 1.0, seed)
+    for path in (root / "results" / "digits" / "noise_100").rglob("projections_*.json"):
+        path.unlink()
+    assert run_main(compare_runs.main, [str(root), "--out", str(tmp_path / "out")]) == 0
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "### noise=1 (2 seeds)" in report and "none (no projection results); no layer analysed" in report
+    assert "has no projections results; compared without it for bias" in report
