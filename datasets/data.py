@@ -6,6 +6,7 @@ clean. Every step is seeded so the same options give the same data.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from datasets.reference import CLASS_ORDERS, NORMALIZATIONS, reference_classes, reference_statistics, view_kind
 from datasets.registry import DatasetSpec, get_dataset_spec
 from datasets.sampling import choose_classes, corrupt_labels, restrict_to_classes, split_indices
 from datasets.sources import FolderSource, TensorSource, check_files
@@ -51,6 +53,8 @@ class DataOptions:
     upscale: bool = False
     upscale_padding: bool = False
     unnormalize: bool = False
+    normalization: str = "dataset"  # or "reference": the reference tool's constants (datasets/reference.py)
+    class_order: str = "sorted"  # or "reference": the reference's subset, in the order it drew it
 
     def validate(self) -> None:
         if self.upscale and self.upscale_padding:
@@ -59,6 +63,10 @@ class DataOptions:
             raise UserError(f"--noise {self.noise} is out of range; use a ratio in [0, 1], or -1 for pixel shuffle")
         if not 0.0 <= self.split < 1.0:
             raise UserError(f"--split {self.split} is out of range; use a fraction in [0, 1)")
+        if self.normalization not in NORMALIZATIONS:
+            raise UserError(f"unknown normalization {self.normalization!r}; choose {' or '.join(NORMALIZATIONS)}")
+        if self.class_order not in CLASS_ORDERS:
+            raise UserError(f"unknown class order {self.class_order!r}; choose {' or '.join(CLASS_ORDERS)}")
         if self.pixel_shuffle_mode not in PIXEL_SHUFFLE_MODES:
             raise UserError(
                 f"unknown pixel shuffle mode {self.pixel_shuffle_mode!r}; choose {' or '.join(PIXEL_SHUFFLE_MODES)}"
@@ -284,6 +292,9 @@ def build_data(name: str, options: DataOptions | None = None) -> DataBundle:
         raise UserError(f"dataset {name!r}: train and test folders have different classes; make them match")
     total_classes = len(train_source.class_names) or spec.num_classes
     classes = choose_classes(total_classes, options.subsample_classes, options.class_sample_seed)
+    if options.class_order == "reference":
+        classes = reference_classes(total_classes, options.subsample_classes, seed=options.class_sample_seed,
+                                    shuffle=options.shuffle)
     train_idx, train_targets = restrict_to_classes(train_source.targets, classes)
     test_idx, test_targets = restrict_to_classes(test_source.targets, classes)
     fit_pos, val_pos = split_indices(
@@ -299,10 +310,17 @@ def build_data(name: str, options: DataOptions | None = None) -> DataBundle:
         augment=options.augmentation,
         hflip=spec.hflip,
     )
+    if options.normalization == "reference" and not options.unnormalize:
+        mean, std = reference_statistics(name, view_kind(upscale=options.upscale,
+                                                         upscale_padding=options.upscale_padding))
+        view = dataclasses.replace(view, mean=mean, std=std)
     fit_targets, corrupted = train_targets[fit_pos], np.zeros(0, dtype=np.int64)
-    if options.noise > 0:
-        noise = corrupt_labels(fit_targets, options.noise, len(classes), seed=options.noise_seed)
-        fit_targets, corrupted = noise.targets, train_idx[fit_pos][noise.corrupted]
+    if options.noise > 0:  # drawn over the kept samples in increasing index order, as the reference does
+        order = np.argsort(fit_pos, kind="stable")
+        noise = corrupt_labels(fit_targets[order], options.noise, len(classes), seed=options.noise_seed)
+        fit_targets = fit_targets.copy()
+        fit_targets[order] = noise.targets
+        corrupted = train_idx[fit_pos[order[noise.corrupted]]]
     train = Split("train", train_source, train_idx[fit_pos], fit_targets, view)
     if options.pixel_shuffle:
         train.shuffle_seed = options.noise_seed

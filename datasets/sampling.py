@@ -73,14 +73,16 @@ class LabelNoise:
 def corrupt_labels(targets: np.ndarray, ratio: float, num_classes: int, *, seed: int) -> LabelNoise:
     """Choose each sample with probability ``ratio`` and give it a different class, uniformly.
 
-    The new label is ``(y + u) mod C`` with ``u`` uniform in 1..C-1, so it always differs.
+    The new label is ``(y + u) mod C`` with ``u`` uniform in 1..C-1, so it always differs. The draws
+    are the reference's: one uniform per sample in the order given (``u <= ratio`` chooses it), then
+    one offset per chosen sample, from ``RandomState(seed)``.
     """
     if not 0.0 <= ratio <= 1.0:
         raise UserError(f"label noise ratio {ratio} is out of range; use [0, 1] (or -1 for pixel shuffle)")
     if ratio > 0 and num_classes < 2:
         raise UserError("label noise needs at least 2 classes; raise --subsample-classes or drop --noise")
     rng = np.random.RandomState(seed)
-    chosen = rng.random_sample(len(targets)) < ratio
+    chosen = rng.random_sample(len(targets)) <= ratio if ratio > 0 else np.zeros(len(targets), bool)
     offsets = rng.randint(1, max(num_classes, 2), size=int(chosen.sum()))
     noisy = targets.copy()
     noisy[chosen] = (targets[chosen] + offsets) % num_classes

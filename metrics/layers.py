@@ -5,6 +5,7 @@ where the spatial resolution drops: a conv's stage is the index of its *input* r
 the resolutions seen so far. On VGG, AlexNet and LeNet this equals the reference's MaxPool-based
 numbering; ResNets get one stage per resolution, MLPs one stage. Linear layers form one final
 stage after the convolutional ones. ``block`` numbers the selected layers within their stage.
+The reference's own rule (module order, a new stage at each MaxPool) is ``rule="maxpool"``.
 """
 from __future__ import annotations
 
@@ -56,30 +57,75 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, nn
     return calls
 
 
+STAGE_RULES = ("resolution", "maxpool")
+
+
+def _module_order(model: nn.Module) -> list[tuple[str, nn.Module, tuple[int, ...], int]]:
+    """``(name, module, input shape (channels only), stage)`` of each conv/linear module in module
+    order, the stage advancing at each MaxPool (the reference's rule; it needs no forward pass)."""
+    found, pools = [], 0
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
+            pools += 1
+        elif isinstance(module, nn.Conv2d):
+            found.append((name, module, (module.in_channels,), pools))
+        elif isinstance(module, nn.Linear):
+            found.append((name, module, (module.in_features,), None))
+    return [(name, module, shape, pools if stage is None else stage) for name, module, shape, stage in found]
+
+
 def enumerate_layers(
     model: nn.Module,
     input_shape: tuple[int, ...],
     *,
     include_1x1: bool = False,
     with_linear: bool = False,
+    rule: str = "resolution",
 ) -> list[LayerInfo]:
     """Conv layers (and, with ``with_linear``, linear layers) of ``model`` in forward order.
 
     ``input_shape`` is one sample's shape, e.g. ``(3, 32, 32)``. 1x1 convolutions are skipped
-    unless ``include_1x1`` (as in the reference); skipped layers take no block number.
+    unless ``include_1x1`` (as in the reference); skipped layers take no block number. ``rule``
+    ``maxpool`` numbers stages as the reference does, in module order without a forward pass (linear
+    layers in the stage after the last pool); it is also the fallback when the model cannot run on
+    ``input_shape`` (AlexNet on 32x32 images), with a notice.
     """
-    layers: list[LayerInfo] = []
-    resolutions: list[int] = []
-    conv_stages = 0
-    block_in_stage: dict[int, int] = {}
-    for name, module, shape in _trace(model, input_shape):
-        is_conv = isinstance(module, nn.Conv2d)
-        if is_conv:
+    if rule == "maxpool":
+        return _select(_module_order(model), include_1x1, with_linear)
+    try:
+        traced = _trace(model, input_shape)
+    except RuntimeError as err:
+        from utils.notices import notice
+
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        notice(f"no-forward:{type(model).__name__}:{input_shape}", "%s cannot run on %s inputs (%s): layers are "
+               "taken in module order, stages advancing at each MaxPool (the reference's rule)",
+               type(model).__name__, "x".join(map(str, input_shape)), first)
+        return _select(_module_order(model), include_1x1, with_linear)
+    return _select(_by_resolution(traced), include_1x1, with_linear)
+
+
+def _by_resolution(traced) -> list[tuple[str, nn.Module, tuple[int, ...], int]]:
+    """Stages of traced layers: a conv's stage is the index of its input resolution among those seen."""
+    staged, resolutions, conv_stages = [], [], 0
+    for name, module, shape in traced:
+        if isinstance(module, nn.Conv2d):
             pixels = shape[-1] * shape[-2] if len(shape) >= 2 else 1
             if not resolutions or pixels < resolutions[-1]:
                 resolutions.append(pixels)
-            stage = len(resolutions) - 1
-            conv_stages = stage + 1
+            conv_stages = len(resolutions)
+            staged.append((name, module, shape, conv_stages - 1))
+        else:
+            staged.append((name, module, shape, conv_stages))
+    return staged
+
+
+def _select(staged, include_1x1: bool, with_linear: bool) -> list[LayerInfo]:
+    layers: list[LayerInfo] = []
+    block_in_stage: dict[int, int] = {}
+    for name, module, shape, stage in staged:
+        is_conv = isinstance(module, nn.Conv2d)
+        if is_conv:
             is_1x1 = tuple(module.kernel_size) == (1, 1)
             if is_1x1 and not include_1x1:
                 continue
@@ -88,8 +134,7 @@ def enumerate_layers(
         else:
             if not with_linear:
                 continue
-            stage, is_1x1 = conv_stages, False
-            fan_in, out_units = module.in_features, module.out_features
+            is_1x1, fan_in, out_units = False, module.in_features, module.out_features
         block = block_in_stage.get(stage, 0)
         block_in_stage[stage] = block + 1
         layers.append(

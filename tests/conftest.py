@@ -21,6 +21,14 @@ def _private_torch_home(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path_factory.mktemp("torch_home")))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_notices():
+    """Each test sees the once-per-run notices anew (a CLI run resets them; in-process calls may not)."""
+    from utils import notices
+
+    notices.reset()
+
+
 @pytest.fixture(scope="session")
 def digits_run(tmp_path_factory):
     """A short LeNet run on digits (epochs 0..3, every epoch snapshotted), shared by analysis tests.

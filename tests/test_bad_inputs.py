@@ -221,7 +221,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(case, inputs, tmp_path,
     except SystemExit as exit_:  # argparse
         code = exit_.code
     err = capsys.readouterr().err
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("notice: ")]
     assert code == 2, err
     assert "Traceback" not in err
     if case.by_argparse:  # usage lines, then "<prog>: error: ..."

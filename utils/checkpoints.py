@@ -58,6 +58,12 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
     return _normalize(obj, path)
 
 
+def is_reference_file(checkpoint: dict) -> bool:
+    """A loaded file without our self-description: the reference tool's (a ``.tar`` with ``epoch``,
+    ``model_state_dict``, ``optimizer_state_dict``, or a plain state dict)."""
+    return "arch" not in checkpoint
+
+
 def _normalize(obj: Any, path: Path) -> dict[str, Any]:
     if isinstance(obj, dict) and "model_state_dict" in obj:
         return dict(obj)
@@ -73,10 +79,19 @@ def _strip_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return state
 
 
+def _strip_inner_wrappers(state: dict[str, torch.Tensor], expected: set[str]) -> dict[str, torch.Tensor]:
+    """Drop ``module.`` path components that the model does not have: the reference wraps only
+    ``features`` in DataParallel on several GPUs, so its files hold ``features.module.0.weight``."""
+    if set(state) == expected or any(".module." not in f".{key}" for key in set(state) - expected):
+        return state
+    stripped = {re.sub(r"(^|\.)module\.", r"\1", key): value for key, value in state.items()}
+    return stripped if set(stripped) == expected else state
+
+
 def load_model_state(model: torch.nn.Module, state: dict[str, torch.Tensor], *, source: str) -> None:
     """Load weights strictly, turning a shape or key mismatch, or a non-finite value, into a clear
-    :class:`UserError`."""
-    state = _strip_prefix(state)
+    :class:`UserError`. Wrapper prefixes (``module.``, the reference's ``features.module.``) are dropped."""
+    state = _strip_inner_wrappers(_strip_prefix(state), set(model.state_dict()))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as err:
@@ -118,9 +133,39 @@ def reference_epoch(path: str | os.PathLike) -> int | None:
 _OUR_SNAPSHOT = re.compile(r"_epoch(\d+)\.pt$")
 
 
-def resolve_snapshots(spec: str | os.PathLike) -> list[Path]:
+def one_per_epoch(paths: list[Path], epoch_of=None) -> list[Path]:
+    """``paths`` with one file per epoch, in their order: a reference run's last ``<arch>_<E-1>.tar``
+    and its final ``<arch>_<E>.pt`` hold the same E epochs (the same weights), so the ``.tar`` is
+    left out, with a notice naming it. Files of unknown epoch all stay."""
+    from utils.notices import notice
+
+    epoch_of = epoch_of or snapshot_sort_epoch
+    chosen: dict[int, Path] = {}
+    for path in paths:
+        epoch = epoch_of(path)
+        if epoch is None or epoch == 10**9:
+            continue
+        if epoch not in chosen or (chosen[epoch].suffix == ".tar" and path.suffix != ".tar"):
+            chosen[epoch] = path
+    kept = [path for path in paths if epoch_of(path) in (None, 10**9) or chosen[epoch_of(path)] == path]
+    for path in paths:
+        if path not in kept:
+            epoch = epoch_of(path)
+            notice(f"same-epoch:{path}", "%s and %s both hold epoch %s (labelled by completed epochs); using %s, "
+                   "leaving out %s (--layout reference keeps the reference's labels, and both)",
+                   path.name, chosen[epoch].name, epoch, chosen[epoch].name, path.name)
+    return kept
+
+
+def resolve_snapshots(spec: str | os.PathLike, *, dedupe: bool = True) -> list[Path]:
     """Snapshot files named by ``spec``: a file, a run directory (its epoch snapshots in epoch
-    order; ``last.pt`` excluded) or a glob pattern. No match is a :class:`UserError`."""
+    order; ``last.pt`` excluded) or a glob pattern. No match is a :class:`UserError`. With
+    ``dedupe``, files holding the same epoch count once (:func:`one_per_epoch`)."""
+    paths = _resolve_snapshots(spec)
+    return one_per_epoch(paths) if dedupe and len(paths) > 1 else paths
+
+
+def _resolve_snapshots(spec: str | os.PathLike) -> list[Path]:
     import glob
 
     path = Path(spec)

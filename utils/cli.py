@@ -6,6 +6,7 @@ import logging
 import sys
 from typing import Callable, Sequence
 
+from utils import notices
 from utils.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -13,6 +14,7 @@ EXIT_USER_ERROR = 2
 
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
     """Run a CLI ``main`` and map :class:`UserError` to one stderr line and exit code 2."""
+    notices.reset()
     try:
         return main(argv)
     except UserError as err:

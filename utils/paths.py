@@ -8,12 +8,13 @@ from utils.errors import UserError
 
 
 def run_subdir(*, dataset: str, arch: str, seed: int, subsample_classes: int = 0, noise: float = 0.0) -> str:
-    """Relative folder of one run, as in the reference (``noise_<r>`` with ``r`` in percent)."""
+    """Relative folder of one run, as in the reference: ``noise_<r>`` with ``r = int(noise * 100)``, so
+    0.29 is ``noise_28`` there and here (float truncation, kept so old folders match)."""
     parts = [f"{dataset}_{subsample_classes}" if subsample_classes > 0 else dataset]
     if noise < 0:
         parts.append("pixel_shuffle")
     elif noise > 0:
-        parts.append(f"noise_{int(round(noise * 100))}")
+        parts.append(f"noise_{int(noise * 100)}")
     parts += [arch, str(seed)]
     return os.path.join(*parts)
 
