@@ -30,6 +30,7 @@ from analyses.data import DataSettings
 from analyses.dse import DSE, DSESettings
 from analyses.hsic import HSIC, HSICSettings
 from analyses.sources import SourceSettings, print_missing_choice
+from datasets.reference import add_convention_arguments
 from utils.cli import run_main
 from utils.devices import add_device_args, device_from_args
 
@@ -55,6 +56,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--upscale", action="store_true", help="The model was trained on images upscaled to 224x224 (plain reference files and random inits only; snapshots know) [default = off].")
     p.add_argument("--upscale-padding", action="store_true", default=None, help="The model was trained on images upscaled to 112x112 and padded to 224x224 (as --upscale) [default = off].")
     p.add_argument("--unnormalize", action="store_true", default=None, help="The model was trained on unnormalized [0,1] pixels (as --upscale) [default = off].")
+    add_convention_arguments(p)
     HSICSettings.add_arguments(p)
     p.add_argument("--results", default="./results", help="Path to store results [default = './results'].")
     p.add_argument("--log", default="dse.log", help="Logfile name, inside the results folder unless it has a folder [default = 'dse.log'].")

@@ -8,18 +8,19 @@ it reports the distribution of ``p(w) = <w, 1>`` over filters (``--normalize``: 
 ``<w, 1> / (||w|| sqrt(d))``) and, given an initialization, the distance from it. One
 ``projections_<stem>.json`` per snapshot goes to
 ``<results>/<dataset>[_<k>]/[noise_<r>|pixel_shuffle]/<arch>/<seed>/``, plus
-``projections_summary.json`` (layers x epochs arrays) when a folder gets more than one snapshot.
-The analysis: ``analyses/projections.py``.
+``projections_summary.json`` (layers x epochs arrays) when a folder gets more than one snapshot;
+``--layout reference`` writes the reference's ``<stem>.json`` where it writes them. The analysis: ``analyses/projections.py``.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Sequence
 
 from analyses import runner
 from analyses.projections import ProjectionSettings, Projections
-from analyses.sources import InitSettings, SourceSettings, print_missing_choice
+from analyses.sources import InitSettings, SourceSettings, add_layout_argument, print_missing_choice
 from utils.devices import add_device_args, device_from_args
 from utils.cli import run_main
 
@@ -37,6 +38,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     add_device_args(p)
     ProjectionSettings.add_arguments(p)
     p.add_argument("--upscale", action="store_true", help="The model was trained on images upscaled to 224x224 (plain reference files and random inits only; snapshots know) [default = off].")
+    p.add_argument("--upscale-padding", action="store_true", help="The model was trained on images upscaled to 112x112 and zero-padded to 224x224 (as --upscale: the input size is 224) [default = off].")
+    add_layout_argument(p)
     p.add_argument("--results", default="./results", help="Path to store results [default = './results'].")
     p.add_argument("--log", default="positive_orthant.log", help="Logfile name, inside the results folder unless it has a folder [default = 'positive_orthant.log'].")
     p.add_argument("--seed", type=int, default=None, help="Pytorch seed. (Optional) If using --load-from with plain reference files, specify the seed the model was trained with; without a snapshot it seeds the random init [default = none].")
@@ -47,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     if not args.load_from and print_missing_choice(args):
         return 0
-    runner.run([Projections(ProjectionSettings.from_args(args))], SourceSettings.from_args(args),
+    sources = dataclasses.replace(SourceSettings.from_args(args), check_input=False)  # weights alone suffice
+    runner.run([Projections(ProjectionSettings.from_args(args))], sources,
                init=InitSettings.from_args(args), outputs=runner.Outputs(args.results, args.log),
                device=device_from_args(args), args=vars(args))
     return 0

@@ -19,7 +19,8 @@ from typing import Sequence
 from analyses import runner
 from analyses.data import DataSettings
 from analyses.reinit import Reinit, ReinitSettings
-from analyses.sources import SourceSettings, print_missing_choice
+from analyses.sources import SourceSettings, add_layout_argument, print_missing_choice
+from datasets.reference import add_convention_arguments
 from plotting.common import style
 from plotting.reinit import reinit_figures_of
 from utils.cli import run_main
@@ -46,6 +47,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-path", default=None, help="Path to local dataset folder [default = the training run's, else './data'].")
     p.add_argument("--batch-size", type=int, default=128, help="The minibatch size for evaluation [default = 128].")
     ReinitSettings.add_arguments(p)
+    add_convention_arguments(p, shuffle_flag=True)
+    add_layout_argument(p)
     return p
 
 

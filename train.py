@@ -20,7 +20,7 @@ from training.distributed import init_distributed, shutdown
 from training.performance import SpeedOptions
 from training.resume import load_resume
 from training.session import deterministic_mode, stop_signals, train
-from utils.cli import run_main
+from utils.cli import run_main, setup_logging
 from utils.devices import resolve_device
 
 __all__ = ["get_args_parser", "main"]
@@ -28,6 +28,7 @@ __all__ = ["get_args_parser", "main"]
 
 def main(argv: Sequence[str] | None = None, *, analyzers: list | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    setup_logging(None)  # the console now; the run's log file, with these first lines, once it has a folder
     checkpoint = load_resume(args, argv)
     if checkpoint is None and print_missing_choice(args):
         return 0

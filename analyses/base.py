@@ -108,6 +108,12 @@ class Analysis:
     def log(self, document: dict, path: Path) -> None:
         logger.info("%s (epoch %s) -> %s", document.get("snapshot") or document.get("source"), document["epoch"], path)
 
+    def reference_document(self, document: dict, *, stem: str, subsample_classes: int) -> tuple[str, dict]:
+        """``(file name, document)`` as the reference tool writes them (``--layout reference``)."""
+        from utils.errors import UserError
+
+        raise UserError(f"the reference tool writes no {self.name} files; drop --layout reference")
+
     def scalars(self, document: dict) -> dict:
         """What train.py logs to TensorBoard and run.json at a snapshot."""
         return {}

@@ -8,15 +8,20 @@ defaults (the reference's).
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
 from dataclasses import dataclass
 
 import datasets
 from analyses.loading import LoadedModel
+from datasets.reference import SNAPSHOT, reference_knows, resolve
 from utils.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 # Data options a training run fixes that change the validation and test splits the analyses see.
 RUN_DATA_OPTIONS = ("subsample_classes", "class_sample_seed", "split", "stratified", "split_seed", "shuffle",
-                    "upscale", "upscale_padding", "unnormalize")
+                    "upscale", "upscale_padding", "unnormalize")  # (+ normalization, class_order: conventions())
 DEFAULTS = datasets.DataOptions()
 
 
@@ -32,12 +37,27 @@ class DataSettings:
     data_path: str | None = None
     download: bool = False
     given: tuple[tuple[str, object], ...] = ()
+    normalization: str = SNAPSHOT  # --normalization: snapshot | dataset | reference
+    class_order: str = SNAPSHOT  # --class-order: snapshot | sorted | reference
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "DataSettings":
         given = tuple((name, getattr(args, name)) for name in RUN_DATA_OPTIONS
                       if _given(name, getattr(args, name, None)))
-        return cls(getattr(args, "data_path", None), bool(getattr(args, "download", False)), given)
+        return cls(getattr(args, "data_path", None), bool(getattr(args, "download", False)), given,
+                   getattr(args, "normalization", SNAPSHOT), getattr(args, "class_order", SNAPSHOT))
+
+    def conventions(self, loaded: LoadedModel, values: dict) -> dict:
+        """``normalization`` and ``class_order`` for ``loaded`` (see :func:`datasets.reference.resolve`)."""
+        stored, what = loaded.args or {}, str(loaded.path or loaded.stem)
+        reference = loaded.reference and reference_knows(loaded.dataset, upscale=bool(values.get("upscale")),
+                                                         upscale_padding=bool(values.get("upscale_padding")))
+        conventions = {"normalization": resolve("normalization", self.normalization, reference_file=reference,
+                                                stored=stored.get("normalization"), what=what)}
+        order = self.class_order if values["subsample_classes"] or self.class_order != SNAPSHOT else "sorted"
+        conventions["class_order"] = resolve("class-order", order, reference_file=reference,
+                                             stored=stored.get("class_order"), what=what)
+        return conventions
 
     def options(self, loaded: LoadedModel) -> datasets.DataOptions:
         """The data options of the run that wrote ``loaded``."""
@@ -52,6 +72,7 @@ class DataSettings:
             if name in stored:
                 values[name] = stored[name]
         values["subsample_classes"] = values.get("subsample_classes") or 0
+        values |= self.conventions(loaded, values)
         data_path = self.data_path or stored.get("data_path") or DEFAULTS.data_path
         return datasets.DataOptions(data_path=data_path, download=self.download, **values)
 
@@ -66,16 +87,53 @@ class SnapshotData:
     def __init__(self, settings: DataSettings) -> None:
         self.settings = settings
         self._cache: dict[tuple, datasets.DataBundle] = {}
+        self._used: dict[int, datasets.DataBundle] = {}
+
+    def conventions(self, loaded: LoadedModel) -> dict | None:
+        """How the data of ``loaded`` were made, for its documents (None: its analyses used no data)."""
+        data = self._used.get(id(loaded))
+        if data is None:
+            return None
+        view = data.test.view
+        return {"normalization": data.options.normalization, "mean": view.mean, "std": view.std,
+                "class_order": data.options.class_order, "classes": data.classes.tolist()}
 
     def __call__(self, loaded: LoadedModel) -> datasets.DataBundle:
         options = self.settings.options(loaded)
-        key = (loaded.dataset, options)
+        recorded = recorded_statistics(loaded, options) if self.settings.normalization == SNAPSHOT else None
+        key = (loaded.dataset, options, recorded)
         if key not in self._cache:
-            self._cache[key] = datasets.build_data(loaded.dataset, options)
+            self._cache[key] = keep_statistics(datasets.build_data(loaded.dataset, options), recorded, loaded)
         data = self._cache[key]
+        self._used[id(loaded)] = data
         shape = (data.num_classes, data.in_channels, data.image_size)
         expected = (loaded.num_classes, loaded.in_channels, loaded.image_size)
         if shape != expected:
             raise UserError(f"the data of {loaded.dataset} ({describe_shape(*shape)}) do not fit {loaded.stem} "
                             f"({describe_shape(*expected)}); check --subsample-classes and --upscale")
         return data
+
+
+def recorded_statistics(loaded: LoadedModel, options: datasets.DataOptions) -> tuple | None:
+    """The normalization our snapshot recorded for its view, when it has one for these options."""
+    view = (loaded.data or {}).get("view") or {}
+    stored = loaded.args or {}
+    if not view or view.get("mean") is None or options.normalization != stored.get("normalization", "dataset"):
+        return None
+    return tuple(view["mean"]), tuple(view["std"])
+
+
+def keep_statistics(data: datasets.DataBundle, recorded: tuple | None, loaded: LoadedModel) -> datasets.DataBundle:
+    """Our snapshots keep the normalization they were trained with, even if this version's differs."""
+    if recorded is None or data.test.view.mean is None:
+        return data
+    mean, std = recorded
+    if (tuple(data.test.view.mean), tuple(data.test.view.std)) == (mean, std):
+        return data
+    logger.warning("notice: %s was trained with normalization mean %s, std %s, which it recorded; using them "
+                   "(this version computes %s, %s; --normalization dataset uses ours)", loaded.stem, mean, std,
+                   data.test.view.mean, data.test.view.std)
+    for split in (data.train, data.val, data.test):
+        if split is not None:
+            split.view = dataclasses.replace(split.view, mean=mean, std=std)
+    return data

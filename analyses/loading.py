@@ -15,7 +15,7 @@ from torch import nn
 from datasets import get_dataset_spec
 from datasets.transforms import UPSCALE_SIZE
 from models.registry import get_model
-from utils.checkpoints import load_checkpoint, load_model_state, reference_epoch
+from utils.checkpoints import is_reference_file, load_checkpoint, load_model_state, reference_epoch
 from utils.errors import UserError
 
 PRETRAINED_EPOCH = -1
@@ -35,6 +35,8 @@ class LoadedModel:
     seed: int | None
     path: Path | None = None
     args: dict = field(default_factory=dict)  # the training run's arguments, when known
+    data: dict = field(default_factory=dict)  # the training run's data facts (classes, view), when known
+    reference: bool = False  # a file without our header: the reference tool's (its conventions apply)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:
@@ -82,7 +84,7 @@ def load_snapshot_model(
         arch, dataset = arch or like.arch, dataset or like.dataset
     path = Path(path)
     checkpoint = load_checkpoint(path)
-    if "arch" in checkpoint:
+    if not is_reference_file(checkpoint):
         stored_args = checkpoint.get("args") or {}
         _check_agrees("arch", arch, checkpoint["arch"], path)
         _check_agrees("dataset", dataset, checkpoint.get("dataset"), path)
@@ -91,15 +93,16 @@ def load_snapshot_model(
         arch, dataset = checkpoint["arch"], checkpoint["dataset"]
         shape = (checkpoint["num_classes"], checkpoint["in_channels"], checkpoint["image_size"])
         epoch, seed, args = checkpoint.get("epoch"), checkpoint.get("seed", seed), stored_args
+        data, reference = checkpoint.get("data") or {}, False
     else:
         if arch is None or dataset is None:
             raise UserError(f"{path} holds plain weights without a description; pass --arch and --dataset")
         shape = (like.num_classes, like.in_channels, like.image_size) if like is not None else \
             model_shape(dataset, subsample_classes=subsample_classes or 0, upscale=upscale)
-        epoch, args = reference_epoch(path), {}
+        epoch, args, data, reference = reference_epoch(path), {}, {}, True
     model = get_model(arch, shape[0], shape[1], image_size=shape[2], check_input=False)
     load_model_state(model, checkpoint["model_state_dict"], source=str(path))
-    return LoadedModel(model.to(device).eval(), arch, dataset, *shape, epoch, seed, path, args)
+    return LoadedModel(model.to(device).eval(), arch, dataset, *shape, epoch, seed, path, args, data, reference)
 
 
 def fresh_model(
@@ -111,12 +114,14 @@ def fresh_model(
     subsample_classes: int = 0,
     upscale: bool = False,
     download: bool = False,
+    check_input: bool = True,
     device: torch.device | str = "cpu",
 ) -> LoadedModel:
     """The zoo's pretrained weights (epoch -1) or one random initialization seeded by ``seed`` (epoch 0)."""
     num_classes, in_channels, image_size = model_shape(dataset, subsample_classes=subsample_classes, upscale=upscale)
     if seed is not None:
         torch.manual_seed(seed)
-    model = get_model(arch, num_classes, in_channels, pretrained, image_size=image_size, download=download)
+    model = get_model(arch, num_classes, in_channels, pretrained, image_size=image_size, download=download,
+                      check_input=check_input)
     epoch = PRETRAINED_EPOCH if pretrained else 0
     return LoadedModel(model.to(device).eval(), arch, dataset, num_classes, in_channels, image_size, epoch, seed)

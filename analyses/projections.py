@@ -35,6 +35,7 @@ class ProjectionSettings:
     normalize: bool = False
     include_1x1: bool = False
     with_linear: bool = False
+    stage_rule: str = "resolution"  # or "maxpool": the reference's (--layout reference)
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,7 +45,9 @@ class ProjectionSettings:
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "ProjectionSettings":
-        return cls(normalize=args.normalize, include_1x1=args.include_1x1, with_linear=args.with_linear)
+        rule = "maxpool" if getattr(args, "layout", None) == "reference" else "resolution"
+        return cls(normalize=args.normalize, include_1x1=args.include_1x1, with_linear=args.with_linear,
+                   stage_rule=rule)
 
 
 class Projections(Analysis):
@@ -53,7 +56,12 @@ class Projections(Analysis):
 
     def layers(self, model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[LayerInfo]:
         return enumerate_layers(model, input_shape, include_1x1=self.settings.include_1x1,
-                                with_linear=self.settings.with_linear)
+                                with_linear=self.settings.with_linear, rule=self.settings.stage_rule)
+
+    def reference_document(self, document: dict, *, stem: str, subsample_classes: int) -> tuple[str, dict]:
+        """``<stem>.json`` as the reference's compute_projections.py writes it."""
+        return f"{stem}.json", schema.to_reference_projections(document, stem=stem,
+                                                               subsample_classes=subsample_classes)
 
     def init_filters(self, init: LoadedModel | None) -> dict[str, torch.Tensor] | None:
         """Filters ``(out_units, fan_in)`` of the initialization's analysed layers, by module name."""

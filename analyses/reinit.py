@@ -12,12 +12,14 @@ import argparse
 import statistics
 from dataclasses import dataclass
 
+import schema
 from analyses.base import Analysis, Inputs, logger
 from analyses.loading import LoadedModel
 from analyses.reinit_rows import RAND_KEY, RowSource, init_rows, rand_rows
 from metrics.layers import LayerInfo, enumerate_layers
 from metrics.reinit import DEFAULT_CACHE_BYTES, METHODS, SweepResult, following_batchnorms, reinit_sweep
 from utils.errors import UserError
+from utils.notices import notice
 from utils.progress import progress
 
 # Which layers are reset. 1x1 convolutions are always included: Zhang et al. reset every layer.
@@ -37,6 +39,7 @@ class ReinitSettings:
     cache_mb: int = DEFAULT_CACHE_BYTES // 2**20
     batch_size: int = 128
     workers: int = 1
+    reference_layout: bool = False  # --layout reference: the reference's layers (no 1x1), rows in list order
 
     @staticmethod
     def add_inits_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,7 +61,8 @@ class ReinitSettings:
     def from_args(cls, args: argparse.Namespace) -> "ReinitSettings":
         return cls(inits_from=args.inits_from, skip_missing=args.skip_missing, rand=args.rand,
                    rand_repeats=args.rand_repeats, rand_seed=args.seed, layers=args.layers, with_bn=args.with_bn,
-                   method=args.method, cache_mb=args.cache_mb, batch_size=args.batch_size, workers=args.workers)
+                   method=args.method, cache_mb=args.cache_mb, batch_size=args.batch_size, workers=args.workers,
+                   reference_layout=getattr(args, "layout", None) == "reference")
 
     def validate(self) -> None:
         if not self.inits_from and not self.rand:
@@ -74,8 +78,13 @@ class Reinit(Analysis):
     summary = None
 
     def select_layers(self, loaded: LoadedModel) -> list[LayerInfo]:
-        selection = self.settings.layers
-        layers = enumerate_layers(loaded.model, loaded.input_shape, include_1x1=True, **LAYER_SELECTIONS[selection])
+        selection, reference = self.settings.layers, self.settings.reference_layout
+        layers = enumerate_layers(loaded.model, loaded.input_shape, include_1x1=not reference,
+                                  rule="maxpool" if reference else "resolution", **LAYER_SELECTIONS[selection])
+        if reference and len(layers) < len(enumerate_layers(loaded.model, loaded.input_shape, include_1x1=True,
+                                                            rule="maxpool", **LAYER_SELECTIONS[selection])):
+            notice("reinit-1x1", "--layout reference: 1x1 convolutions are not reset, as in the reference "
+                   "(its lists have one value per other conv layer)")
         if not layers:
             raise UserError(f"{loaded.arch} has no {selection} layers to reset; try --layers conv+linear")
         return layers
@@ -94,7 +103,8 @@ class Reinit(Analysis):
         layers = self.select_layers(loaded)
         batchnorms = self.following_bn(loaded, layers)
         keep = {layer.name for layer in layers} | {bn for bn in batchnorms.values() if bn}
-        rows = init_rows(settings.inits_from, loaded, keep, skip_missing=settings.skip_missing)
+        rows = init_rows(settings.inits_from, loaded, keep, skip_missing=settings.skip_missing,
+                         reference_order=settings.reference_layout)
         if settings.rand:
             rows += rand_rows(loaded, keep, repeats=settings.rand_repeats, seed=settings.rand_seed)
         data = inputs.data()
@@ -119,6 +129,10 @@ class Reinit(Analysis):
                     "prefix caching" if result.method == "prefix" else "a full forward pass per cell",
                     result.reused_cells)
         return result
+
+    def reference_document(self, document: dict, *, stem: str, subsample_classes: int) -> tuple[str, dict]:
+        """``reinit_<stem>.json`` as the reference's reinit_layers.py writes it."""
+        return f"reinit_{stem}.json", schema.to_reference_reinit(document, stem=stem)
 
     def document(self, measured: dict, inputs: Inputs) -> dict:
         """``reinit_<stem>.json``: the reference's keys plus layers, per-cell metrics and drops."""

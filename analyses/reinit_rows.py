@@ -16,7 +16,7 @@ import torch
 from analyses.loading import LoadedModel, load_snapshot_model
 from metrics.reinit import ResetRow
 from models.registry import get_model
-from utils.checkpoints import resolve_snapshots, snapshot_sort_epoch
+from utils.checkpoints import one_per_epoch, resolve_snapshots, snapshot_sort_epoch
 from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -38,30 +38,38 @@ class RowSource:
     seed: int | None = None
 
 
-def init_rows(spec: str, loaded: LoadedModel, keep: set[str], *, skip_missing: bool) -> list[RowSource]:
-    """One row per --inits-from snapshot, in epoch order, keeping the tensors of the ``keep`` modules."""
+def init_rows(spec: str, loaded: LoadedModel, keep: set[str], *, skip_missing: bool,
+              reference_order: bool = False) -> list[RowSource]:
+    """One row per --inits-from snapshot, in epoch order (``reference_order``: in the order named, as
+    the reference does), keeping the tensors of the ``keep`` modules. Two files of one epoch give one
+    row (:func:`utils.checkpoints.one_per_epoch`), except in the reference's order."""
     if not spec:
         return []
-    rows = [snapshot_row(path, loaded, keep)
-            for path in init_paths(spec, loaded, skip_missing=skip_missing)]
+    paths = init_paths(spec, loaded, skip_missing=skip_missing, dedupe=not reference_order)
+    rows = [snapshot_row(path, loaded, keep) for path in paths]
+    if reference_order:
+        return rows
+    epochs = {row.path: row.epoch for row in rows}
+    kept = set(one_per_epoch([row.path for row in rows], epoch_of=epochs.get))
+    rows = [row for row in rows if row.path in kept]
     rows.sort(key=lambda row: (row.epoch is None, row.epoch if row.epoch is not None else 0))
     return unique_keys(rows)
 
 
-def init_paths(spec: str, loaded: LoadedModel, *, skip_missing: bool) -> list[Path]:
+def init_paths(spec: str, loaded: LoadedModel, *, skip_missing: bool, dedupe: bool = True) -> list[Path]:
     """The snapshots --inits-from names; missing files are one error listing them all."""
     path = Path(spec)
     if path.is_dir():
-        return run_snapshots(path, loaded)
+        return run_snapshots(path, loaded, dedupe=dedupe)
     if path.is_file():
         return [path] if is_snapshot_file(path) else listed_paths(path, skip_missing=skip_missing)
     if glob.has_magic(spec):
-        return resolve_snapshots(spec)
+        return resolve_snapshots(spec, dedupe=dedupe)
     raise UserError(f"--inits-from {spec} does not exist; give a list file, a run directory, a snapshot or a glob")
 
 
-def run_snapshots(run_dir: Path, loaded: LoadedModel) -> list[Path]:
-    snapshots = resolve_snapshots(run_dir)
+def run_snapshots(run_dir: Path, loaded: LoadedModel, *, dedupe: bool = True) -> list[Path]:
+    snapshots = resolve_snapshots(run_dir, dedupe=dedupe)
     if loaded.epoch is None:
         logger.warning("the loaded snapshot's epoch is unknown: using every snapshot of %s", run_dir)
         return snapshots
@@ -125,7 +133,7 @@ def kept_state(model: torch.nn.Module, keep: set[str]) -> dict[str, torch.Tensor
 
 
 def unique_keys(rows: list[RowSource]) -> list[RowSource]:
-    """Rows sharing an epoch are keyed by their file stems instead."""
+    """Rows sharing a key (files of unknown epoch) are keyed by their file stems instead."""
     counts: dict[str, int] = {}
     for row in rows:
         counts[row.key] = counts.get(row.key, 0) + 1

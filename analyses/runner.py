@@ -21,7 +21,8 @@ import torch
 import schema
 from analyses.base import SUMMARY_OF_FOLDER, Analysis, Inputs, source_kind
 from analyses.data import DataSettings, SnapshotData
-from analyses.sources import InitSettings, Initializations, SourceSettings, iter_models, output_dir
+from analyses.sources import (REFERENCE_LAYOUT, InitSettings, Initializations, SourceSettings, iter_models, output_dir,
+                              subsample_of)
 from utils.cli import setup_logging
 from utils.fileio import atomic_savefig
 from utils.paths import check_log_folder, check_output_folder, log_path
@@ -63,14 +64,20 @@ def run(analyses: Sequence[Analysis], sources: SourceSettings, *, outputs: Outpu
         inputs = Inputs(loaded, device, source_kind(loaded), args, init_lookup=initializations,
                         data_lookup=snapshot_data, probes=probes)
         documents = [analysis.document(analysis.measure(inputs), inputs) for analysis in analyses]
+        conventions = snapshot_data.conventions(loaded)
+        for document in documents if conventions else ():
+            document["data_conventions"] = conventions
         out_dir = output_dir(loaded, outputs.results, sources)
         if not files:  # the log file appears with the first result, not on bad input
             setup_logging(str(log_path(outputs.log, out_dir)))
         for number, (analysis, document) in enumerate(zip(analyses, documents)):
-            path = write_document(analysis, document, out_dir, loaded.stem)
+            if sources.layout == REFERENCE_LAYOUT:
+                path = write_reference(analysis, document, out_dir, loaded.stem, subsample_of(loaded, sources))
+            else:
+                path = write_document(analysis, document, out_dir, loaded.stem)
+                written[number, out_dir].append((path, document))
             plots_dir = output_dir(loaded, outputs.plots, sources) if outputs.plots is not None else None
             files += [path] + save_figures(analysis, document, outputs, plots_dir)
-            written[number, out_dir].append((path, document))
     for (number, out_dir), rows in written.items():
         summary = write_summary(analyses[number], out_dir, rows, args)
         if summary is not None:
@@ -91,6 +98,14 @@ def record(analysis: Analysis, inputs: Inputs, out_dir: Path) -> dict:
 def write_document(analysis: Analysis, document: dict, out_dir: Path, stem: str) -> Path:
     """``<out_dir>/<prefix>_<stem>.json``, atomically, then the analysis's log lines about it."""
     path = schema.write(out_dir / f"{analysis.file_prefix}_{stem}.json", document)
+    analysis.log(document, path)
+    return path
+
+
+def write_reference(analysis: Analysis, document: dict, out_dir: Path, stem: str, subsample_classes: int) -> Path:
+    """``--layout reference``: the file the reference tool writes, where it writes it (no summaries)."""
+    name, converted = analysis.reference_document(document, stem=stem, subsample_classes=subsample_classes)
+    path = schema.write(out_dir / name, converted)
     analysis.log(document, path)
     return path
 

@@ -22,6 +22,9 @@ from utils.paths import results_dir
 
 logger = logging.getLogger(__name__)
 
+OUR_LAYOUT, REFERENCE_LAYOUT = "ours", "reference"
+LAYOUTS = (OUR_LAYOUT, REFERENCE_LAYOUT)
+
 
 @dataclass(frozen=True)
 class SourceSettings:
@@ -36,6 +39,8 @@ class SourceSettings:
     pretrained: bool = False
     download: bool = False
     latest_only: bool = False  # a run directory means its latest snapshot; a glob must match one file
+    layout: str = OUR_LAYOUT  # "reference": the reference's epoch labels, so no two files share an epoch
+    check_input: bool = True  # a zoo model / random init must run on the dataset's images
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, *, latest_only: bool = False) -> "SourceSettings":
@@ -43,7 +48,8 @@ class SourceSettings:
                    subsample_classes=args.subsample_classes,
                    upscale=bool(getattr(args, "upscale", False) or getattr(args, "upscale_padding", False)),
                    seed=args.seed, pretrained=getattr(args, "pretrained", False),
-                   download=getattr(args, "download", False), latest_only=latest_only)
+                   download=getattr(args, "download", False), latest_only=latest_only,
+                   layout=getattr(args, "layout", OUR_LAYOUT))
 
 
 def print_missing_choice(args: argparse.Namespace, *, needs_dataset: bool = True) -> bool:
@@ -69,7 +75,7 @@ def print_missing_choice(args: argparse.Namespace, *, needs_dataset: bool = True
 # -- the models ------------------------------------------------------------------------------------
 def snapshot_paths(settings: SourceSettings) -> list[Path]:
     """The snapshots ``--load-from`` names, in epoch order (see :class:`SourceSettings`)."""
-    snapshots = resolve_snapshots(settings.load_from)
+    snapshots = resolve_snapshots(settings.load_from, dedupe=settings.layout != REFERENCE_LAYOUT)
     if not settings.latest_only:
         return snapshots
     if Path(settings.load_from).is_dir():
@@ -84,7 +90,7 @@ def iter_models(settings: SourceSettings, device: torch.device) -> Iterator[Load
     if not settings.load_from:
         loaded = fresh_model(settings.arch, settings.dataset, pretrained=settings.pretrained, seed=settings.seed,
                              subsample_classes=settings.subsample_classes or 0, upscale=settings.upscale,
-                             download=settings.download, device=device)
+                             download=settings.download, check_input=settings.check_input, device=device)
         what = "pretrained weights from the model zoo" if settings.pretrained else f"a random init (seed {settings.seed})"
         logger.info("no --load-from: analysing %s of %s", what, settings.arch)
         yield loaded
@@ -105,11 +111,24 @@ def load_model(path: Path, settings: SourceSettings, device: torch.device) -> Lo
     return loaded
 
 
+def subsample_of(loaded: LoadedModel, settings: SourceSettings) -> int:
+    """The class subset of ``loaded``'s run (the snapshot's, else the flag's; 0: all classes)."""
+    return loaded.args.get("subsample_classes", settings.subsample_classes) or 0
+
+
 def output_dir(loaded: LoadedModel, root: str, settings: SourceSettings) -> Path:
-    """The run's folder under ``root``; class subset and label noise come from the snapshot when it knows them."""
-    subsample = loaded.args.get("subsample_classes", settings.subsample_classes) or 0
+    """The run's folder under ``root``; class subset and label noise come from the snapshot when it
+    knows them. ``--layout reference``: the reference's ``<dataset>[_<k>]/<arch>/[<seed>/]``."""
+    subsample = subsample_of(loaded, settings)
+    if settings.layout == REFERENCE_LAYOUT:
+        folder = Path(root) / (f"{loaded.dataset}_{subsample}" if subsample else loaded.dataset) / loaded.arch
+        return folder / str(loaded.seed) if loaded.seed is not None else folder
     return results_dir(root, dataset=loaded.dataset, arch=loaded.arch, seed=loaded.seed,
                        subsample_classes=subsample, noise=loaded.args.get("noise") or 0.0)
+
+
+def add_layout_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--layout", choices=LAYOUTS, default=OUR_LAYOUT, help="ours: results under <results>/<dataset>[_<k>]/[noise_<r>|pixel_shuffle]/<arch>/<seed>/ with our schema and summaries; reference: each file where the reference tool writes it (<results>/<dataset>[_<k>]/<arch>/[<seed>/]), with its file name, keys, value types and epoch labels, so its notebooks read them unchanged [default = ours].")
 
 
 # -- the initialization ----------------------------------------------------------------------------

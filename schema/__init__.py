@@ -3,6 +3,8 @@
 - :mod:`schema.documents`: ``SCHEMA_VERSION``, the header every file carries, the atomic writer.
 - :mod:`schema.load`: :func:`load` returns any document (ours, train.py's ``run.json``, the
   reference tool's projection and reinit files) normalized to ours; :func:`collect` reads folders.
+- :mod:`schema.reference`: the reference tool's files both ways (read as ours; ours written as its,
+  for ``--layout reference``).
 - :mod:`schema.summaries`: the one builder of the per-run summaries (values per epoch, layers x
   epochs matrices).
 - :mod:`schema.runs` and :mod:`schema.table`: the runs under some folders (run.json paired with its
@@ -13,6 +15,7 @@ output folder of every CLI (the reference tool's), and outputs must not land in 
 """
 from schema.documents import SCHEMA_VERSION, finite_or_none, header, read_json, write
 from schema.load import RESULT_KINDS, collect, identify, load, matching, normalize
+from schema.reference import to_reference_projections, to_reference_reinit
 from schema.runs import Run, find_runs
 from schema.summaries import SummarySpec, layers_by_epoch, summarize
 from schema.table import load_table, table_of
@@ -20,5 +23,5 @@ from schema.table import load_table, table_of
 __all__ = [
     "RESULT_KINDS", "SCHEMA_VERSION", "SummarySpec", "collect", "finite_or_none", "header", "identify",
     "Run", "find_runs", "layers_by_epoch", "load", "load_table", "matching", "normalize", "read_json", "summarize",
-    "table_of", "write",
+    "table_of", "to_reference_projections", "to_reference_reinit", "write",
 ]

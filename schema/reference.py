@@ -87,3 +87,68 @@ def normalize_reinit(document: dict) -> dict:
                      "relative_drop": [d / top1 if d is not None and top1 else None for d in drops]})
     normalized["rows"] = rows
     return normalized
+
+
+# -- writing files the reference's notebooks read unchanged (``--layout reference``) --------------------
+REFERENCE_LAYER_KEYS = ("projections", "mass", "mean", "l2_dist", "l_inf_dist")
+REFERENCE_NET_KEYS = ("projections", "mass", "mean")
+
+
+def reference_label(stem: str, *, pretrained_is_minus_one: bool) -> int | None:
+    """The epoch the reference writes for a snapshot's file stem, exactly as it computes it: a
+    ``pretrained`` field is -1 (its projections only), an ``init`` field 0, else the last ``_``
+    field plus one (so ``<arch>_<e>.tar`` is e + 1, and the final ``<arch>_<E>.pt`` E + 1 although it
+    holds E epochs). None when the last field is not a number (where the reference would crash)."""
+    fields = stem.split("_")
+    if pretrained_is_minus_one and "pretrained" in fields:
+        return -1
+    if "init" in fields:
+        return 0
+    return int(fields[-1]) + 1 if fields[-1].isdigit() else None
+
+
+def reference_dataset(dataset: str, subsample_classes: int) -> str:
+    return f"{dataset}_{subsample_classes}" if subsample_classes else dataset
+
+
+def _metadata(document: dict, dataset: str, epoch) -> dict:
+    metadata = {"arch": document["arch"], "dataset": dataset}
+    if document.get("seed") is not None:
+        metadata["seed"] = str(document["seed"])
+    return metadata | {"epoch": str(epoch)}
+
+
+def to_reference_projections(document: dict, *, stem: str, subsample_classes: int) -> dict:
+    """Our projections document as the reference's compute_projections.py writes it: stage/block
+    nesting with its keys, ``net``, then ``arch``, ``dataset`` (with ``_<k>``), ``seed`` and ``epoch``
+    as strings, and nothing else."""
+    out: dict = {}
+    for layer in document["layers"]:
+        record = {key: layer[key] for key in REFERENCE_LAYER_KEYS if key in layer}
+        out.setdefault(str(layer["stage"]), {})[str(layer["block"])] = record
+    out["net"] = {key: document["net"][key] for key in REFERENCE_NET_KEYS}
+    label = reference_label(stem, pretrained_is_minus_one=True)
+    epoch = label if label is not None else document["epoch"]
+    return out | _metadata(document, reference_dataset(document["dataset"], subsample_classes), epoch)
+
+
+def to_reference_reinit(document: dict, *, stem: str) -> dict:
+    """Our reinit document as the reference's reinit_layers.py writes it: ``init_from_epoch`` keyed by
+    the reference's label of each checkpoint's file name (in the order given, ``rand`` last), then
+    ``arch``, ``dataset`` (plain), ``top1_test``, ``top5_test``, ``seed`` and ``epoch`` as strings."""
+    from pathlib import Path
+
+    table: dict = {}
+    for row in document["rows"]:
+        if row["source"] == RAND_KEY:
+            key = RAND_KEY
+        else:
+            label = reference_label(Path(row["snapshot"]).stem, pretrained_is_minus_one=False)
+            key = str(label if label is not None else row["epoch"])
+        table[key] = row["top1"]
+    label = reference_label(stem, pretrained_is_minus_one=False)
+    epoch = label if label is not None else document["epoch"]
+    metadata = _metadata(document, document["dataset"], epoch)
+    out = {"init_from_epoch": table, "arch": metadata.pop("arch"), "dataset": metadata.pop("dataset"),
+           "top1_test": document["top1_test"], "top5_test": document["top5_test"]}
+    return out | metadata

@@ -8,12 +8,15 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
+from datasets import get_dataset_spec, list_datasets
 from datasets.data import PIPELINES, PIXEL_SHUFFLE_MODES, DataOptions
+from datasets.reference import SNAPSHOT, add_convention_arguments
 from training.analyzers import add_analyzer_arguments
 from training.optim import OPTIMIZERS, SCHEDULES
 from training.performance import AMP_DTYPES
 from utils.devices import add_device_args
 from utils.errors import UserError, require
+from utils.notices import notice
 from utils.paths import check_log_folder, check_output_folder
 
 
@@ -42,7 +45,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-path", default="./data", help="Path to the local dataset files [default = './data'].")
     p.add_argument("--download", action="store_true", help="Allow downloading datasets or pretrained weights [default = off: offline].")
     p.add_argument("--epochs", type=int, default=20, help="The number of epochs used for training [default = 20].")
-    p.add_argument("--start-epoch", type=int, default=0, help="Starting epoch when resuming from plain weights; full snapshots restore their own [default = 0].")
+    p.add_argument("--start-epoch", type=int, default=0, help="Completed epochs of the --resume-from file when it is the reference tool's (it overrides the epoch read from the file: a .tar's stored epoch + 1, a <arch>_<E>.pt's E); this suite's snapshots restore their own [default = 0].")
     p.add_argument("--batch-size", type=int, default=128, help="The minibatch size for training (global, across processes) [default = 128].")
     p.add_argument("--optimizer", choices=sorted(OPTIMIZERS), default="sgd", help="Supported optimizers: sgd, adam, adamw [default = sgd].")
     p.add_argument("--lr", type=float, default=0.001, help="The base learning rate [default = 0.001].")
@@ -64,6 +67,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--plateau-patience", type=int, default=3, help="Epochs without improvement that count as a plateau [default = 3].")
     p.add_argument("--train-acc", action="store_true", help="(Optional) compute train accuracy and report it during training.")
     p.add_argument("--unnormalize", action="store_true", help="Disable data normalization and represent instead pixel values in [0,1]. [Default = False].")
+    add_convention_arguments(p)
     p.add_argument("--data-pipeline", choices=PIPELINES, default="fast", help="fast: in-memory images cut and augmented in batches on the device; dataloader: per-sample PIL transforms in a DataLoader with --workers processes, as the reference tool (image folders always use it) [default = fast].")
     p.add_argument("--channels-last", action="store_true", help="Use the channels-last memory format (faster convolutions on recent GPUs) [default = off].")
     p.add_argument("--amp", choices=sorted(AMP_DTYPES), default="off", help="Automatic mixed precision on CUDA: bf16 or fp16 (with loss scaling) [default = off].")
@@ -91,7 +95,8 @@ def validate_args(args: argparse.Namespace) -> None:
         (args.momentum >= 0, f"--momentum {args.momentum} must not be negative"),
         (args.snapshot_every >= 0, f"--snapshot-every {args.snapshot_every} must not be negative"),
         (args.workers >= 0, f"--workers {args.workers} must not be negative"),
-        (0 <= args.start_epoch < args.epochs or args.evaluate or args.evaluate_train,
+        (args.start_epoch >= 0, f"--start-epoch {args.start_epoch} must not be negative"),
+        (args.resume_from or args.start_epoch < args.epochs or args.evaluate or args.evaluate_train,
          f"--start-epoch {args.start_epoch} must be in [0, --epochs)"),
     ]
     require(checks)
@@ -100,8 +105,8 @@ def validate_args(args: argparse.Namespace) -> None:
 def check_resumed_epoch(args: argparse.Namespace, checkpoint: dict | None) -> None:
     """A full snapshot continues after its epoch: refuse, before any work, one already at --epochs."""
     training = not (args.evaluate or args.evaluate_train or args.eval_regularization_loss)
-    if training and checkpoint is not None and "optimizer_state_dict" in checkpoint:
-        epoch = int(checkpoint.get("epoch") or 0)
+    if training and checkpoint is not None and ("optimizer_state_dict" in checkpoint or checkpoint.get("reference")):
+        epoch = args.start_epoch if checkpoint.get("reference") else int(checkpoint.get("epoch") or 0)
         if epoch >= args.epochs:
             raise UserError(f"the snapshot is at epoch {epoch}, already at --epochs {args.epochs}; raise --epochs")
 
@@ -124,4 +129,35 @@ def data_options(args: argparse.Namespace) -> DataOptions:
         pixel_shuffle_mode=args.pixel_shuffle, split=args.split, stratified=args.stratified,
         split_seed=args.split_seed, shuffle=args.shuffle, augmentation=args.augmentation,
         upscale=args.upscale, upscale_padding=args.upscale_padding, unnormalize=args.unnormalize,
+        # "snapshot" is resolved against --resume-from by training.resume; a new run's is ours
+        normalization="dataset" if args.normalization == SNAPSHOT else args.normalization,
+        class_order="sorted" if args.class_order == SNAPSHOT else args.class_order,
     )
+
+
+def notice_reference_differences(args: argparse.Namespace) -> None:
+    """One notice per flag whose meaning here differs on purpose from the reference tool's (the
+    README's "Differences from the reference tool" table)."""
+    training = not (args.evaluate or args.evaluate_train or args.eval_regularization_loss)
+    schedule = args.lr_schedule == "cosine" or (args.lr_schedule == "step" and args.lr_step > 0 and args.lr_decay > 0)
+    if training and args.optimizer == "adam" and (args.weight_decay > 0 or schedule):
+        applied = [f"--weight-decay {args.weight_decay:g}"] * (args.weight_decay > 0) + ["the learning-rate schedule"] * schedule
+        notice("adam", "--optimizer adam applies %s; the reference's Adam used no weight decay and no schedule "
+               "(pass --weight-decay 0 --lr-schedule none to match it)", " and ".join(applied))
+    if training and args.kill_plateaus:
+        notice("kill-plateaus", "--kill-plateaus stops when validation top-1 has not improved for "
+               "--plateau-patience (%d) epochs within the first 10; the reference stopped on two equal "
+               "snapshot accuracies (and then crashed)", args.plateau_patience)
+    if args.eval_regularization_loss:
+        notice("regularization-loss", "--eval-regularization-loss prints wd/2 * sum ||W||^2 over every parameter "
+               "(what SGD's weight decay penalizes); the reference printed wd * sum ||W||_2 over weights only")
+    if training and args.augmentation and (args.upscale or args.upscale_padding) and args.dataset in list_datasets():
+        size = get_dataset_spec(args.dataset).image_size
+        padding = max(1, round(size / 8))
+        scale = (112 if args.upscale_padding else 224) / size
+        notice("upscaled-augmentation", "--augmentation crops +-%d px at the native %dx%d before upscaling (+-%.0f "
+               "px after it); the reference cropped +-4 px after upscaling", padding, size, size, padding * scale)
+    if training and args.noise < 0:
+        notice("pixel-shuffle", "--noise -1: each image's pixel permutation is drawn from (--noise-seed, its index) "
+               "(--pixel-shuffle %s), not from the reference's one stream of draws, so the permutations differ "
+               "from the reference's for the same seed", args.pixel_shuffle)

@@ -11,17 +11,19 @@ import argparse
 import logging
 from typing import Sequence
 
+from datasets.reference import SNAPSHOT, reference_knows, resolve
 from training import rng
 from training.arguments import explicit_flags
-from utils.checkpoints import load_checkpoint
+from utils.checkpoints import is_reference_file, load_checkpoint, reference_epoch
 from utils.errors import UserError
+from utils.notices import notice
 
 logger = logging.getLogger(__name__)
 
 IDENTITY_KEYS = (
     "arch", "dataset", "subsample_classes", "class_sample_seed", "noise", "noise_seed", "pixel_shuffle",
     "split", "stratified", "split_seed", "shuffle", "upscale", "upscale_padding", "unnormalize", "seed",
-    "pretrained",
+    "pretrained", "normalization", "class_order",
 )
 HYPER_KEYS = (
     "optimizer", "lr", "lr_step", "lr_decay", "lr_schedule", "weight_decay", "momentum", "batch_size",
@@ -58,20 +60,89 @@ def merge_resume_args(args: dict, explicit: set[str], saved: dict, *, override: 
 
 
 def load_resume(args: argparse.Namespace, argv: Sequence[str] | None) -> dict | None:
-    """Read --resume-from and merge its stored arguments into ``args`` (see :func:`merge_resume_args`)."""
+    """Read --resume-from and merge its stored arguments into ``args`` (see :func:`merge_resume_args`);
+    resolve ``--normalization`` and ``--class-order`` (a fresh run: ours)."""
     if not args.resume_from:
+        resolve_conventions(args, None, {})
         return None
     checkpoint = load_checkpoint(args.resume_from)
     saved = checkpoint.get("args") or {}
-    merged = merge_resume_args(vars(args), explicit_flags(argv), saved, override=args.override)
+    resolve_conventions(args, checkpoint, saved)
+    explicit = explicit_flags(argv)
+    merged = merge_resume_args(vars(args), explicit, saved, override=args.override)
     vars(args).update(merged)
     if args.arch is None or args.dataset is None:
         raise UserError(f"{args.resume_from} holds plain weights; pass --arch and --dataset with it")
+    if is_reference_file(checkpoint):
+        checkpoint["reference"] = True
+        args.start_epoch = reference_start_epoch(checkpoint, args, "start_epoch" in explicit)
     return checkpoint
 
 
-def restore_training_state(checkpoint, optimizer, scheduler, generator) -> int:
-    """Restore optimizer/scheduler/RNG from a full snapshot; return the epoch to continue after."""
+def resolve_conventions(args: argparse.Namespace, checkpoint: dict | None, saved: dict) -> None:
+    """``snapshot`` becomes what the file was trained with (see :func:`datasets.reference.resolve`)."""
+    reference = checkpoint is not None and is_reference_file(checkpoint) and reference_knows(
+        args.dataset or "", upscale=args.upscale, upscale_padding=args.upscale_padding)
+    what = args.resume_from or "a new run"
+    args.normalization = resolve("normalization", args.normalization, reference_file=reference,
+                                 stored=saved.get("normalization") if checkpoint else None, what=what)
+    order = args.class_order if args.subsample_classes or args.class_order != SNAPSHOT else "sorted"
+    args.class_order = resolve("class-order", order, reference_file=reference,
+                               stored=saved.get("class_order") if checkpoint else None, what=what)
+
+
+def reference_start_epoch(checkpoint: dict, args: argparse.Namespace, explicit: bool) -> int:
+    """Completed epochs of a reference file: a ``<arch>_<e>.tar`` holds e + 1 (its ``epoch`` field is
+    e), a plain ``<arch>_<E>.pt`` E, ``*_init*`` 0; ``--start-epoch`` overrides."""
+    if "epoch" in checkpoint:
+        found, how = int(checkpoint["epoch"]) + 1, f"its stored epoch {int(checkpoint['epoch'])} + 1"
+    else:
+        found, how = reference_epoch(args.resume_from), "its file name"
+    if explicit and found is not None and args.start_epoch != found:
+        logger.info("--start-epoch %d overrides the %d completed epochs of %s (%s)", args.start_epoch, found,
+                    args.resume_from, how)
+        return args.start_epoch
+    if explicit or found is None:
+        return args.start_epoch
+    logger.info("%s is a reference-tool file holding %d completed epochs (%s); continuing with epoch %d "
+                "(--start-epoch to choose)", args.resume_from, found, how, found + 1)
+    return found
+
+
+def optimizer_kind(state: dict) -> str | None:
+    """``sgd`` or ``adam``/``adamw`` from a saved optimizer state's hyperparameters."""
+    groups = state.get("param_groups") or [{}]
+    if "betas" in groups[0]:
+        return "adamw" if groups[0].get("decoupled_weight_decay") else "adam"
+    return "sgd" if "momentum" in groups[0] else None
+
+
+def restore_reference_state(checkpoint: dict, optimizer, scheduler) -> None:
+    """A reference ``.tar``'s optimizer state (SGD's momentum buffers) and StepLR state, as the
+    reference restores them; an optimizer of another kind starts afresh, with a notice."""
+    state = checkpoint.get("optimizer_state_dict")
+    if not state:
+        return
+    ours = type(optimizer).__name__.lower()
+    if optimizer_kind(state) not in (ours, "adam" if ours == "adamw" else ours):
+        notice("reference-optimizer", "the optimizer state in %s is %s's; --optimizer %s starts afresh",
+               checkpoint.get("path", "the file"), optimizer_kind(state) or "an unknown optimizer", ours)
+        return
+    try:
+        optimizer.load_state_dict(state)
+    except (ValueError, KeyError) as err:
+        raise UserError(f"the optimizer state in the resumed file does not fit the model ({err}); "
+                        "check --arch, or resume from plain weights") from err
+    if scheduler is not None and checkpoint.get("scheduler_state_dict"):
+        scheduler.load_state_dict(checkpoint["scheduler_state_dict"])
+
+
+def restore_training_state(checkpoint, optimizer, scheduler, generator, start_epoch: int = 0) -> int:
+    """Restore optimizer/scheduler/RNG from a full snapshot; return the epoch to continue after
+    (a reference file: ``start_epoch``, resolved by :func:`load_resume`)."""
+    if checkpoint is not None and checkpoint.get("reference"):
+        restore_reference_state(checkpoint, optimizer, scheduler)
+        return start_epoch
     if checkpoint is None or "optimizer_state_dict" not in checkpoint:
         return None
     if checkpoint.get("args", {}).get("optimizer") == type(optimizer).__name__.lower():

@@ -13,7 +13,7 @@ import torch
 import datasets
 import models
 from training import rng
-from training.arguments import data_options
+from training.arguments import data_options, notice_reference_differences
 from training.distributed import wrap_model
 from training.evaluate import evaluate
 from training.loop import NonFiniteLoss, StopRequested
@@ -118,6 +118,8 @@ def train(args, checkpoint, ctx, device, stop, analyzers) -> int:
     rng.seed_everything(args.seed)
     data = datasets.build_data(args.dataset, data_options(args))
     model = build_model(args, data, device, checkpoint)
+    if ctx.is_main:  # the run is valid: now say where it differs from the reference's
+        notice_reference_differences(args)
     if args.evaluate or args.evaluate_train or args.eval_regularization_loss:
         return run_evaluation(args, model, data, device)
     run_dir, results_dir, tb_dir = prepare_run(args, ctx.is_main)
@@ -157,7 +159,7 @@ def optimization(args, model, checkpoint, generator) -> tuple:
     optimizer = build_optimizer(args.optimizer, model.parameters(), lr=args.lr, momentum=args.momentum,
                                 weight_decay=args.weight_decay)
     scheduler = schedule(optimizer)
-    resumed_epoch = restore_training_state(checkpoint, optimizer, scheduler, generator)
+    resumed_epoch = restore_training_state(checkpoint, optimizer, scheduler, generator, args.start_epoch)
     if resumed_epoch is not None and args.override:
         apply_override(args, optimizer)
         scheduler = schedule(optimizer)
