@@ -17,6 +17,7 @@ modes can live in one folder. The analysis: ``analyses/spectra.py``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from typing import Sequence
 
@@ -40,6 +41,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     add_device_args(p)
     SpectraSettings.add_arguments(p)
     p.add_argument("--upscale", action="store_true", help="The model was trained on images upscaled to 224x224 (plain reference files and random inits only; snapshots know) [default = off].")
+    p.add_argument("--upscale-padding", action="store_true", help="The model was trained on images upscaled to 112x112 and zero-padded to 224x224 (as --upscale: the input size is 224) [default = off].")
     p.add_argument("--results", default="./results", help="Path to store results [default = './results'].")
     p.add_argument("--log", default="spectra.log", help="Logfile name, inside the results folder unless it has a folder [default = 'spectra.log'].")
     p.add_argument("--seed", type=int, default=None, help="Pytorch seed. (Optional) If using --load-from with plain reference files, specify the seed the model was trained with; without a snapshot it seeds the random init [default = none].")
@@ -50,7 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     if not args.load_from and print_missing_choice(args):
         return 0
-    runner.run([Spectra(SpectraSettings.from_args(args))], SourceSettings.from_args(args),
+    sources = dataclasses.replace(SourceSettings.from_args(args), check_input=False)  # weights alone suffice
+    runner.run([Spectra(SpectraSettings.from_args(args))], sources,
                init=InitSettings.from_args(args), outputs=runner.Outputs(args.results, args.log),
                device=device_from_args(args), args=vars(args))
     return 0

@@ -87,13 +87,13 @@ class SnapshotData:
     def __init__(self, settings: DataSettings) -> None:
         self.settings = settings
         self._cache: dict[tuple, datasets.DataBundle] = {}
-        self._used: dict[int, datasets.DataBundle] = {}
+        self._last: tuple[LoadedModel, datasets.DataBundle] | None = None  # the model whose data were asked last
 
     def conventions(self, loaded: LoadedModel) -> dict | None:
         """How the data of ``loaded`` were made, for its documents (None: its analyses used no data)."""
-        data = self._used.get(id(loaded))
-        if data is None:
+        if self._last is None or self._last[0] is not loaded:
             return None
+        data = self._last[1]
         view = data.test.view
         return {"normalization": data.options.normalization, "mean": view.mean, "std": view.std,
                 "class_order": data.options.class_order, "classes": data.classes.tolist()}
@@ -105,7 +105,7 @@ class SnapshotData:
         if key not in self._cache:
             self._cache[key] = keep_statistics(datasets.build_data(loaded.dataset, options), recorded, loaded)
         data = self._cache[key]
-        self._used[id(loaded)] = data
+        self._last = (loaded, data)
         shape = (data.num_classes, data.in_channels, data.image_size)
         expected = (loaded.num_classes, loaded.in_channels, loaded.image_size)
         if shape != expected:

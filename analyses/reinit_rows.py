@@ -48,7 +48,7 @@ def init_rows(spec: str, loaded: LoadedModel, keep: set[str], *, skip_missing: b
     paths = init_paths(spec, loaded, skip_missing=skip_missing, dedupe=not reference_order)
     rows = [snapshot_row(path, loaded, keep) for path in paths]
     if reference_order:
-        return rows
+        return unique_keys(rows)
     epochs = {row.path: row.epoch for row in rows}
     kept = set(one_per_epoch([row.path for row in rows], epoch_of=epochs.get))
     rows = [row for row in rows if row.path in kept]

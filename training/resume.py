@@ -104,8 +104,9 @@ def reference_start_epoch(checkpoint: dict, args: argparse.Namespace, explicit: 
         return args.start_epoch
     if explicit or found is None:
         return args.start_epoch
-    logger.info("%s is a reference-tool file holding %d completed epochs (%s); continuing with epoch %d "
-                "(--start-epoch to choose)", args.resume_from, found, how, found + 1)
+    if not (args.evaluate or args.evaluate_train or args.eval_regularization_loss):
+        logger.info("%s is a reference-tool file holding %d completed epochs (%s); continuing with epoch %d "
+                    "(--start-epoch to choose)", args.resume_from, found, how, found + 1)
     return found
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 
-logger = logging.getLogger("notice")
+logger = logging.getLogger(__name__)
 _shown: set[str] = set()
 
 
