@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import logging
 from dataclasses import dataclass
 
 import datasets
 from analyses.loading import LoadedModel
-from datasets.reference import SNAPSHOT, reference_knows, resolve
+from datasets.reference import SNAPSHOT, resolve_conventions
 from utils.errors import UserError
-
-logger = logging.getLogger(__name__)
+from utils.notices import notice
 
 # Data options a training run fixes that change the validation and test splits the analyses see.
 RUN_DATA_OPTIONS = ("subsample_classes", "class_sample_seed", "split", "stratified", "split_seed", "shuffle",
@@ -48,16 +46,12 @@ class DataSettings:
                    getattr(args, "normalization", SNAPSHOT), getattr(args, "class_order", SNAPSHOT))
 
     def conventions(self, loaded: LoadedModel, values: dict) -> dict:
-        """``normalization`` and ``class_order`` for ``loaded`` (see :func:`datasets.reference.resolve`)."""
-        stored, what = loaded.args or {}, str(loaded.path or loaded.stem)
-        reference = loaded.reference and reference_knows(loaded.dataset, upscale=bool(values.get("upscale")),
-                                                         upscale_padding=bool(values.get("upscale_padding")))
-        conventions = {"normalization": resolve("normalization", self.normalization, reference_file=reference,
-                                                stored=stored.get("normalization"), what=what)}
-        order = self.class_order if values["subsample_classes"] or self.class_order != SNAPSHOT else "sorted"
-        conventions["class_order"] = resolve("class-order", order, reference_file=reference,
-                                             stored=stored.get("class_order"), what=what)
-        return conventions
+        """``normalization`` and ``class_order`` for ``loaded`` (:func:`datasets.reference.resolve_conventions`)."""
+        return resolve_conventions(self.normalization, self.class_order, reference_file=loaded.reference,
+                                   dataset=loaded.dataset, upscale=bool(values.get("upscale")),
+                                   upscale_padding=bool(values.get("upscale_padding")),
+                                   subsample_classes=values["subsample_classes"], stored=loaded.args or {},
+                                   what=str(loaded.path or loaded.stem))
 
     def options(self, loaded: LoadedModel) -> datasets.DataOptions:
         """The data options of the run that wrote ``loaded``."""
@@ -130,9 +124,9 @@ def keep_statistics(data: datasets.DataBundle, recorded: tuple | None, loaded: L
     mean, std = recorded
     if (tuple(data.test.view.mean), tuple(data.test.view.std)) == (mean, std):
         return data
-    logger.warning("notice: %s was trained with normalization mean %s, std %s, which it recorded; using them "
-                   "(this version computes %s, %s; --normalization dataset uses ours)", loaded.stem, mean, std,
-                   data.test.view.mean, data.test.view.std)
+    notice(f"recorded-view:{recorded}", "%s was trained with normalization mean %s, std %s, which it recorded; "
+           "using them (this version computes %s, %s; --normalization dataset uses ours)", loaded.stem, mean, std,
+           data.test.view.mean, data.test.view.std)
     for split in (data.train, data.val, data.test):
         if split is not None:
             split.view = dataclasses.replace(split.view, mean=mean, std=std)

@@ -45,8 +45,7 @@ def init_rows(spec: str, loaded: LoadedModel, keep: set[str], *, skip_missing: b
     row (:func:`utils.checkpoints.one_per_epoch`), except in the reference's order."""
     if not spec:
         return []
-    paths = init_paths(spec, loaded, skip_missing=skip_missing, dedupe=not reference_order)
-    rows = [snapshot_row(path, loaded, keep) for path in paths]
+    rows = [snapshot_row(path, loaded, keep) for path in init_paths(spec, loaded, skip_missing=skip_missing)]
     if reference_order:
         return unique_keys(rows)
     epochs = {row.path: row.epoch for row in rows}
@@ -56,20 +55,21 @@ def init_rows(spec: str, loaded: LoadedModel, keep: set[str], *, skip_missing: b
     return unique_keys(rows)
 
 
-def init_paths(spec: str, loaded: LoadedModel, *, skip_missing: bool, dedupe: bool = True) -> list[Path]:
-    """The snapshots --inits-from names; missing files are one error listing them all."""
+def init_paths(spec: str, loaded: LoadedModel, *, skip_missing: bool) -> list[Path]:
+    """The snapshots --inits-from names (two of one epoch included: :func:`init_rows` decides); missing
+    files are one error listing them all."""
     path = Path(spec)
     if path.is_dir():
-        return run_snapshots(path, loaded, dedupe=dedupe)
+        return run_snapshots(path, loaded)
     if path.is_file():
         return [path] if is_snapshot_file(path) else listed_paths(path, skip_missing=skip_missing)
     if glob.has_magic(spec):
-        return resolve_snapshots(spec, dedupe=dedupe)
+        return resolve_snapshots(spec, dedupe=False)
     raise UserError(f"--inits-from {spec} does not exist; give a list file, a run directory, a snapshot or a glob")
 
 
-def run_snapshots(run_dir: Path, loaded: LoadedModel, *, dedupe: bool = True) -> list[Path]:
-    snapshots = resolve_snapshots(run_dir, dedupe=dedupe)
+def run_snapshots(run_dir: Path, loaded: LoadedModel) -> list[Path]:
+    snapshots = resolve_snapshots(run_dir, dedupe=False)
     if loaded.epoch is None:
         logger.warning("the loaded snapshot's epoch is unknown: using every snapshot of %s", run_dir)
         return snapshots

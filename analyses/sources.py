@@ -18,7 +18,7 @@ import torch
 from analyses.loading import LoadedModel, fresh_model, load_snapshot_model
 from utils.checkpoints import resolve_snapshots, snapshot_sort_epoch
 from utils.errors import UserError
-from utils.paths import results_dir
+from utils.paths import dataset_folder, results_dir
 
 logger = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def output_dir(loaded: LoadedModel, root: str, settings: SourceSettings) -> Path
     knows them. ``--layout reference``: the reference's ``<dataset>[_<k>]/<arch>/[<seed>/]``."""
     subsample = subsample_of(loaded, settings)
     if settings.layout == REFERENCE_LAYOUT:
-        folder = Path(root) / (f"{loaded.dataset}_{subsample}" if subsample else loaded.dataset) / loaded.arch
+        folder = Path(root) / dataset_folder(loaded.dataset, subsample) / loaded.arch
         return folder / str(loaded.seed) if loaded.seed is not None else folder
     return results_dir(root, dataset=loaded.dataset, arch=loaded.arch, seed=loaded.seed,
                        subsample_classes=subsample, noise=loaded.args.get("noise") or 0.0)

@@ -84,6 +84,21 @@ def resolve(option: str, choice: str, *, reference_file: bool, stored: str | Non
     return stored or ours
 
 
+def resolve_conventions(normalization: str, class_order: str, *, reference_file: bool, dataset: str,
+                        upscale: bool, upscale_padding: bool, subsample_classes: int, stored: dict,
+                        what: str) -> dict:
+    """``{"normalization", "class_order"}`` that ``what`` is read with (see :func:`resolve`): a file
+    without our header is the reference's only where the reference could have trained it
+    (:func:`reference_knows`); ``stored`` is what one of ours recorded (``{}``: a new run or a
+    reference file). The class order only matters with a class subset."""
+    reference = reference_file and reference_knows(dataset, upscale=upscale, upscale_padding=upscale_padding)
+    order = class_order if subsample_classes or class_order != SNAPSHOT else "sorted"
+    return {"normalization": resolve("normalization", normalization, reference_file=reference,
+                                     stored=stored.get("normalization"), what=what),
+            "class_order": resolve("class-order", order, reference_file=reference, stored=stored.get("class_order"),
+                                   what=what)}
+
+
 def add_convention_arguments(parser, *, shuffle_flag: bool = False) -> None:
     """``--normalization`` and ``--class-order`` (and, for analysis CLIs, the ``--shuffle`` the
     reference's class draw depends on)."""

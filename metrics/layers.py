@@ -57,9 +57,6 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, nn
     return calls
 
 
-STAGE_RULES = ("resolution", "maxpool")
-
-
 def _module_order(model: nn.Module) -> list[tuple[str, nn.Module, tuple[int, ...], int]]:
     """``(name, module, input shape (channels only), stage)`` of each conv/linear module in module
     order, the stage advancing at each MaxPool (the reference's rule; it needs no forward pass)."""

@@ -12,6 +12,7 @@ projections; the reference's own values win where it has them), ``rows`` for rei
 from __future__ import annotations
 
 from schema.documents import SCHEMA_VERSION
+from utils.paths import dataset_folder
 
 RAND_KEY = "rand"
 
@@ -107,10 +108,6 @@ def reference_label(stem: str, *, pretrained_is_minus_one: bool) -> int | None:
     return int(fields[-1]) + 1 if fields[-1].isdigit() else None
 
 
-def reference_dataset(dataset: str, subsample_classes: int) -> str:
-    return f"{dataset}_{subsample_classes}" if subsample_classes else dataset
-
-
 def _metadata(document: dict, dataset: str, epoch) -> dict:
     metadata = {"arch": document["arch"], "dataset": dataset}
     if document.get("seed") is not None:
@@ -129,7 +126,7 @@ def to_reference_projections(document: dict, *, stem: str, subsample_classes: in
     out["net"] = {key: document["net"][key] for key in REFERENCE_NET_KEYS}
     label = reference_label(stem, pretrained_is_minus_one=True)
     epoch = label if label is not None else document["epoch"]
-    return out | _metadata(document, reference_dataset(document["dataset"], subsample_classes), epoch)
+    return out | _metadata(document, dataset_folder(document["dataset"], subsample_classes), epoch)
 
 
 def to_reference_reinit(document: dict, *, stem: str) -> dict:

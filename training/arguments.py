@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from typing import Sequence
 
-from datasets import get_dataset_spec, list_datasets
+from datasets import get_dataset_spec
 from datasets.data import PIPELINES, PIXEL_SHUFFLE_MODES, DataOptions
 from datasets.reference import SNAPSHOT, add_convention_arguments
 from training.analyzers import add_analyzer_arguments
@@ -137,7 +137,7 @@ def data_options(args: argparse.Namespace) -> DataOptions:
 
 def notice_reference_differences(args: argparse.Namespace) -> None:
     """One notice per flag whose meaning here differs on purpose from the reference tool's (the
-    README's "Differences from the reference tool" table)."""
+    README's "Differences from the reference tool" table); called once the data and model are built."""
     training = not (args.evaluate or args.evaluate_train or args.eval_regularization_loss)
     schedule = args.lr_schedule == "cosine" or (args.lr_schedule == "step" and args.lr_step > 0 and args.lr_decay > 0)
     if training and args.optimizer == "adam" and (args.weight_decay > 0 or schedule):
@@ -151,7 +151,7 @@ def notice_reference_differences(args: argparse.Namespace) -> None:
     if args.eval_regularization_loss:
         notice("regularization-loss", "--eval-regularization-loss prints wd/2 * sum ||W||^2 over every parameter "
                "(what SGD's weight decay penalizes); the reference printed wd * sum ||W||_2 over weights only")
-    if training and args.augmentation and (args.upscale or args.upscale_padding) and args.dataset in list_datasets():
+    if training and args.augmentation and (args.upscale or args.upscale_padding):
         size = get_dataset_spec(args.dataset).image_size
         padding = max(1, round(size / 8))
         scale = (112 if args.upscale_padding else 224) / size

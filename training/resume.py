@@ -11,7 +11,7 @@ import argparse
 import logging
 from typing import Sequence
 
-from datasets.reference import SNAPSHOT, reference_knows, resolve
+from datasets.reference import resolve_conventions as conventions
 from training import rng
 from training.arguments import explicit_flags
 from utils.checkpoints import is_reference_file, load_checkpoint, reference_epoch
@@ -80,15 +80,12 @@ def load_resume(args: argparse.Namespace, argv: Sequence[str] | None) -> dict | 
 
 
 def resolve_conventions(args: argparse.Namespace, checkpoint: dict | None, saved: dict) -> None:
-    """``snapshot`` becomes what the file was trained with (see :func:`datasets.reference.resolve`)."""
-    reference = checkpoint is not None and is_reference_file(checkpoint) and reference_knows(
-        args.dataset or "", upscale=args.upscale, upscale_padding=args.upscale_padding)
-    what = args.resume_from or "a new run"
-    args.normalization = resolve("normalization", args.normalization, reference_file=reference,
-                                 stored=saved.get("normalization") if checkpoint else None, what=what)
-    order = args.class_order if args.subsample_classes or args.class_order != SNAPSHOT else "sorted"
-    args.class_order = resolve("class-order", order, reference_file=reference,
-                               stored=saved.get("class_order") if checkpoint else None, what=what)
+    """``snapshot`` becomes what the file was trained with (:func:`datasets.reference.resolve_conventions`)."""
+    vars(args).update(conventions(args.normalization, args.class_order,
+                                  reference_file=checkpoint is not None and is_reference_file(checkpoint),
+                                  dataset=args.dataset or "", upscale=args.upscale,
+                                  upscale_padding=args.upscale_padding, subsample_classes=args.subsample_classes,
+                                  stored=saved, what=args.resume_from or "a new run"))
 
 
 def reference_start_epoch(checkpoint: dict, args: argparse.Namespace, explicit: bool) -> int:

@@ -136,24 +136,22 @@ _OUR_SNAPSHOT = re.compile(r"_epoch(\d+)\.pt$")
 def one_per_epoch(paths: list[Path], epoch_of=None) -> list[Path]:
     """``paths`` with one file per epoch, in their order: a reference run's last ``<arch>_<E-1>.tar``
     and its final ``<arch>_<E>.pt`` hold the same E epochs (the same weights), so the ``.tar`` is
-    left out, with a notice naming it. Files of unknown epoch all stay."""
+    left out, with a notice naming it. Files of unknown epoch (``epoch_of`` None) all stay."""
     from utils.notices import notice
 
-    epoch_of = epoch_of or snapshot_sort_epoch
+    epoch_of = epoch_of or known_epoch
+    epochs = {path: epoch_of(path) for path in paths}
     chosen: dict[int, Path] = {}
-    for path in paths:
-        epoch = epoch_of(path)
-        if epoch is None or epoch == 10**9:
-            continue
-        if epoch not in chosen or (chosen[epoch].suffix == ".tar" and path.suffix != ".tar"):
+    for path, epoch in epochs.items():
+        if epoch is not None and (epoch not in chosen or (chosen[epoch].suffix == ".tar" and path.suffix != ".tar")):
             chosen[epoch] = path
-    kept = [path for path in paths if epoch_of(path) in (None, 10**9) or chosen[epoch_of(path)] == path]
+    kept = [path for path in paths if epochs[path] is None or chosen[epochs[path]] == path]
     for path in paths:
         if path not in kept:
-            epoch = epoch_of(path)
+            name, epoch = chosen[epochs[path]].name, epochs[path]
             notice(f"same-epoch:{path}", "%s and %s both hold epoch %s (labelled by completed epochs); using %s, "
                    "leaving out %s (--layout reference keeps the reference's labels, and both)",
-                   path.name, chosen[epoch].name, epoch, chosen[epoch].name, path.name)
+                   path.name, name, epoch, name, path.name)
     return kept
 
 
@@ -185,9 +183,12 @@ def _resolve_snapshots(spec: str | os.PathLike) -> list[Path]:
     return sorted(matches, key=lambda p: (snapshot_sort_epoch(p), p.name))
 
 
-def snapshot_sort_epoch(path: Path) -> int:
+def known_epoch(path: Path) -> int | None:
+    """Completed epochs of a snapshot by its name (ours, or the reference's), None when unknown."""
     match = _OUR_SNAPSHOT.search(path.name)
-    if match:
-        return int(match.group(1))
-    epoch = reference_epoch(path)
+    return int(match.group(1)) if match else reference_epoch(path)
+
+
+def snapshot_sort_epoch(path: Path) -> int:
+    epoch = known_epoch(path)
     return epoch if epoch is not None else 10**9

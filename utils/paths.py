@@ -7,10 +7,15 @@ from pathlib import Path
 from utils.errors import UserError
 
 
+def dataset_folder(dataset: str, subsample_classes: int = 0) -> str:
+    """``<dataset>`` or, with a class subset, ``<dataset>_<k>`` (the reference's name, ours too)."""
+    return f"{dataset}_{subsample_classes}" if subsample_classes > 0 else dataset
+
+
 def run_subdir(*, dataset: str, arch: str, seed: int, subsample_classes: int = 0, noise: float = 0.0) -> str:
     """Relative folder of one run, as in the reference: ``noise_<r>`` with ``r = int(noise * 100)``, so
     0.29 is ``noise_28`` there and here (float truncation, kept so old folders match)."""
-    parts = [f"{dataset}_{subsample_classes}" if subsample_classes > 0 else dataset]
+    parts = [dataset_folder(dataset, subsample_classes)]
     if noise < 0:
         parts.append("pixel_shuffle")
     elif noise > 0:
