@@ -200,6 +200,23 @@ def test_a_reference_tar_resumes_after_its_epochs_with_its_momentum(tmp_path, mn
     assert args.start_epoch == 1
 
 
+def test_another_optimizer_starts_afresh_and_the_notice_names_the_file(tmp_path, mnist_root, caplog):
+    from training.arguments import get_args_parser
+    from training.optim import build_optimizer
+    from training.resume import load_resume, restore_training_state
+
+    reference_tar(tmp_path / "lenet_2.tar", mnist_lenet(1), epoch=2)
+    argv = _resume_args(tmp_path / "lenet_2.tar", "--data-path", str(mnist_root), "--optimizer", "adam")
+    args = get_args_parser().parse_args(argv)
+    checkpoint = load_resume(args, argv)
+    model = mnist_lenet(1)
+    optimizer = build_optimizer("adam", model.parameters(), lr=0.05, momentum=0.9, weight_decay=0.0)
+    assert restore_training_state(checkpoint, optimizer, None, torch.Generator(), args.start_epoch) == 3
+    assert optimizer.state_dict()["state"] == {}
+    assert any(f"the optimizer state in {tmp_path / 'lenet_2.tar'} is sgd's" in record.getMessage()
+               for record in caplog.records)
+
+
 def test_train_continues_a_reference_run_at_the_next_epoch(tmp_path, mnist_root):
     reference_tar(tmp_path / "lenet_2.tar", mnist_lenet(1), epoch=2)
     common = ["--data-path", str(mnist_root), "--epochs", "4", "--seed", "5", "--no-progress",

@@ -74,7 +74,7 @@ def load_resume(args: argparse.Namespace, argv: Sequence[str] | None) -> dict | 
     if args.arch is None or args.dataset is None:
         raise UserError(f"{args.resume_from} holds plain weights; pass --arch and --dataset with it")
     if is_reference_file(checkpoint):
-        checkpoint["reference"] = True
+        checkpoint["reference"] = str(args.resume_from)  # marks a reference file, and names it
         args.start_epoch = reference_start_epoch(checkpoint, args, "start_epoch" in explicit)
     return checkpoint
 
@@ -124,7 +124,7 @@ def restore_reference_state(checkpoint: dict, optimizer, scheduler) -> None:
     ours = type(optimizer).__name__.lower()
     if optimizer_kind(state) not in (ours, "adam" if ours == "adamw" else ours):
         notice("reference-optimizer", "the optimizer state in %s is %s's; --optimizer %s starts afresh",
-               checkpoint.get("path", "the file"), optimizer_kind(state) or "an unknown optimizer", ours)
+               checkpoint["reference"], optimizer_kind(state) or "an unknown optimizer", ours)
         return
     try:
         optimizer.load_state_dict(state)
