@@ -48,7 +48,7 @@ def digits_run(tmp_path_factory):
 def grid_2x2(tmp_path_factory):
     """A 2x2 sweep (clean labels and pixel shuffle, two seeds; tiny deterministic LeNet members),
     run once with --jobs 2: ``(root, exit code)``, the sweep being ``<root>/grid``. Treat it as read-only."""
-    from tests.test_sweep import GRID, run_sweep
+    from tests.sweep_helpers import GRID, run_sweep
 
     root = tmp_path_factory.mktemp("sweeps")
     return root, run_sweep(root, "--name", "grid", *GRID, "--jobs", "2")
