@@ -111,6 +111,13 @@ def diffusion_spectral_mutual_information(
                         f"{len(clusters)} reference rows")
     entropy = _entropy_function(sigma=sigma, t=t, classic_shannon=classic_shannon, bins_per_dim=bins_per_dim,
                                 matrix_entry=matrix_entry)
+    return subset_mutual_information(data, clusters, entropy, max_n=max_n, seed=seed, repetitions=repetitions)
+
+
+def subset_mutual_information(data: ArrayLike, clusters: np.ndarray, entropy: Callable[[ArrayLike], float], *,
+                              max_n: int | None, seed: int | None, repetitions: int) -> float:
+    """The reference's MI estimator around any ``entropy`` of rows of ``data`` ``(N, ...)``, with group ids
+    ``clusters`` ``(N,)``: ``sum_b p(b) [mean over repetitions of H(Z*) - H(Z | Y = b)]`` (its DSMI and ASMI)."""
 
     def subset_entropy(members: np.ndarray, generator: random.Random) -> float:
         return entropy(_subsample(_take(data, members), max_n, generator, reseed=_REFERENCE_INNER_SEED))
@@ -184,6 +191,16 @@ def diffusion_kernel(points: ArrayLike, *, sigma: float = 10.0) -> ArrayLike:
     (as scikit-learn's ``pairwise_distances``, clipped at 0, zero diagonal). Row sums of ``G`` are
     at least 1 (the diagonal), so the normalization never divides by zero. One N x N buffer.
     """
+    kernel = gaussian_kernel(points, sigma=sigma)
+    scale = kernel.sum(1) ** -0.5
+    kernel *= scale[:, None]
+    kernel *= scale[None, :]
+    return kernel
+
+
+def gaussian_kernel(points: ArrayLike, *, sigma: float = 10.0) -> ArrayLike:
+    """``G_ij = exp(-||x_i - x_j||^2 / (2 sigma^2))`` ``(N, N)`` float64 of ``points`` ``(N, D)``, without the
+    reference's constant ``1/(sigma sqrt(2 pi))`` (it cancels in every entropy); array or tensor as given."""
     tensor = isinstance(points, torch.Tensor)
     x = points.to(torch.float64) if tensor else np.asarray(points, dtype=np.float64)
     squared_norms = (x * x).sum(1)
@@ -197,11 +214,7 @@ def diffusion_kernel(points: ArrayLike, *, sigma: float = 10.0) -> ArrayLike:
         np.maximum(kernel, 0.0, out=kernel)
         np.fill_diagonal(kernel, 0.0)
     kernel /= -2.0 * sigma**2
-    kernel = kernel.exp_() if tensor else np.exp(kernel, out=kernel)
-    scale = kernel.sum(1) ** -0.5
-    kernel *= scale[:, None]
-    kernel *= scale[None, :]
-    return kernel
+    return kernel.exp_() if tensor else np.exp(kernel, out=kernel)
 
 
 def symmetric_eigenvalues(matrix: ArrayLike, *, solver: str = "auto") -> np.ndarray:
@@ -307,14 +320,6 @@ def _entropy_function(*, sigma: float, t: float, classic_shannon: bool, bins_per
 
 
 # -- inputs and subsampling ------------------------------------------------------------------------
-def subsample_indices(n: int, max_n: int | None, seed: int | None) -> list[int] | None:
-    """Rows the reference keeps of ``n`` (``random.seed(seed); random.sample(range(n), max_n)``), or
-    None when nothing is dropped."""
-    if max_n is None or n <= max_n:
-        return None
-    return random.Random(seed).sample(range(n), max_n)
-
-
 def _subsample(data: ArrayLike, max_n: int | None, generator: random.Random, *, reseed: int | None) -> ArrayLike:
     """``data`` cut to ``max_n`` rows with ``generator`` (re-seeded with ``reseed`` first when given)."""
     if max_n is None or len(data) <= max_n:
