@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test test-fast demo demo-family bench clean
+.PHONY: setup lint test test-fast demo demo-family bench clean
 
 setup: $(STAMP)
 
@@ -13,6 +13,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
+
+# ruff, with the rules of pyproject.toml (CI runs it before the tests).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 # Every test, the slow end-to-end tier included (CI runs this). pytest exits 5 when it collects no
 # test; make treats that as a failure too.
@@ -35,6 +39,19 @@ demo-family: $(STAMP)
 	$(PY) $(FAMILY)
 	$(PY) compare_runs.py demo_output/family --out demo_output/family/compare
 	@echo "Report: demo_output/family/compare/report.md"
+
+# Which measure tracks generalization: LeNet on digits at six label-noise levels, 2 seeds each (short
+# runs, train accuracy recorded for the gap), then the ranking of the measures (docs/measures.md).
+.PHONY: demo-measures
+MEASURES := sweep.py --root demo_output --name measures --arch lenet --dataset digits \
+	--noise 0 0.2 0.4 0.6 0.8 1.0 --seed 0 1 --epochs 12 --optimizer adam --lr 0.002 --batch-size 32 \
+	--lr-schedule cosine --split 0.1 --stratified --snapshot-every 12 --dse-sigma auto --train-acc \
+	--analyses projections spectra --jobs 2
+
+demo-measures: $(STAMP)
+	$(PY) $(MEASURES)
+	$(PY) rank_measures.py demo_output/measures --out demo_output/measures/ranking
+	@echo "Report: demo_output/measures/ranking/report.md"
 
 bench: $(STAMP)
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done

@@ -23,53 +23,40 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from analyses import runner
 from analyses.data import DataSettings
 from analyses.dse import DSE, DSESettings
 from analyses.hsic import HSIC, HSICSettings
 from analyses.sources import SourceSettings, print_missing_choice
-from datasets.reference import add_convention_arguments
-from utils.cli import run_main
+from utils.cli import open_log_file, run_main, setup_logging
 from utils.devices import add_device_args, device_from_args
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Compute DSE, DSMI and CSE of a representation.")
-    p.add_argument("--arch", default=None, help="Network architecture. Run without this option (and without --load-from) to see a list of all available archs. Optional with a self-describing snapshot, where it must agree.")
-    p.add_argument("--dataset", default=None, help="Dataset the model was trained on; the probe samples come from it. Optional with a self-describing snapshot, where it must agree.")
-    p.add_argument("--subsample-classes", type=int, default=0, help="Number of classes in the prediction head of the network (and of the probe). Specify 0 (default) for using the standard number of classes of DATASET.")
-    p.add_argument("--load-from", default="", help="Load trained network(s) from a snapshot file, a run directory (every snapshot, in epoch order) or a glob [default = none: --pretrained or a random init].")
-    p.add_argument("--pretrained", action="store_true", help="Load pretrained architecture on ImageNet from the local model-zoo cache [default=False].")
-    p.add_argument("--download", action="store_true", help="Allow downloading the --pretrained weights or the dataset [default = off: offline].")
+    SourceSettings.add_arguments(p)
     add_device_args(p)
-    p.add_argument("--seed", type=int, default=None, help="Pytorch seed. (Optional) If using --load-from with plain reference files, specify the seed the model was trained with; without a snapshot it seeds the random init [default = none].")
     DSESettings.add_arguments(p)
+    # DSE's forward passes take larger batches than reinit's full evaluations (reinit_layers.py: 128).
     p.add_argument("--batch-size", type=int, default=256, help="Batch size of the forward passes [default = 256].")
-    p.add_argument("--data-path", default=None, help="Path to the local dataset files [default = the snapshot's, else './data'].")
-    p.add_argument("--split", type=float, default=None, help="Validation split size the model was trained with (plain reference files and zoo models; snapshots know) [default = 0].")
-    p.add_argument("--stratified", action="store_true", default=None, help="The validation split was stratified (as --split) [default = off].")
-    p.add_argument("--split-seed", type=int, default=None, help="Seed of the validation split (as --split) [default = 42].")
-    p.add_argument("--shuffle", action="store_true", default=None, help="The training data was shuffled before the validation split (as --split) [default = off].")
-    p.add_argument("--class-sample-seed", type=int, default=None, help="Seed used for sampling classes with --subsample-classes (as --split) [default = 42].")
-    p.add_argument("--upscale", action="store_true", help="The model was trained on images upscaled to 224x224 (plain reference files and random inits only; snapshots know) [default = off].")
-    p.add_argument("--upscale-padding", action="store_true", default=None, help="The model was trained on images upscaled to 112x112 and padded to 224x224 (as --upscale) [default = off].")
-    p.add_argument("--unnormalize", action="store_true", default=None, help="The model was trained on unnormalized [0,1] pixels (as --upscale) [default = off].")
-    add_convention_arguments(p)
+    DataSettings.add_arguments(p)
     HSICSettings.add_arguments(p)
     p.add_argument("--results", default="./results", help="Path to store results [default = './results'].")
+    # Each CLI's log file is named after its analysis (the reference tool's CLIs name theirs so too).
     p.add_argument("--log", default="dse.log", help="Logfile name, inside the results folder unless it has a folder [default = 'dse.log'].")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    setup_logging(None)  # the console now; the log file, with these first lines, with the first result
     if not args.load_from and print_missing_choice(args):
         return 0
     analyses = [DSE(DSESettings.from_args(args))] + ([HSIC(HSICSettings.from_args(args))] if args.hsic else [])
     runner.run(analyses, SourceSettings.from_args(args), data=DataSettings.from_args(args),
-               outputs=runner.Outputs(args.results, args.log), device=device_from_args(args), args=vars(args))
+               outputs=runner.Outputs(args.results, args.log, open_log=open_log_file), device=device_from_args(args), args=vars(args))
     return 0
 
 

@@ -19,42 +19,35 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from analyses import runner
 from analyses.sources import InitSettings, SourceSettings, print_missing_choice
 from analyses.spectra import Spectra, SpectraSettings
+from utils.cli import open_log_file, run_main, setup_logging
 from utils.devices import add_device_args, device_from_args
-from utils.cli import run_main
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Compute weight-spectrum metrics per layer.")
-    p.add_argument("--arch", default=None, help="Network architecture. Run without this option (and without --load-from) to see a list of all available archs. Optional with a self-describing snapshot, where it must agree.")
-    p.add_argument("--subsample-classes", type=int, default=0, help="Number of classes in the prediction head of the network. Specify 0 (default) for using the standard number of classes of DATASET.")
-    p.add_argument("--dataset", default=None, help="Dataset used to train the model. Used to specify the number of classes of the prediction layer of the model. Optional with a self-describing snapshot, where it must agree.")
-    p.add_argument("--load-from", default="", help="Load trained network(s) from a snapshot file, a run directory (every snapshot, in epoch order) or a glob [default = none: --pretrained or a random init].")
-    p.add_argument("--init-from", default="", help="Network initialization: a snapshot (or a run directory, for its epoch-0 snapshot) to measure the distance from initialization of each layer [default = the run's epoch-0 snapshot when it has one].")
-    p.add_argument("--no-init", action="store_true", help="Do not compare with any initialization, not even the run's epoch-0 snapshot [default = off].")
-    p.add_argument("--pretrained", action="store_true", help="Load pretrained architecture on ImageNet from the local model-zoo cache [default=False].")
-    p.add_argument("--download", action="store_true", help="Allow downloading the --pretrained weights [default = off: offline].")
+    SourceSettings.add_arguments(p)
+    InitSettings.add_arguments(p)
     add_device_args(p)
     SpectraSettings.add_arguments(p)
-    p.add_argument("--upscale", action="store_true", help="The model was trained on images upscaled to 224x224 (plain reference files and random inits only; snapshots know) [default = off].")
-    p.add_argument("--upscale-padding", action="store_true", help="The model was trained on images upscaled to 112x112 and zero-padded to 224x224 (as --upscale: the input size is 224) [default = off].")
     p.add_argument("--results", default="./results", help="Path to store results [default = './results'].")
+    # Each CLI's log file is named after its analysis (the reference tool's CLIs name theirs so too).
     p.add_argument("--log", default="spectra.log", help="Logfile name, inside the results folder unless it has a folder [default = 'spectra.log'].")
-    p.add_argument("--seed", type=int, default=None, help="Pytorch seed. (Optional) If using --load-from with plain reference files, specify the seed the model was trained with; without a snapshot it seeds the random init [default = none].")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    setup_logging(None)  # the console now; the log file, with these first lines, with the first result
     if not args.load_from and print_missing_choice(args):
         return 0
     sources = dataclasses.replace(SourceSettings.from_args(args), check_input=False)  # weights alone suffice
     runner.run([Spectra(SpectraSettings.from_args(args))], sources,
-               init=InitSettings.from_args(args), outputs=runner.Outputs(args.results, args.log),
+               init=InitSettings.from_args(args), outputs=runner.Outputs(args.results, args.log, open_log=open_log_file),
                device=device_from_args(args), args=vars(args))
     return 0
 

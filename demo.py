@@ -17,8 +17,8 @@ import argparse
 import logging
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import compute_projections
 import compute_spectra
@@ -26,10 +26,10 @@ import plot_results
 import reinit_layers
 import schema
 import train
-from plotting.registry import RunResults
 from plotting.report import report_markdown
 from utils.checkpoints import resolve_snapshots
 from utils.cli import run_main, setup_logging
+from utils.errors import UserError
 from utils.fileio import atomic_write
 from utils.paths import run_subdir
 
@@ -88,9 +88,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def write_report(path: Path, *, run_dir: Path, results_dir: Path, plots_dir: Path, timings: dict) -> Path:
-    """``report.md``: the run's documents (read through ``schema``) and its figures, in words."""
-    documents = schema.collect([results_dir, run_dir])["."]
-    text = report_markdown(RunResults(".", documents), report_dir=path.parent, figures=list(plots_dir.rglob("*.png")),
+    """``report.md``: the run (read as compare_runs.py reads a family: ``schema.find_runs``, a family of
+    one) and its figures, in words."""
+    runs, _ = schema.find_runs([results_dir, run_dir])
+    if len(runs) != 1:
+        raise UserError(f"expected one run in {run_dir} and {results_dir}, found {len(runs)}")
+    text = report_markdown(runs[0], report_dir=path.parent, figures=list(plots_dir.rglob("*.png")),
                            run_dir=run_dir, results_dir=results_dir, plots_dir=plots_dir, timings=timings)
     return atomic_write(path, lambda handle: handle.write(text.encode()))
 

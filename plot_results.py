@@ -12,15 +12,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from matplotlib.backend_bases import FigureCanvasBase
 
 import schema
 from plotting import dse, figures, headline, hsic, reinit, spectra  # noqa: F401  (registers the figure builders)
 from plotting.common import style
-from plotting.registry import MissingData, RunResults, get_figure, list_figures
+from plotting.registry import MissingData, get_figure, list_figures
 from utils.cli import run_main, setup_logging
 from utils.errors import UserError
 from utils.fileio import atomic_savefig
@@ -39,17 +39,18 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="epochs for the per-layer histograms [default: init, a middle and the last epoch]")
     p.add_argument("--spectra-layer", default=None,
                    help="layer whose eigenvalue spectrum spectra_esd draws [default: the layer with the largest matrix]")
-    p.add_argument("--formats", nargs="+", default=["png", "pdf"], help="file formats [default = png pdf]")
+    p.add_argument("--formats", nargs="+", default=["png", "pdf"], help="Figure formats [default = png pdf].")
     p.add_argument("--log", default=None, help="Logfile name [default = none].")
     return p
 
 
-def collect(inputs: Sequence[str]) -> dict[str, RunResults]:
-    """Every result document under ``inputs`` (read by ``schema.collect``), grouped by run folder."""
-    return {key: RunResults(key, documents) for key, documents in schema.collect(inputs).items()}
+def collect(inputs: Sequence[str]) -> dict[str, schema.Run]:
+    """Every run under ``inputs`` (its documents read by ``schema.collect``), by run folder relative
+    to its input folder."""
+    return {key: schema.Run.of_documents(key, documents) for key, documents in schema.collect(inputs).items()}
 
 
-def draw_run(run: RunResults, out_dir: Path, names: list[str], options: dict) -> list[Path]:
+def draw_run(run: schema.Run, out_dir: Path, names: list[str], options: dict) -> list[Path]:
     """Every figure of ``names`` the run's results support, saved under ``out_dir``."""
     written = []
     for name in names:
@@ -57,7 +58,7 @@ def draw_run(run: RunResults, out_dir: Path, names: list[str], options: dict) ->
             try:
                 built = get_figure(name)(run, options)
             except MissingData as missing:
-                where = f" for {run.key}" if run.key != "." else ""
+                where = f" for {run.folder}" if str(run.folder) != "." else ""
                 logger.info("skipped %s%s: %s", name, where, missing)
                 continue
             for stem, fig in built:

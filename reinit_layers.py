@@ -14,52 +14,46 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from analyses import runner
 from analyses.data import DataSettings
 from analyses.reinit import Reinit, ReinitSettings
 from analyses.sources import SourceSettings, add_layout_argument, print_missing_choice
-from datasets.reference import add_convention_arguments
 from plotting.common import style
 from plotting.reinit import reinit_figures_of
-from utils.cli import run_main
+from utils.cli import open_log_file, run_main, setup_logging
 from utils.devices import add_device_args, device_from_args
 from utils.errors import UserError
 
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Reinit network weights and compute drop in performance.")
-    p.add_argument("--arch", default=None, help="Network architecture. Run without this option to see a list of all available archs. Optional with a self-describing snapshot, where it must agree.")
-    p.add_argument("--dataset", default=None, help="Dataset used to train the model. Used to specify the number of classes of the prediction layer of the model. Optional with a self-describing snapshot, where it must agree.")
-    p.add_argument("--upscale", action="store_true", help="Upscale image data to 224x224 pixels (plain weight files; snapshots know, and the flag must agree) [default = the snapshot's].")
-    p.add_argument("--upscale-padding", action="store_true", help="Upscale image data to 112x112 pixels and then zero-pad to 224x224 (plain weight files; must agree with snapshots) [default = the snapshot's].")
-    p.add_argument("--subsample-classes", type=int, default=None, help="Subsample only SUBSAMPLE_CLASSES classes from DATASET. If set to 0 all classes of DATASET are used [default = the snapshot's, else 0].")
-    p.add_argument("--class-sample-seed", type=int, default=None, help="Numpy random seed used for sampling classes [default = the snapshot's, else 42].")
-    p.add_argument("--load-from", default="", help="Load trained network from file (a run directory means its latest epoch snapshot).")
+    SourceSettings.add_arguments(p, zoo=False, latest_only=True)
     ReinitSettings.add_inits_arguments(p)
     add_device_args(p)
     p.add_argument("--results", default="./results", help="Path to store results [default = './results'].")
     p.add_argument("--plots", default="./plots", help="Path to store plots [default = './plots'].")
+    # The reference tool's name for this CLI's log file.
     p.add_argument("--log", default="reinit_weights.log", help="Logfile name, inside the results folder unless it has a folder [default = 'reinit_weights.log'].")
-    p.add_argument("--seed", type=int, default=None, help="Pytorch seed. (Optional) If using --load-from, specify the seed the model was trained with (snapshots know it; the flag must agree). It also seeds the --rand initializations [default = the snapshot's, else 0].")
     p.add_argument("--workers", "-j", type=int, default=1, help="Number of parallel data processing jobs (image-folder datasets) [default = 1].")
-    p.add_argument("--data-path", default=None, help="Path to local dataset folder [default = the training run's, else './data'].")
+    # The reference's evaluation batch size (compute_dse.py's forward passes take 256).
     p.add_argument("--batch-size", type=int, default=128, help="The minibatch size for evaluation [default = 128].")
+    DataSettings.add_arguments(p)
     ReinitSettings.add_arguments(p)
-    add_convention_arguments(p, shuffle_flag=True)
     add_layout_argument(p)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
+    setup_logging(None)  # the console now; the log file, with these first lines, with the first result
     if not args.load_from and print_missing_choice(args):
         return 0
     if not args.load_from:
         raise UserError("--load-from is required: the trained snapshot whose layers are reset")
     analysis = Reinit(ReinitSettings.from_args(args))
-    outputs = runner.Outputs(args.results, args.log, plots=args.plots, figures={"reinit": reinit_figures_of})
+    outputs = runner.Outputs(args.results, args.log, open_log=open_log_file, plots=args.plots, figures={"reinit": reinit_figures_of})
     with style():  # the heatmap's style, also when it is saved
         runner.run([analysis], SourceSettings.from_args(args, latest_only=True), data=DataSettings.from_args(args),
                    outputs=outputs, device=device_from_args(args), args=vars(args))

@@ -14,23 +14,24 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
+from analyses.registry import sweep_analyses
 from sweeper import launch as launching
 from sweeper.checks import train_parser
 from sweeper.config import apply_config, read_config
 from sweeper.family import plan_of_entry, plans_of, reconcile
-from sweeper.grid import ANALYSES, DEFAULT_ANALYSES, Definition, flags_of, parse_train_tokens
+from sweeper.grid import Definition, flags_of, parse_train_tokens
 from sweeper.local import uses_gpu
 from sweeper.manifest import SweepFolder, merge_status, new_manifest
 from sweeper.options import launch_of, launch_settings
-from sweeper.slurm import job_for as slurm_job
 from sweeper.slurm import wait as slurm_wait
 from utils.cli import run_main, setup_logging
 from utils.errors import UserError
 
 logger = logging.getLogger("sweep")
+SWEEP_SETS = "--no-progress"  # a train.py flag every member gets anyway: accepted, and dropped
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -39,7 +40,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="The sweep's name: its folder is <root>/<name> [default: --config's].")
     p.add_argument("--config", default=None, help="A TOML file with the fixed flags, axes, analyses and launcher (the command line wins) [default = none].")
     p.add_argument("--root", default=None, help="Where sweeps live [default = './sweeps'].")
-    p.add_argument("--analyses", nargs="+", choices=ANALYSES, default=None, help=f"Analyses of each member's run after training (DSE runs during training) [default = {' '.join(DEFAULT_ANALYSES)}].")
+    choices, defaults = sweep_analyses()
+    p.add_argument("--analyses", nargs="+", choices=choices, default=None, help=f"Analyses of each member's run after training (DSE runs during training) [default = {' '.join(defaults)}].")
     p.add_argument("--launcher", choices=("local", "slurm"), default=None, help="local: processes on this machine; slurm: a job array through submitit [default = local].")
     p.add_argument("--jobs", type=int, default=None, help="Members at once (local) [default = one per visible GPU for CUDA members, else 1].")
     p.add_argument("--nproc-per-member", type=int, default=None, help="Processes of each member's training, under torchrun [default = 1].")
@@ -50,7 +52,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--extend", action="store_true", help="Add the members of a changed grid to an existing sweep (existing members are never touched).")
     p.add_argument("--wait", action="store_true", help="With --launcher slurm (or --status): follow the jobs until they end.")
     p.add_argument("--slurm-partition", default=None, help="SLURM partition [default = the cluster's].")
-    p.add_argument("--slurm-time", type=int, default=None, help="Time limit of each member's job, in minutes [default = 120].")
+    p.add_argument("--slurm-time", type=int, default=None, help="Wall time of each member's job, in minutes [default = 120]. SLURM sends SIGUSR2 90 s before it (30 s to a quarter of it when shorter); the member then stops at the next training step and its job requeues itself to continue from last.pt. Give at least 2 minutes more than the longest epoch or analysis (docs/slurm.md).")
     p.add_argument("--slurm-gpus-per-member", type=int, default=None, help="GPUs per member's job [default = 1 for CUDA members, else 0].")
     p.add_argument("--slurm-mem", type=int, default=None, help="Memory per member's job, in GB [default = the cluster's].")
     p.add_argument("--slurm-cpus-per-member", type=int, default=None, help="CPUs per member's job [default = the cluster's].")
@@ -71,7 +73,8 @@ def parse(argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
             target = ours
         elif token.startswith("--") or token.startswith("-") and not _number(token):
             target = theirs
-        target.append(token)
+        if token != SWEEP_SETS:
+            target.append(token)
     return parser.parse_args(ours), theirs
 
 
@@ -94,7 +97,7 @@ def _number(token: str) -> bool:
 def definition_of(args: argparse.Namespace, tokens: list[str], config: dict) -> Definition:
     """The family the command line (and ``--config``) describe."""
     known = flags_of(train_parser())
-    definition = Definition(analyses=tuple(args.analyses or config.get("analyses") or DEFAULT_ANALYSES))
+    definition = Definition(analyses=tuple(args.analyses or config.get("analyses") or sweep_analyses()[1]))
     parse_train_tokens(tokens, known, definition)
     apply_config(config, definition, known, given=set(definition.fixed) | set(definition.axes), path=args.config)
     if not definition.fixed and not definition.axes:
@@ -111,6 +114,8 @@ def target(args: argparse.Namespace, tokens: list[str]) -> tuple[SweepFolder, De
         manifest = folder.load()
         return folder, Definition.from_record(manifest["grids"][-1]), {}, manifest
     config = read_config(args.config) if args.config else {}
+    for key in ("no_progress", "no-progress"):  # as SWEEP_SETS, from the file
+        (config.get("train") or {}).pop(key, None)
     name = args.name or config.get("name")
     if not name:
         raise UserError("give the sweep a --name (its folder is <root>/<name>), or --resume a sweep folder")
@@ -127,19 +132,30 @@ def dry_run(plans: list) -> None:
 
 
 def status(path: str, *, wait: bool) -> int:
-    """The members table of a sweep folder (read only); with ``wait``, once its jobs have ended."""
+    """The members table of a sweep folder; with ``wait``, once its jobs have ended (and then
+    ``sweep.json`` is brought up to date, unless a running sweep.py holds the folder and does it)."""
     folder = SweepFolder(path)
     manifest = folder.load()
     if wait:
         local = bool((manifest.get("launcher") or {}).get("submitit_local"))
-        jobs = {entry["id"]: slurm_job(folder, entry["job_id"], local=local) for entry in manifest["members"]
+        jobs = {entry["id"]: entry["job_id"] for entry in manifest["members"]
                 if entry.get("job_id") and entry["status"] not in ("done", "failed")}
-        slurm_wait(folder, jobs)
+        slurm_wait(folder, jobs, local=local)
     for entry in manifest["members"]:
         merge_status(entry, folder.member_status(entry["id"]))
+    if wait:
+        save_unless_held(folder, manifest)
     for line in launching.table(manifest):
         print(line.rstrip())
-    return 1 if any(entry["status"] == "failed" for entry in manifest["members"]) else 0
+    return launching.exit_code(manifest)
+
+
+def save_unless_held(folder: SweepFolder, manifest: dict) -> None:
+    try:
+        with folder.lock():
+            folder.save(manifest)
+    except UserError:
+        logger.info("another sweep.py holds %s; it keeps sweep.json up to date", folder.path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

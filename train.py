@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from analyses.sources import print_missing_choice
 from training.analyzers import analyzers_from_args
@@ -20,7 +20,7 @@ from training.distributed import init_distributed, shutdown
 from training.performance import SpeedOptions
 from training.resume import load_resume
 from training.session import deterministic_mode, stop_signals, train
-from utils.cli import run_main, setup_logging
+from utils.cli import open_log_file, run_main, setup_logging
 from utils.devices import resolve_device
 
 __all__ = ["get_args_parser", "main"]
@@ -42,7 +42,8 @@ def main(argv: Sequence[str] | None = None, *, analyzers: list | None = None) ->
     ctx, device = init_distributed(device)
     try:
         with deterministic_mode(args.deterministic), stop_signals() as stop:
-            return train(args, checkpoint, ctx, device, stop, analyzers_from_args(args) + list(analyzers or []))
+            return train(args, checkpoint, ctx, device, stop, analyzers_from_args(args) + list(analyzers or []),
+                         open_log=open_log_file)
     finally:
         shutdown(ctx)
 

@@ -1,76 +1,24 @@
-"""What every analysis offers the runner, and what the runner hands it for one model.
+"""What every analysis offers the runner.
 
 An analysis module defines a settings dataclass (``add_arguments(parser)`` / ``from_args(args)``)
-and a subclass of :class:`Analysis`: ``measure(inputs)`` returns plain results, ``document(measured,
-inputs)`` the JSON document (built on :func:`schema.header`), ``summarize(documents, files, args)``
-the run's summary, ``log(document, path)`` the lines a user reads first. The pure math lives in
-``metrics/``.
+and a subclass of :class:`Analysis`: ``measure(subject)`` returns plain results, ``document(measured,
+subject, args)`` the JSON document (built on :meth:`Subject.header`, ended by
+:meth:`Subject.conventions_record` when it reads data), ``summarize(documents, files, args)`` the run's
+summary, ``log(document, path)`` the lines a user reads first. The model and its lookups come as one
+:class:`analyses.subject.Subject`. The pure math lives in ``metrics/``.
 """
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
-
-import torch
 
 import schema
-from analyses.loading import PRETRAINED_EPOCH, LoadedModel
-from analyses.probe import probe_split
+from analyses.subject import Subject
 
 logger = logging.getLogger(__name__)
 
 SUMMARY_OF_ANALYSED = "analysed"  # the snapshots this process analysed (when more than one)
 SUMMARY_OF_FOLDER = "folder"  # every matching result file in the folder (train.py adds one per snapshot)
-
-
-def source_kind(loaded: LoadedModel) -> str:
-    """``snapshot``, ``pretrained`` (zoo weights) or ``init`` (a seeded random initialization)."""
-    if loaded.path is not None:
-        return "snapshot"
-    return "pretrained" if loaded.epoch == PRETRAINED_EPOCH else "init"
-
-
-@dataclass
-class Inputs:
-    """One model and what an analysis of it may ask for; the lookups are the runner's (cached)."""
-
-    loaded: LoadedModel
-    device: torch.device
-    source: str  # snapshot | pretrained | init | training
-    args: dict  # recorded in each document's header
-    init_lookup: Callable[[LoadedModel], tuple[Path | None, LoadedModel | None]] = lambda loaded: (None, None)
-    data_lookup: Callable[[LoadedModel], object] | None = None  # -> datasets.DataBundle
-    probes: dict = field(default_factory=dict)  # (samples, seed) -> probe Split, shared by the analyses
-
-    @property
-    def name(self) -> str:
-        """How log lines and errors name the model."""
-        return f"snapshot {self.loaded.path}" if self.loaded.path is not None else self.loaded.stem
-
-    def init(self) -> tuple[Path | None, LoadedModel | None]:
-        """``(path, model)`` of the initialization to compare with, or ``(None, None)``."""
-        return self.init_lookup(self.loaded)
-
-    def data(self):
-        """The data of the run that trained the model (a ``datasets.DataBundle``)."""
-        if self.data_lookup is None:
-            raise RuntimeError("this analysis needs data, and the runner was given none")
-        return self.data_lookup(self.loaded)
-
-    def probe(self, samples: int, seed: int):
-        """The fixed probe set: ``samples`` samples of the validation split, else of the test split."""
-        data = self.data()
-        key = (id(data), samples, seed)
-        if key not in self.probes:
-            self.probes[key] = probe_split(data, samples, seed)
-        return self.probes[key]
-
-    def header(self, kind: str) -> dict:
-        loaded = self.loaded
-        return schema.header(kind, arch=loaded.arch, dataset=loaded.dataset, seed=loaded.seed, epoch=loaded.epoch,
-                             args=self.args)
 
 
 class Analysis:
@@ -81,6 +29,8 @@ class Analysis:
     summary: schema.SummarySpec | None = None
     summary_scope: str = SUMMARY_OF_ANALYSED
     summary_needs_epoch: bool = False  # leave documents without an epoch out of the summary
+    needs_data: bool = False  # reads the data of the model's run (``subject.data``, ``subject.probe``)
+    needs_init: bool = False  # compares with the model's initialization (``subject.initialization``)
 
     def __init__(self, settings) -> None:
         if hasattr(settings, "validate"):
@@ -92,11 +42,16 @@ class Analysis:
         """Files are ``<prefix>_<snapshot stem>.json`` and ``<prefix>_summary.json``."""
         return self.name
 
-    def measure(self, inputs: Inputs):
+    def measure(self, subject: Subject):
         raise NotImplementedError
 
-    def document(self, measured, inputs: Inputs) -> dict:
+    def document(self, measured, subject: Subject, args: dict) -> dict:
+        """``args``: the arguments of the analysis run, recorded in the header (the CLI's)."""
         raise NotImplementedError
+
+    def run(self, subject: Subject, args: dict) -> dict:
+        """The document of ``subject``: measured, then written down."""
+        return self.document(self.measure(subject), subject, args)
 
     def summarize(self, documents: list[dict], files: list[str], args: dict) -> dict:
         return schema.summarize(self.summary, documents, files, args=args)

@@ -18,8 +18,11 @@ import numpy as np
 import torch
 
 import schema
-from analyses.base import SUMMARY_OF_FOLDER, Analysis, Inputs, logger, or_nan
+from analyses.base import SUMMARY_OF_FOLDER, Analysis, logger, or_nan
 from analyses.probe import probe_record
+from analyses.registry import Declaration
+from analyses.snapshots import SnapshotAnalysis
+from analyses.subject import Subject
 from metrics.dse import diffusion_spectral_entropy, diffusion_spectral_mutual_information
 from metrics.embeddings import collect_embeddings
 from metrics.hsic import median_bandwidth, squared_distances
@@ -75,7 +78,7 @@ class DSESettings:
         parser.add_argument("--max-n", type=int, default=MAX_N, help=f"Probes larger than this are subsampled with dse-dsmi's seeded draw [default = {MAX_N}].")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "DSESettings":
+    def from_args(cls, args: argparse.Namespace) -> DSESettings:
         return cls(samples=args.dse_samples, seed=args.dse_seed, sigma=args.sigma, t=args.t, layer=args.layer,
                    max_n=args.max_n, batch_size=args.batch_size)
 
@@ -89,7 +92,7 @@ class DSESettings:
         parser.add_argument("--no-dse", action="store_true", help="Do not compute DSE/DSMI/CSE at each snapshot [default = computed].")
 
     @classmethod
-    def from_train_args(cls, args: argparse.Namespace) -> "DSESettings":
+    def from_train_args(cls, args: argparse.Namespace) -> DSESettings:
         return cls(samples=args.dse_samples, seed=args.dse_seed, sigma=args.dse_sigma, t=args.dse_t,
                    batch_size=getattr(args, "batch_size", 256))
 
@@ -138,6 +141,7 @@ class DSE(Analysis):
     name = kind = "dse"
     summary = SUMMARY
     summary_scope = SUMMARY_OF_FOLDER
+    needs_data = True
 
     @property
     def file_prefix(self) -> str:
@@ -145,27 +149,28 @@ class DSE(Analysis):
         layer = self.settings.layer
         return "dse" if layer is None else f"dse_layer-{re.sub(r'[^A-Za-z0-9]+', '-', layer)}"
 
-    def measure(self, inputs: Inputs) -> dict:
-        probe = inputs.probe(self.settings.samples, self.settings.seed)
-        return measure_embeddings(inputs.loaded.model, probe, self.settings, device=inputs.device) | {"probe": probe}
+    def measure(self, subject: Subject) -> dict:
+        probe = subject.probe(self.settings.samples, self.settings.seed)
+        return measure_embeddings(subject.model, probe, self.settings, device=subject.device) | {"probe": probe}
 
-    def document(self, measured: dict, inputs: Inputs) -> dict:
-        """``dse_<stem>.json``: header, what was measured on which samples, and the three values."""
-        loaded, probe = inputs.loaded, measured["probe"]
-        return inputs.header(self.kind) | {
-            "source": inputs.source,
-            "snapshot": str(loaded.path) if loaded.path is not None else None,
+    def document(self, measured: dict, subject: Subject, args: dict) -> dict:
+        """``dse_<stem>.json``: header, what was measured on which samples, the three values and,
+        when the subject's data were decided from data settings, their conventions."""
+        probe = measured["probe"]
+        return subject.header(self.kind, args) | {
+            "source": subject.source,
+            "snapshot": str(subject.path) if subject.path is not None else None,
             "settings": self.settings.record(),
             "layer": measured["layer"],
             "hook": measured["hook"],
             "feature_dim": measured["feature_dim"],
-            "num_classes": loaded.num_classes,
+            "num_classes": subject.num_classes,
             "probe": probe_record(probe, self.settings.seed),
             "log2_size": math.log2(len(probe)),  # the largest possible DSE and CSE on this probe
             **{key: measured[key] for key in VALUES},
             "sigma_used": measured["sigma_used"],  # the bandwidth of the kernel (settings.sigma, or auto's)
             "seconds": measured["seconds"],
-        }
+        } | subject.conventions_record()
 
     def summary_match(self, document: dict) -> dict:
         return {"settings": document["settings"], "arch": document["arch"]}
@@ -179,3 +184,23 @@ class DSE(Analysis):
 
     def scalars(self, document: dict) -> dict:
         return {key: document[key] for key in VALUES}
+
+
+# -- what the rest of the suite knows about this analysis -----------------------------------------------
+def table_rows(run) -> list[tuple]:
+    """DSE of the default representation (``settings.layer`` None), per snapshot, else from its summary."""
+    default = [d for d in run.of_kind("dse") if d.get("epoch") is not None and (d.get("settings") or {}).get("layer") is None]
+    rows = [(d["epoch"], "", m, d[m]) for d in default for m in VALUES if schema.finite(d.get(m))]
+    summary = next((d for d in run.documents.get("dse_summary") or [] if (d.get("settings") or {}).get("layer") is None),
+                   None)
+    if rows or not summary:
+        return rows
+    return [(epoch, "", m, v) for m in VALUES for epoch, v in zip(summary["epochs"], summary.get(m) or [])
+            if schema.finite(v)]
+
+
+DECLARATION = Declaration(
+    "dse", kinds=("dse", "dse_summary"), cli="compute_dse.py", table_rows=table_rows, metrics=VALUES,
+    train_arguments=DSESettings.add_train_arguments,
+    train_analyzer=lambda args: None if args.no_dse else SnapshotAnalysis(DSE(DSESettings.from_train_args(args))),
+    compared_as="DSE")

@@ -15,11 +15,14 @@ import numpy as np
 import torch
 
 import schema
-from analyses.base import SUMMARY_OF_FOLDER, Analysis, Inputs, logger, or_nan
+from analyses.base import SUMMARY_OF_FOLDER, Analysis, logger, or_nan
 from analyses.dse import DEFAULT_SAMPLES, DEFAULT_SEED
 from analyses.probe import probe_record
+from analyses.registry import Declaration
+from analyses.snapshots import SnapshotAnalysis
+from analyses.subject import Subject
 from metrics.embeddings import collect_embeddings
-from metrics.hsic import KernelReference, information_plane, one_hot
+from metrics.hsic import CenteredKernel, information_plane, one_hot
 from metrics.layers import enumerate_layers
 from utils.errors import require
 
@@ -48,7 +51,7 @@ class HSICSettings:
         parser.add_argument("--hsic-normalized", action="store_true", help="Log and plot normalized HSIC, HSIC(A,B)/sqrt(HSIC(A,A) HSIC(B,B)) (both are stored) [default = off: the biased estimator].")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "HSICSettings":
+    def from_args(cls, args: argparse.Namespace) -> HSICSettings:
         """The probe is the DSE probe: ``--dse-samples`` drawn with ``--dse-seed``."""
         return cls(samples=args.dse_samples, seed=args.dse_seed, sigma=args.hsic_sigma, normalized=args.hsic_normalized,
                    batch_size=getattr(args, "batch_size", 256))
@@ -83,8 +86,8 @@ def measure_layers(model: torch.nn.Module, probe, settings: HSICSettings, *, dev
 
     inputs = torch.cat([batch for batch, _ in batches()])
     labels = one_hot(torch.as_tensor(np.asarray(probe.targets, dtype=np.int64), device=inputs.device), num_classes)
-    reference_x = KernelReference.of(inputs, settings.sigma)
-    reference_y = KernelReference.of(labels, settings.sigma)
+    reference_x = CenteredKernel.of(inputs, settings.sigma)
+    reference_y = CenteredKernel.of(labels, settings.sigma)
     records = []
     for layer in enumerate_layers(model, input_shape, include_1x1=True, with_linear=True):
         embeddings = collect_embeddings(model, batches(), layer=layer.name)
@@ -105,27 +108,27 @@ class HSIC(Analysis):
     summary = SUMMARY
     summary_scope = SUMMARY_OF_FOLDER
     summary_needs_epoch = True
+    needs_data = True
 
-    def measure(self, inputs: Inputs) -> dict:
-        probe = inputs.probe(self.settings.samples, self.settings.seed)
-        loaded = inputs.loaded
-        return measure_layers(loaded.model, probe, self.settings, device=inputs.device,
-                              input_shape=loaded.input_shape, num_classes=loaded.num_classes) | {"probe": probe}
+    def measure(self, subject: Subject) -> dict:
+        probe = subject.probe(self.settings.samples, self.settings.seed)
+        return measure_layers(subject.model, probe, self.settings, device=subject.device,
+                              input_shape=subject.input_shape, num_classes=subject.num_classes) | {"probe": probe}
 
-    def document(self, measured: dict, inputs: Inputs) -> dict:
-        """``hsic_<stem>.json``: header, the probe, the bandwidths of X and Y, one record per layer."""
-        loaded = inputs.loaded
-        return inputs.header(self.kind) | {
-            "source": inputs.source,
-            "snapshot": str(loaded.path) if loaded.path is not None else None,
+    def document(self, measured: dict, subject: Subject, args: dict) -> dict:
+        """``hsic_<stem>.json``: header, the probe, the bandwidths of X and Y, one record per layer and,
+        when the subject's data were decided from data settings, their conventions."""
+        return subject.header(self.kind, args) | {
+            "source": subject.source,
+            "snapshot": str(subject.path) if subject.path is not None else None,
             "settings": self.settings.record(),
-            "num_classes": loaded.num_classes,
+            "num_classes": subject.num_classes,
             "probe": probe_record(measured["probe"], self.settings.seed),
             "sigma_x": measured["sigma_x"],
             "sigma_y": measured["sigma_y"],
             "layers": measured["layers"],
             "seconds": measured["seconds"],
-        }
+        } | subject.conventions_record()
 
     def summary_match(self, document: dict) -> dict:
         return {"settings": document["settings"], "arch": document["arch"]}
@@ -146,3 +149,18 @@ class HSIC(Analysis):
         for layer in document["layers"]:
             values[f"{layer['name']}/x"], values[f"{layer['name']}/y"] = layer[key_x], layer[key_y]
         return values
+
+
+# -- what the rest of the suite knows about this analysis -----------------------------------------------
+TABLE_METRICS = ("hsic_x", "hsic_y")
+
+
+def table_rows(run) -> list[tuple]:
+    return schema.layered_rows(run.of_kind("hsic"), TABLE_METRICS, run.summary("hsic_summary"))
+
+
+DECLARATION = Declaration(
+    "hsic", kinds=("hsic", "hsic_summary"), cli="compute_dse.py", table_rows=table_rows, metrics=TABLE_METRICS,
+    sweep_train_flags=("--hsic",),  # per snapshot, during training (like DSE)
+    train_arguments=HSICSettings.add_arguments,
+    train_analyzer=lambda args: SnapshotAnalysis(HSIC(HSICSettings.from_args(args))) if args.hsic else None)

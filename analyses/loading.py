@@ -1,53 +1,90 @@
-"""Rebuilding models for analysis: from a snapshot (ours or the reference's), the zoo, or a seed.
+"""One way in for a model: a snapshot file, a run directory, a glob, the zoo or a seeded random init
+becomes a :class:`analyses.subject.Subject`, built whole in one pass (:func:`subjects`).
 
 Our snapshots describe themselves, so ``arch``/``dataset`` are optional and, when given, must
 agree. Plain state dicts (the reference's files) need ``arch`` and ``dataset``; their shape then
-follows from the dataset, the class subset and the upscaling flags.
+follows from the dataset, the class subset and the upscaling flags. Each subject gets, when its
+analyses need them, the initialization it is compared with and the data of its run (with their
+conventions); both are loaded once per file and options and shared by the subjects of a run.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import dataclasses
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-from torch import nn
 
+from analyses.data import DataBundles, DataSettings
+from analyses.sources import REFERENCE_LAYOUT, InitSettings, SourceSettings
+from analyses.subject import INIT, PRETRAINED, PRETRAINED_EPOCH, SNAPSHOT, Subject
 from datasets import get_dataset_spec
 from datasets.transforms import UPSCALE_SIZE
 from models.registry import get_model
-from utils.checkpoints import is_reference_file, load_checkpoint, load_model_state, reference_epoch
+from utils.checkpoints import (
+    is_reference_file,
+    load_checkpoint,
+    load_model_state,
+    reference_epoch,
+    resolve_snapshots,
+    snapshot_sort_epoch,
+)
 from utils.errors import UserError
 
-PRETRAINED_EPOCH = -1
+logger = logging.getLogger(__name__)
 
 
-@dataclass
-class LoadedModel:
-    """A model ready for analysis and what is known about where it came from."""
+def subjects(sources: SourceSettings, *, device: torch.device, init: InitSettings | None = None,
+             data: DataSettings | None = None) -> Iterator[Subject]:
+    """Each model of ``sources`` in epoch order (one at a time), built whole: with its initialization
+    when ``init`` is given (analyses that compare with one), with its run's data bundle and their
+    conventions when ``data`` is given (analyses that read data)."""
+    initializations = Initializations(init, device) if init is not None else None
+    bundles = DataBundles(data) if data is not None else None
+    probes: dict = {}  # (data, samples, seed) -> probe set, drawn once per run
+    for subject in models(sources, device):
+        lookups = {"probes": probes}
+        if initializations is not None:
+            lookups["initialization"] = initializations(subject)
+        if bundles is not None:
+            lookups["data_bundle"], lookups["data_conventions"] = bundles.of(subject)
+        yield dataclasses.replace(subject, **lookups)
 
-    model: nn.Module
-    arch: str
-    dataset: str
-    num_classes: int
-    in_channels: int
-    image_size: int
-    epoch: int | None
-    seed: int | None
-    path: Path | None = None
-    args: dict = field(default_factory=dict)  # the training run's arguments, when known
-    data: dict = field(default_factory=dict)  # the training run's data facts (classes, view), when known
-    reference: bool = False  # a file without our header: the reference tool's (its conventions apply)
 
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (self.in_channels, self.image_size, self.image_size)
+# -- the models ------------------------------------------------------------------------------------
+def models(sources: SourceSettings, device: torch.device) -> Iterator[Subject]:
+    """Each snapshot of ``--load-from`` in epoch order, else the zoo model or a seeded init."""
+    if not sources.load_from:
+        subject = fresh_model(sources.arch, sources.dataset, pretrained=sources.pretrained, seed=sources.seed,
+                              subsample_classes=sources.subsample_classes or 0, upscale=sources.upscale,
+                              download=sources.download, check_input=sources.check_input, device=device)
+        what = "pretrained weights from the model zoo" if sources.pretrained else f"a random init (seed {sources.seed})"
+        logger.info("no --load-from: analysing %s of %s", what, sources.arch)
+        yield subject
+        return
+    if sources.pretrained:
+        logger.warning("--pretrained is only used without --load-from; ignoring it")
+    for path in snapshot_paths(sources):
+        subject = load_snapshot_model(path, arch=sources.arch, dataset=sources.dataset,
+                                      subsample_classes=sources.subsample_classes or None, upscale=sources.upscale,
+                                      seed=sources.seed, device=device)
+        if sources.seed is not None and subject.seed is not None and subject.seed != sources.seed:
+            raise UserError(f"--seed {sources.seed} disagrees with snapshot {path} (seed {subject.seed}); "
+                            "drop the flag or fix it")
+        yield subject
 
-    @property
-    def stem(self) -> str:
-        """Name used for result files: the snapshot's file stem, or pretrained_/init_<arch>."""
-        if self.path is not None:
-            return self.path.stem
-        return f"pretrained_{self.arch}" if self.epoch == PRETRAINED_EPOCH else f"init_{self.arch}"
+
+def snapshot_paths(sources: SourceSettings) -> list[Path]:
+    """The snapshots ``--load-from`` names, in epoch order (see :class:`SourceSettings`)."""
+    snapshots = resolve_snapshots(sources.load_from, dedupe=sources.layout != REFERENCE_LAYOUT)
+    if not sources.latest_only:
+        return snapshots
+    if Path(sources.load_from).is_dir():
+        return snapshots[-1:]
+    if len(snapshots) > 1:
+        raise UserError(f"--load-from {sources.load_from} matches {len(snapshots)} snapshots; give one file")
+    return snapshots
 
 
 def model_shape(dataset: str, *, subsample_classes: int = 0, upscale: bool = False) -> tuple[int, int, int]:
@@ -72,9 +109,9 @@ def load_snapshot_model(
     subsample_classes: int | None = None,
     upscale: bool = False,
     seed: int | None = None,
-    like: "LoadedModel | None" = None,
+    like: Subject | None = None,
     device: torch.device | str = "cpu",
-) -> LoadedModel:
+) -> Subject:
     """Load ``path`` into a freshly built model (see the module docstring).
 
     ``like``: a plain file is rebuilt in that model's shape (its architecture, dataset, classes and
@@ -93,16 +130,18 @@ def load_snapshot_model(
         arch, dataset = checkpoint["arch"], checkpoint["dataset"]
         shape = (checkpoint["num_classes"], checkpoint["in_channels"], checkpoint["image_size"])
         epoch, seed, args = checkpoint.get("epoch"), checkpoint.get("seed", seed), stored_args
-        data, reference = checkpoint.get("data") or {}, False
+        data_facts, reference = checkpoint.get("data") or {}, False
     else:
         if arch is None or dataset is None:
             raise UserError(f"{path} holds plain weights without a description; pass --arch and --dataset")
         shape = (like.num_classes, like.in_channels, like.image_size) if like is not None else \
             model_shape(dataset, subsample_classes=subsample_classes or 0, upscale=upscale)
-        epoch, args, data, reference = reference_epoch(path), {}, {}, True
+        epoch, args, data_facts, reference = reference_epoch(path), {}, {}, True
     model = get_model(arch, shape[0], shape[1], image_size=shape[2], check_input=False)
     load_model_state(model, checkpoint["model_state_dict"], source=str(path))
-    return LoadedModel(model.to(device).eval(), arch, dataset, *shape, epoch, seed, path, args, data, reference)
+    device = torch.device(device)
+    return Subject(model.to(device).eval(), arch, dataset, *shape, epoch, seed, source=SNAPSHOT, path=path, args=args,
+                   data_facts=data_facts, reference=reference, device=device)
 
 
 def fresh_model(
@@ -116,12 +155,74 @@ def fresh_model(
     download: bool = False,
     check_input: bool = True,
     device: torch.device | str = "cpu",
-) -> LoadedModel:
+) -> Subject:
     """The zoo's pretrained weights (epoch -1) or one random initialization seeded by ``seed`` (epoch 0)."""
     num_classes, in_channels, image_size = model_shape(dataset, subsample_classes=subsample_classes, upscale=upscale)
     if seed is not None:
         torch.manual_seed(seed)
     model = get_model(arch, num_classes, in_channels, pretrained, image_size=image_size, download=download,
                       check_input=check_input)
-    epoch = PRETRAINED_EPOCH if pretrained else 0
-    return LoadedModel(model.to(device).eval(), arch, dataset, num_classes, in_channels, image_size, epoch, seed)
+    epoch, source = (PRETRAINED_EPOCH, PRETRAINED) if pretrained else (0, INIT)
+    device = torch.device(device)
+    return Subject(model.to(device).eval(), arch, dataset, num_classes, in_channels, image_size, epoch, seed,
+                   source=source, device=device)
+
+
+# -- the initialization ----------------------------------------------------------------------------
+class Initializations:
+    """The initialization each model is compared with, each file loaded once.
+
+    An explicit ``--init-from`` that does not fit is an error; the run's own epoch-0 snapshot (the
+    default) that does not fit is skipped with a warning.
+    """
+
+    def __init__(self, settings: InitSettings, device: torch.device) -> None:
+        self.settings, self.device = settings, device
+        self._cache: dict[Path, Subject | None] = {}
+
+    def __call__(self, subject: Subject) -> tuple[Path | None, Subject | None]:
+        path, explicit = self._path_for(subject)
+        if path is None:
+            return None, None
+        if path not in self._cache:
+            try:
+                self._cache[path] = self._load(path, subject)
+            except UserError as err:
+                if explicit:
+                    raise
+                logger.warning("not comparing with %s: %s (pass --init-from or --no-init)", path, err)
+                self._cache[path] = None
+        return (path, self._cache[path]) if self._cache[path] is not None else (None, None)
+
+    def _path_for(self, subject: Subject) -> tuple[Path | None, bool]:
+        """``(path, explicit)``: --init-from (a file, or a run directory's epoch-0 snapshot), else the
+        snapshot's own run's epoch-0 snapshot when there is one; nothing with --no-init."""
+        if self.settings.no_init:
+            return None, False
+        if not self.settings.init_from:
+            return (run_init_snapshot(subject.path.parent, subject.arch) if subject.path is not None else None), False
+        given = Path(self.settings.init_from)
+        if not given.is_dir():
+            return given, True
+        found = run_init_snapshot(given, subject.arch)
+        if found is None:
+            raise UserError(f"--init-from {given} is a folder without an epoch-0 snapshot; give the snapshot file")
+        return found, True
+
+    def _load(self, path: Path, subject: Subject) -> Subject:
+        """The initialization at ``path``; a plain file is built like ``subject`` (classes, input size)."""
+        init = load_snapshot_model(path, like=subject, device=self.device)
+        logger.info("initialization: %s (epoch %s)", path, init.epoch)
+        return init
+
+
+def run_init_snapshot(run_dir: Path, arch: str) -> Path | None:
+    """The epoch-0 snapshot of a run directory (``<arch>_epoch0000.pt`` or the reference's
+    ``*_init*``), preferring names that start with the architecture."""
+    try:
+        snapshots = resolve_snapshots(run_dir)
+    except UserError:
+        return None
+    initial = [path for path in snapshots if snapshot_sort_epoch(path) == 0]
+    initial.sort(key=lambda path: not path.name.startswith(f"{arch}_"))
+    return initial[0] if initial else None

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 
 import schema
-from analyses.base import Analysis, Inputs, fmt, log_table
-from analyses.loading import LoadedModel
+from analyses.base import Analysis, fmt, log_table
+from analyses.registry import Declaration, summary_covers
+from analyses.subject import Subject
 from metrics.layers import LayerInfo, enumerate_layers
 from metrics.projections import LayerWeights, filter_projections, network_statistics, projection_mass
 from utils.errors import UserError
@@ -44,7 +45,7 @@ class ProjectionSettings:
         parser.add_argument("--include-1x1", action="store_true", help="Also analyse 1x1 convolutions [default = off, as in the paper].")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "ProjectionSettings":
+    def from_args(cls, args: argparse.Namespace) -> ProjectionSettings:
         rule = "maxpool" if getattr(args, "layout", None) == "reference" else "resolution"
         return cls(normalize=args.normalize, include_1x1=args.include_1x1, with_linear=args.with_linear,
                    stage_rule=rule)
@@ -53,6 +54,7 @@ class ProjectionSettings:
 class Projections(Analysis):
     name = kind = "projections"
     summary = SUMMARY
+    needs_init = True
 
     def layers(self, model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[LayerInfo]:
         return enumerate_layers(model, input_shape, include_1x1=self.settings.include_1x1,
@@ -63,35 +65,33 @@ class Projections(Analysis):
         return f"{stem}.json", schema.to_reference_projections(document, stem=stem,
                                                                subsample_classes=subsample_classes)
 
-    def init_filters(self, init: LoadedModel | None) -> dict[str, torch.Tensor] | None:
+    def init_filters(self, init: Subject | None) -> dict[str, torch.Tensor] | None:
         """Filters ``(out_units, fan_in)`` of the initialization's analysed layers, by module name."""
         if init is None:
             return None
         return {layer.name: layer.filters() for layer in self.layers(init.model, init.input_shape)}
 
-    def measure(self, inputs: Inputs) -> dict:
+    def measure(self, subject: Subject) -> dict:
         """``{"layers": [LayerInfo], "records": [per-layer statistics], "net", "init_from"}``."""
-        loaded = inputs.loaded
-        layers = self.layers(loaded.model, loaded.input_shape)
-        init_path, init = inputs.init()
+        layers = self.layers(subject.model, subject.input_shape)
+        init_path, init = subject.initialization
         weights = [LayerWeights(layer.name, layer.filters()) for layer in layers]
         try:
             records, net = network_statistics(weights, normalize=self.settings.normalize,
                                               init=self.init_filters(init))
         except UserError as err:
-            raise UserError(f"{inputs.name}: {err}") from err
+            raise UserError(f"{subject.name}: {err}") from err
         return {"layers": layers, "records": records, "net": net, "init_from": init_path}
 
-    def document(self, measured: dict, inputs: Inputs) -> dict:
+    def document(self, measured: dict, subject: Subject, args: dict) -> dict:
         """``projections_<stem>.json``: the header, the reference's nesting, ``net`` and ``layers``."""
-        loaded = inputs.loaded
-        document = inputs.header(self.kind) | {
-            "source": inputs.source,
-            "snapshot": str(loaded.path) if loaded.path is not None else None,
+        document = subject.header(self.kind, args) | {
+            "source": subject.source,
+            "snapshot": str(subject.path) if subject.path is not None else None,
             "init_from": str(measured["init_from"]) if measured["init_from"] is not None else None,
             "normalize": self.settings.normalize,
-            "num_classes": loaded.num_classes,
-            "input_shape": list(loaded.input_shape),
+            "num_classes": subject.num_classes,
+            "input_shape": list(subject.input_shape),
         }
         pairs = list(zip(measured["layers"], measured["records"]))
         for layer, record in pairs:
@@ -133,3 +133,34 @@ def snapshot_scalars(model: torch.nn.Module, input_shape: tuple[int, ...], setti
         results["net/mean"], results["net/mass"] = float(net.mean()), projection_mass(net)
     return results
 
+
+# -- what the rest of the suite knows about this analysis -----------------------------------------------
+TABLE_METRICS = ("mean", "std", "mass", "sign_test_p", "ks_p", "l2_dist", "cosine")
+
+
+def table_rows(run) -> list[tuple]:
+    return schema.layered_rows(run.of_kind("projections"), TABLE_METRICS, run.summary("projections_summary"))
+
+
+class ProjectionLogging:
+    """train.py's per-layer normalized projection mean, mass and histogram (TensorBoard ``projections/...``)."""
+
+    name = "projections"
+    settings = ProjectionSettings(normalize=True)
+
+    def analyze(self, subject: Subject) -> dict:
+        return snapshot_scalars(subject.model, subject.input_shape, self.settings)
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-projection-logging", action="store_true", help="Do not log per-layer projection mean/mass/histograms at each snapshot [default = logged].")
+
+
+DECLARATION = Declaration(
+    "projections", kinds=("projections", "projections_summary"), cli="compute_projections.py",
+    table_rows=table_rows, metrics=TABLE_METRICS,
+    sweep_arguments=lambda at: ["--load-from", at.run, "--normalize", "--results", at.results, *at.device],
+    sweep_default=True, done=summary_covers("projections"),
+    train_arguments=add_train_arguments,
+    train_analyzer=lambda args: None if args.no_projection_logging else ProjectionLogging(),
+    compared_as="bias")

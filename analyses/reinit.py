@@ -13,9 +13,10 @@ import statistics
 from dataclasses import dataclass
 
 import schema
-from analyses.base import Analysis, Inputs, logger
-from analyses.loading import LoadedModel
+from analyses.base import Analysis, logger
+from analyses.registry import Declaration
 from analyses.reinit_rows import RAND_KEY, RowSource, init_rows, rand_rows
+from analyses.subject import Subject
 from metrics.layers import LayerInfo, enumerate_layers
 from metrics.reinit import DEFAULT_CACHE_BYTES, METHODS, SweepResult, following_batchnorms, reinit_sweep
 from utils.errors import UserError
@@ -58,7 +59,7 @@ class ReinitSettings:
         parser.add_argument("--cache-mb", type=int, default=DEFAULT_CACHE_BYTES // 2**20, help=f"Memory for cached activations; the test set is processed in chunks of this size [default = {DEFAULT_CACHE_BYTES // 2**20}].")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "ReinitSettings":
+    def from_args(cls, args: argparse.Namespace) -> ReinitSettings:
         return cls(inits_from=args.inits_from, skip_missing=args.skip_missing, rand=args.rand,
                    rand_repeats=args.rand_repeats, rand_seed=args.seed, layers=args.layers, with_bn=args.with_bn,
                    method=args.method, cache_mb=args.cache_mb, batch_size=args.batch_size, workers=args.workers,
@@ -76,52 +77,53 @@ class ReinitSettings:
 class Reinit(Analysis):
     name = kind = "reinit"
     summary = None
+    needs_data = True
 
-    def select_layers(self, loaded: LoadedModel) -> list[LayerInfo]:
+    def select_layers(self, subject: Subject) -> list[LayerInfo]:
         selection, reference = self.settings.layers, self.settings.reference_layout
-        layers = enumerate_layers(loaded.model, loaded.input_shape, include_1x1=not reference,
+        layers = enumerate_layers(subject.model, subject.input_shape, include_1x1=not reference,
                                   rule="maxpool" if reference else "resolution", **LAYER_SELECTIONS[selection])
-        if reference and len(layers) < len(enumerate_layers(loaded.model, loaded.input_shape, include_1x1=True,
+        if reference and len(layers) < len(enumerate_layers(subject.model, subject.input_shape, include_1x1=True,
                                                             rule="maxpool", **LAYER_SELECTIONS[selection])):
             notice("reinit-1x1", "--layout reference: 1x1 convolutions are not reset, as in the reference "
                    "(its lists have one value per other conv layer)")
         if not layers:
-            raise UserError(f"{loaded.arch} has no {selection} layers to reset; try --layers conv+linear")
+            raise UserError(f"{subject.arch} has no {selection} layers to reset; try --layers conv+linear")
         return layers
 
-    def following_bn(self, loaded: LoadedModel, layers: list[LayerInfo]) -> dict[str, str | None]:
+    def following_bn(self, subject: Subject, layers: list[LayerInfo]) -> dict[str, str | None]:
         if not self.settings.with_bn:
             return {layer.name: None for layer in layers}
-        found = following_batchnorms(loaded.model, loaded.input_shape, [layer.name for layer in layers])
+        found = following_batchnorms(subject.model, subject.input_shape, [layer.name for layer in layers])
         if not any(found.values()):
             logger.warning("--with-bn: no BatchNorm directly follows any reset layer of %s; nothing extra is reset",
-                           loaded.arch)
+                           subject.arch)
         return found
 
-    def measure(self, inputs: Inputs) -> dict:
-        settings, loaded = self.settings, inputs.loaded
-        layers = self.select_layers(loaded)
-        batchnorms = self.following_bn(loaded, layers)
+    def measure(self, subject: Subject) -> dict:
+        settings = self.settings
+        layers = self.select_layers(subject)
+        batchnorms = self.following_bn(subject, layers)
         keep = {layer.name for layer in layers} | {bn for bn in batchnorms.values() if bn}
-        rows = init_rows(settings.inits_from, loaded, keep, skip_missing=settings.skip_missing,
+        rows = init_rows(settings.inits_from, subject, keep, skip_missing=settings.skip_missing,
                          reference_order=settings.reference_layout)
         if settings.rand:
-            rows += rand_rows(loaded, keep, repeats=settings.rand_repeats, seed=settings.rand_seed)
-        data = inputs.data()
-        result = self.sweep(loaded, layers, rows, data, batchnorms, inputs.device)
+            rows += rand_rows(subject, keep, repeats=settings.rand_repeats, seed=settings.rand_seed)
+        data = subject.data
+        result = self.sweep(subject, layers, rows, data, batchnorms, subject.device)
         return {"layers": layers, "batchnorms": batchnorms, "rows": rows, "result": result, "data": data}
 
-    def sweep(self, loaded: LoadedModel, layers: list[LayerInfo], rows: list[RowSource], data,
+    def sweep(self, subject: Subject, layers: list[LayerInfo], rows: list[RowSource], data,
               batchnorms: dict[str, str | None], device) -> SweepResult:
         batches = data.test.batches(self.settings.batch_size, device=device, workers=self.settings.workers)
-        logger.info("trained model: %s (%s on %s, epoch %s, seed %s)", loaded.path, loaded.arch, loaded.dataset,
-                    loaded.epoch, loaded.seed)
+        logger.info("trained model: %s (%s on %s, epoch %s, seed %s)", subject.path, subject.arch, subject.dataset,
+                    subject.epoch, subject.seed)
         logger.info("resetting %d layers from %d rows (%d cells) on %d test samples of %s", len(layers), len(rows),
-                    len(rows) * len(layers), len(data.test), loaded.dataset)
+                    len(rows) * len(layers), len(data.test), subject.dataset)
         bar = progress([], total=len(batches) * (1 + len(rows) * len(layers)), desc="reinit", unit="batch")
         try:
-            result = reinit_sweep(loaded.model, [layer.name for layer in layers], [row.row for row in rows], batches,
-                                  num_classes=loaded.num_classes, with_bn=batchnorms, method=self.settings.method,
+            result = reinit_sweep(subject.model, [layer.name for layer in layers], [row.row for row in rows], batches,
+                                  num_classes=subject.num_classes, with_bn=batchnorms, method=self.settings.method,
                                   cache_bytes=self.settings.cache_mb * 2**20, on_step=bar.update)
         finally:
             bar.close()
@@ -134,24 +136,25 @@ class Reinit(Analysis):
         """``reinit_<stem>.json`` as the reference's reinit_layers.py writes it."""
         return f"reinit_{stem}.json", schema.to_reference_reinit(document, stem=stem)
 
-    def document(self, measured: dict, inputs: Inputs) -> dict:
-        """``reinit_<stem>.json``: the reference's keys plus layers, per-cell metrics and drops."""
-        loaded, result, layers = inputs.loaded, measured["result"], measured["layers"]
+    def document(self, measured: dict, subject: Subject, args: dict) -> dict:
+        """``reinit_<stem>.json``: the reference's keys plus layers, per-cell metrics and drops and,
+        when the subject's data were decided from data settings, their conventions."""
+        result, layers = measured["result"], measured["layers"]
         top1 = result.reference.top1
         merged = merge_rows(measured["rows"], result, top1)
-        return inputs.header(self.kind) | {
-            "snapshot": str(loaded.path), "stem": loaded.stem, "num_classes": loaded.num_classes,
-            "input_shape": list(loaded.input_shape), "test_samples": result.reference.samples,
+        return subject.header(self.kind, args) | {
+            "snapshot": str(subject.path), "stem": subject.stem, "num_classes": subject.num_classes,
+            "input_shape": list(subject.input_shape), "test_samples": result.reference.samples,
             "classes": measured["data"].classes.tolist(), "layer_selection": self.settings.layers,
             "with_bn": self.settings.with_bn, "method": result.method,
             "top1_test": top1, "top5_test": result.reference.top5, "loss_test": result.reference.loss,
-            "chance_top1": 100.0 / loaded.num_classes,
-            "chance_top5": 100.0 * 5 / loaded.num_classes if loaded.num_classes >= 5 else None,
+            "chance_top1": 100.0 / subject.num_classes,
+            "chance_top5": 100.0 * 5 / subject.num_classes if subject.num_classes >= 5 else None,
             "layer_names": [layer.name for layer in layers],
             "layers": [layer_record(layer, measured["batchnorms"].get(layer.name)) for layer in layers],
             "init_from_epoch": {row["key"]: row["top1"] for row in merged},
             "rows": merged,
-        }
+        } | subject.conventions_record()
 
     def log(self, document: dict, path) -> None:
         """Top-1 (%) per row and layer, the numbers a user looks at first."""
@@ -208,3 +211,33 @@ def mean_record(repeats: list[dict], top1: float) -> dict:
         **_drops(accuracies, top1),
         "repeats": [{"seed": r["seed"], "top1": r["top1"], "top5": r["top5"], "loss": r["loss"]} for r in repeats],
     }
+
+
+# -- what the rest of the suite knows about this analysis -----------------------------------------------
+TABLE_METRICS = ("reinit_drop", "reinit_drop_rand")
+
+
+def table_rows(run) -> list[tuple]:
+    """The relative top-1 drop of each swept snapshot with a layer reset to epoch 0 (``reinit_drop``)
+    or re-randomized (``reinit_drop_rand``)."""
+    rows = []
+    for document in run.of_kind("reinit"):
+        names = schema.reinit_layer_names(document)
+        for row in document.get("rows") or []:
+            metric = "reinit_drop_rand" if row["source"] == "rand" else "reinit_drop" if row.get("epoch") == 0 else None
+            if metric:
+                rows += [(document.get("epoch"), name, metric, v) for name, v in zip(names, row["relative_drop"])
+                         if schema.finite(v)]
+    return rows
+
+
+def sweep_done(results, arch: str, epochs: list[int]) -> bool:
+    """The sweep of the run's last snapshot is on disk."""
+    return bool(epochs) and (results / f"reinit_{arch}_epoch{epochs[-1]:04d}.json").is_file()
+
+
+DECLARATION = Declaration(
+    "reinit", kinds=("reinit",), cli="reinit_layers.py", table_rows=table_rows, metrics=TABLE_METRICS,
+    sweep_arguments=lambda at: ["--load-from", at.run, "--inits-from", at.run, "--rand", "--results", at.results,
+                                "--plots", at.plots, *at.device],
+    sweep_default=True, done=sweep_done, compared_as="criticality")

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from analyses.loading import LoadedModel, load_snapshot_model
+from analyses.loading import load_snapshot_model
+from analyses.subject import Subject
 from metrics.reinit import ResetRow
 from models.registry import get_model
 from utils.checkpoints import one_per_epoch, resolve_snapshots, snapshot_sort_epoch
@@ -22,7 +23,7 @@ from utils.errors import UserError
 logger = logging.getLogger(__name__)
 
 RAND_KEY = "rand"
-SNAPSHOT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt")
+SNAPSHOT_SUFFIXES = (".pt", ".pth", ".tar", ".ckpt", ".safetensors")
 RAND_STREAM = 190201996  # arXiv 1902.01996: keeps re-randomizations apart from the run's own init
 
 
@@ -38,14 +39,14 @@ class RowSource:
     seed: int | None = None
 
 
-def init_rows(spec: str, loaded: LoadedModel, keep: set[str], *, skip_missing: bool,
+def init_rows(spec: str, subject: Subject, keep: set[str], *, skip_missing: bool,
               reference_order: bool = False) -> list[RowSource]:
     """One row per --inits-from snapshot, in epoch order (``reference_order``: in the order named, as
     the reference does), keeping the tensors of the ``keep`` modules. Two files of one epoch give one
     row (:func:`utils.checkpoints.one_per_epoch`), except in the reference's order."""
     if not spec:
         return []
-    rows = [snapshot_row(path, loaded, keep) for path in init_paths(spec, loaded, skip_missing=skip_missing)]
+    rows = [snapshot_row(path, subject, keep) for path in init_paths(spec, subject, skip_missing=skip_missing)]
     if reference_order:
         return unique_keys(rows)
     epochs = {row.path: row.epoch for row in rows}
@@ -55,12 +56,12 @@ def init_rows(spec: str, loaded: LoadedModel, keep: set[str], *, skip_missing: b
     return unique_keys(rows)
 
 
-def init_paths(spec: str, loaded: LoadedModel, *, skip_missing: bool) -> list[Path]:
+def init_paths(spec: str, subject: Subject, *, skip_missing: bool) -> list[Path]:
     """The snapshots --inits-from names (two of one epoch included: :func:`init_rows` decides); missing
     files are one error listing them all."""
     path = Path(spec)
     if path.is_dir():
-        return run_snapshots(path, loaded)
+        return run_snapshots(path, subject)
     if path.is_file():
         return [path] if is_snapshot_file(path) else listed_paths(path, skip_missing=skip_missing)
     if glob.has_magic(spec):
@@ -68,14 +69,14 @@ def init_paths(spec: str, loaded: LoadedModel, *, skip_missing: bool) -> list[Pa
     raise UserError(f"--inits-from {spec} does not exist; give a list file, a run directory, a snapshot or a glob")
 
 
-def run_snapshots(run_dir: Path, loaded: LoadedModel) -> list[Path]:
+def run_snapshots(run_dir: Path, subject: Subject) -> list[Path]:
     snapshots = resolve_snapshots(run_dir, dedupe=False)
-    if loaded.epoch is None:
+    if subject.epoch is None:
         logger.warning("the loaded snapshot's epoch is unknown: using every snapshot of %s", run_dir)
         return snapshots
-    kept = [path for path in snapshots if snapshot_sort_epoch(path) <= loaded.epoch]
+    kept = [path for path in snapshots if snapshot_sort_epoch(path) <= subject.epoch]
     if not kept:
-        raise UserError(f"{run_dir} has no snapshot up to epoch {loaded.epoch}; give another --inits-from")
+        raise UserError(f"{run_dir} has no snapshot up to epoch {subject.epoch}; give another --inits-from")
     return kept
 
 
@@ -115,14 +116,14 @@ def listed_paths(list_file: Path, *, skip_missing: bool) -> list[Path]:
     return found
 
 
-def snapshot_row(path: Path, loaded: LoadedModel, keep: set[str]) -> RowSource:
+def snapshot_row(path: Path, subject: Subject, keep: set[str]) -> RowSource:
     """A checkpoint's row; a plain file is built like the trained model (classes, input size)."""
-    init = load_snapshot_model(path, like=loaded)
-    if init.seed is not None and loaded.seed is not None and init.seed != loaded.seed:
+    init = load_snapshot_model(path, like=subject)
+    if init.seed is not None and subject.seed is not None and init.seed != subject.seed:
         logger.warning("%s comes from another run (seed %s, the trained model has seed %s)", path, init.seed,
-                       loaded.seed)
-    if init.epoch is not None and loaded.epoch is not None and init.epoch > loaded.epoch:
-        logger.warning("%s is from epoch %s, after the trained snapshot's epoch %s", path, init.epoch, loaded.epoch)
+                       subject.seed)
+    if init.epoch is not None and subject.epoch is not None and init.epoch > subject.epoch:
+        logger.warning("%s is from epoch %s, after the trained snapshot's epoch %s", path, init.epoch, subject.epoch)
     key = str(init.epoch) if init.epoch is not None else path.stem
     return RowSource(key, "snapshot", ResetRow(str(path), kept_state(init.model, keep)), init.epoch, path, init.seed)
 
@@ -141,16 +142,16 @@ def unique_keys(rows: list[RowSource]) -> list[RowSource]:
             RowSource(row.path.stem, row.source, row.row, row.epoch, row.path, row.seed) for row in rows]
 
 
-def rand_rows(loaded: LoadedModel, keep: set[str], *, repeats: int, seed: int | None) -> list[RowSource]:
+def rand_rows(subject: Subject, keep: set[str], *, repeats: int, seed: int | None) -> list[RowSource]:
     """``repeats`` fresh initializations of the architecture, reproducible from the seed (the
     snapshot's by default, else 0)."""
-    base = seed if seed is not None else (loaded.seed if loaded.seed is not None else 0)
+    base = seed if seed is not None else (subject.seed if subject.seed is not None else 0)
     rows = []
     for repeat in range(repeats):
         row_seed = rand_seed(base, repeat)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(row_seed)
-            model = get_model(loaded.arch, loaded.num_classes, loaded.in_channels, image_size=loaded.image_size,
+            model = get_model(subject.arch, subject.num_classes, subject.in_channels, image_size=subject.image_size,
                               check_input=False)
         rows.append(RowSource(RAND_KEY, RAND_KEY, ResetRow(f"random init (seed {row_seed})", kept_state(model, keep)),
                               seed=row_seed))

@@ -4,26 +4,27 @@ train.py's snapshot analyzers call :func:`record`.
 For each model of the sources (snapshot files, a run directory, a glob, the zoo model or a random
 init) every analysis measures it, then its document is written to the run's results folder
 (``<results>/<dataset>[_<k>]/[noise_<r>|pixel_shuffle]/<arch>/<seed>/<prefix>_<stem>.json``), its
-log lines printed and its figures saved; then each folder gets its summaries. Initializations and
-data are loaded once and shared by the analyses. Folders are checked before any work, and the log
-file appears with the first result, so bad input leaves nothing behind.
+log lines logged and its figures saved; then each folder gets its summaries. Each model comes built
+whole (``analyses.loading.subjects``), with the initialization and the data its analyses declare
+they need, each loaded once and shared. Folders are checked before any work, and the CLI's
+log file is opened with the first result (``Outputs.open_log``), so bad input leaves nothing behind.
 """
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
 
 import torch
 
 import schema
-from analyses.base import SUMMARY_OF_FOLDER, Analysis, Inputs, source_kind
-from analyses.data import DataSettings, SnapshotData
-from analyses.sources import (REFERENCE_LAYOUT, InitSettings, Initializations, SourceSettings, iter_models, output_dir,
-                              subsample_of)
-from utils.cli import setup_logging
+from analyses.base import SUMMARY_OF_FOLDER, Analysis
+from analyses.data import DataSettings
+from analyses.loading import subjects
+from analyses.sources import REFERENCE_LAYOUT, InitSettings, SourceSettings, output_dir, subsample_of
+from analyses.subject import Subject
 from utils.fileio import atomic_savefig
 from utils.paths import check_log_folder, check_output_folder, log_path
 
@@ -41,6 +42,10 @@ class Outputs:
     log: str = "analysis.log"
     plots: str | None = None
     figures: dict[str, FigureBuilder] = field(default_factory=dict)  # analysis name -> figure builder
+    # Called with the log file's path when the first result is written: the CLIs open their log
+    # file there (utils.cli.open_log_file). The library never configures logging itself, so a
+    # notebook keeps its own handlers.
+    open_log: Callable[[Path], None] | None = None
 
     def check(self) -> None:
         check_output_folder(self.results, "--results")
@@ -55,28 +60,24 @@ def run(analyses: Sequence[Analysis], sources: SourceSettings, *, outputs: Outpu
 
     ``args`` is recorded in every document's header (the CLI's arguments).
     """
-    setup_logging(None)
     outputs.check()
-    initializations, snapshot_data, probes = Initializations(init, device), SnapshotData(data), {}
     written: dict[tuple[int, Path], list[tuple[Path, dict]]] = defaultdict(list)
     files: list[Path] = []
-    for loaded in iter_models(sources, device):
-        inputs = Inputs(loaded, device, source_kind(loaded), args, init_lookup=initializations,
-                        data_lookup=snapshot_data, probes=probes)
-        documents = [analysis.document(analysis.measure(inputs), inputs) for analysis in analyses]
-        conventions = snapshot_data.conventions(loaded)
-        for document in documents if conventions else ():
-            document["data_conventions"] = conventions
-        out_dir = output_dir(loaded, outputs.results, sources)
-        if not files:  # the log file appears with the first result, not on bad input
-            setup_logging(str(log_path(outputs.log, out_dir)))
+    needs_init = any(analysis.needs_init for analysis in analyses)
+    needs_data = any(analysis.needs_data for analysis in analyses)
+    for subject in subjects(sources, device=device, init=init if needs_init else None,
+                            data=data if needs_data else None):
+        documents = [analysis.run(subject, args) for analysis in analyses]
+        out_dir = output_dir(subject, outputs.results, sources)
+        if not files and outputs.open_log is not None:  # the log file appears with the first result
+            outputs.open_log(log_path(outputs.log, out_dir))
         for number, (analysis, document) in enumerate(zip(analyses, documents)):
             if sources.layout == REFERENCE_LAYOUT:
-                path = write_reference(analysis, document, out_dir, loaded.stem, subsample_of(loaded, sources))
+                path = write_reference(analysis, document, out_dir, subject.stem, subsample_of(subject, sources))
             else:
-                path = write_document(analysis, document, out_dir, loaded.stem)
+                path = write_document(analysis, document, out_dir, subject.stem)
                 written[number, out_dir].append((path, document))
-            plots_dir = output_dir(loaded, outputs.plots, sources) if outputs.plots is not None else None
+            plots_dir = output_dir(subject, outputs.plots, sources) if outputs.plots is not None else None
             files += [path] + save_figures(analysis, document, outputs, plots_dir)
     for (number, out_dir), rows in written.items():
         summary = write_summary(analyses[number], out_dir, rows, args)
@@ -86,12 +87,13 @@ def run(analyses: Sequence[Analysis], sources: SourceSettings, *, outputs: Outpu
     return files
 
 
-def record(analysis: Analysis, inputs: Inputs, out_dir: Path) -> dict:
-    """Measure one model (train.py's snapshot analyzers), write its document and refresh the folder's
-    summary; returns the document."""
-    document = analysis.document(analysis.measure(inputs), inputs)
-    path = write_document(analysis, document, Path(out_dir), inputs.loaded.stem)
-    write_summary(analysis, Path(out_dir), [(path, document)], inputs.args)
+def record(analysis: Analysis, subject: Subject, args: dict) -> dict:
+    """Measure one model (train.py's snapshot analyzers), write its document to ``subject.results_dir``
+    and refresh the folder's summary; returns the document."""
+    document = analysis.run(subject, args)
+    out_dir = Path(subject.results_dir)
+    path = write_document(analysis, document, out_dir, subject.stem)
+    write_summary(analysis, out_dir, [(path, document)], args)
     return document
 
 

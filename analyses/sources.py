@@ -1,5 +1,6 @@
-"""What an analysis runs on: snapshots (a file, a run directory, a glob), the zoo model or a
-random init; the initialization each is compared with; where its results go.
+"""What an analysis runs on, as the CLIs say it: snapshots (a file, a run directory, a glob), the
+zoo model or a random init, and the initialization each is compared with (``analyses.loading``
+builds them); where its results go.
 
 Our snapshots describe themselves (``arch``, ``dataset``, ``seed`` optional, and must agree when
 given); the reference tool's plain files need ``arch`` and ``dataset`` (and the class subset, the
@@ -8,19 +9,11 @@ upscaling and the seed they were trained with).
 from __future__ import annotations
 
 import argparse
-import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
-import torch
-
-from analyses.loading import LoadedModel, fresh_model, load_snapshot_model
-from utils.checkpoints import resolve_snapshots, snapshot_sort_epoch
-from utils.errors import UserError
+from analyses.subject import Subject
 from utils.paths import dataset_folder, results_dir
-
-logger = logging.getLogger(__name__)
 
 OUR_LAYOUT, REFERENCE_LAYOUT = "ours", "reference"
 LAYOUTS = (OUR_LAYOUT, REFERENCE_LAYOUT)
@@ -42,14 +35,39 @@ class SourceSettings:
     layout: str = OUR_LAYOUT  # "reference": the reference's epoch labels, so no two files share an epoch
     check_input: bool = True  # a zoo model / random init must run on the dataset's images
 
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser, *, zoo: bool = True, latest_only: bool = False) -> None:
+        """The flags of every analysis CLI that say which model to analyse and how it was built.
+
+        ``zoo``: the model may also be a zoo model or a random init (``--pretrained``, ``--download``).
+        ``latest_only``: a run directory means its latest snapshot (reinit_layers.py sweeps one snapshot).
+        """
+        parser.add_argument("--arch", default=None, help="Network architecture. Run without this option (and without --load-from) to see a list of all available archs. Optional with a self-describing snapshot, where it must agree.")
+        parser.add_argument("--dataset", default=None, help="Dataset the model was trained on: it sets the classes of the prediction layer (and the data of the analyses that evaluate the model). Optional with a self-describing snapshot, where it must agree.")
+        parser.add_argument("--subsample-classes", type=int, default=0, help="Number of classes of DATASET the model was trained on (a class subset); 0 = all of them. Optional with a self-describing snapshot, where it must agree [default = the snapshot's, else 0].")
+        if latest_only:  # reinit_layers.py: the one snapshot whose layers are reset
+            parser.add_argument("--load-from", default="", help="Load trained network from file (a run directory means its latest epoch snapshot).")
+        else:
+            parser.add_argument("--load-from", default="", help="Load trained network(s) from a snapshot file, a run directory (every snapshot, in epoch order) or a glob [default = none: --pretrained or a random init].")
+        if zoo:
+            parser.add_argument("--pretrained", action="store_true", help="Load pretrained architecture on ImageNet from the local model-zoo cache [default=False].")
+            parser.add_argument("--download", action="store_true", help="Allow downloading the --pretrained weights (and the dataset, for the analyses that read data) [default = off: offline].")
+        else:
+            parser.set_defaults(pretrained=False, download=False)
+        if latest_only:  # the seed of reinit_layers.py also seeds its --rand draws
+            parser.add_argument("--seed", type=int, default=None, help="Pytorch seed. (Optional) If using --load-from, specify the seed the model was trained with (snapshots know it; the flag must agree). It also seeds the --rand initializations [default = the snapshot's, else 0].")
+        else:
+            parser.add_argument("--seed", type=int, default=None, help="Pytorch seed. (Optional) If using --load-from with plain reference files, specify the seed the model was trained with; without a snapshot it seeds the random init [default = none].")
+        parser.add_argument("--upscale", action="store_true", help="The model was trained on images upscaled to 224x224 (plain reference files and random inits; snapshots know, and the flag must agree) [default = off].")
+        parser.add_argument("--upscale-padding", action="store_true", help="The model was trained on images upscaled to 112x112 and zero-padded to 224x224 (as --upscale: the input size is 224) [default = off].")
+        parser.set_defaults(layout=OUR_LAYOUT)  # add_layout_argument() offers --layout
+
     @classmethod
-    def from_args(cls, args: argparse.Namespace, *, latest_only: bool = False) -> "SourceSettings":
+    def from_args(cls, args: argparse.Namespace, *, latest_only: bool = False) -> SourceSettings:
         return cls(load_from=args.load_from, arch=args.arch, dataset=args.dataset,
-                   subsample_classes=args.subsample_classes,
-                   upscale=bool(getattr(args, "upscale", False) or getattr(args, "upscale_padding", False)),
-                   seed=args.seed, pretrained=getattr(args, "pretrained", False),
-                   download=getattr(args, "download", False), latest_only=latest_only,
-                   layout=getattr(args, "layout", OUR_LAYOUT))
+                   subsample_classes=args.subsample_classes, upscale=bool(args.upscale or args.upscale_padding),
+                   seed=args.seed, pretrained=args.pretrained, download=args.download, latest_only=latest_only,
+                   layout=args.layout)
 
 
 def print_missing_choice(args: argparse.Namespace, *, needs_dataset: bool = True) -> bool:
@@ -72,59 +90,21 @@ def print_missing_choice(args: argparse.Namespace, *, needs_dataset: bool = True
     return False
 
 
-# -- the models ------------------------------------------------------------------------------------
-def snapshot_paths(settings: SourceSettings) -> list[Path]:
-    """The snapshots ``--load-from`` names, in epoch order (see :class:`SourceSettings`)."""
-    snapshots = resolve_snapshots(settings.load_from, dedupe=settings.layout != REFERENCE_LAYOUT)
-    if not settings.latest_only:
-        return snapshots
-    if Path(settings.load_from).is_dir():
-        return snapshots[-1:]
-    if len(snapshots) > 1:
-        raise UserError(f"--load-from {settings.load_from} matches {len(snapshots)} snapshots; give one file")
-    return snapshots
+# -- where results go ------------------------------------------------------------------------------
+def subsample_of(subject: Subject, settings: SourceSettings) -> int:
+    """The class subset of ``subject``'s run (the snapshot's, else the flag's; 0: all classes)."""
+    return subject.args.get("subsample_classes", settings.subsample_classes) or 0
 
 
-def iter_models(settings: SourceSettings, device: torch.device) -> Iterator[LoadedModel]:
-    """Each snapshot of ``--load-from`` in epoch order (one at a time), else the zoo model or a seeded init."""
-    if not settings.load_from:
-        loaded = fresh_model(settings.arch, settings.dataset, pretrained=settings.pretrained, seed=settings.seed,
-                             subsample_classes=settings.subsample_classes or 0, upscale=settings.upscale,
-                             download=settings.download, check_input=settings.check_input, device=device)
-        what = "pretrained weights from the model zoo" if settings.pretrained else f"a random init (seed {settings.seed})"
-        logger.info("no --load-from: analysing %s of %s", what, settings.arch)
-        yield loaded
-        return
-    if settings.pretrained:
-        logger.warning("--pretrained is only used without --load-from; ignoring it")
-    for path in snapshot_paths(settings):
-        yield load_model(path, settings, device)
-
-
-def load_model(path: Path, settings: SourceSettings, device: torch.device) -> LoadedModel:
-    loaded = load_snapshot_model(path, arch=settings.arch, dataset=settings.dataset,
-                                 subsample_classes=settings.subsample_classes or None, upscale=settings.upscale,
-                                 seed=settings.seed, device=device)
-    if settings.seed is not None and loaded.seed is not None and loaded.seed != settings.seed:
-        raise UserError(f"--seed {settings.seed} disagrees with snapshot {path} (seed {loaded.seed}); "
-                        "drop the flag or fix it")
-    return loaded
-
-
-def subsample_of(loaded: LoadedModel, settings: SourceSettings) -> int:
-    """The class subset of ``loaded``'s run (the snapshot's, else the flag's; 0: all classes)."""
-    return loaded.args.get("subsample_classes", settings.subsample_classes) or 0
-
-
-def output_dir(loaded: LoadedModel, root: str, settings: SourceSettings) -> Path:
+def output_dir(subject: Subject, root: str, settings: SourceSettings) -> Path:
     """The run's folder under ``root``; class subset and label noise come from the snapshot when it
     knows them. ``--layout reference``: the reference's ``<dataset>[_<k>]/<arch>/[<seed>/]``."""
-    subsample = subsample_of(loaded, settings)
+    subsample = subsample_of(subject, settings)
     if settings.layout == REFERENCE_LAYOUT:
-        folder = Path(root) / dataset_folder(loaded.dataset, subsample) / loaded.arch
-        return folder / str(loaded.seed) if loaded.seed is not None else folder
-    return results_dir(root, dataset=loaded.dataset, arch=loaded.arch, seed=loaded.seed,
-                       subsample_classes=subsample, noise=loaded.args.get("noise") or 0.0)
+        folder = Path(root) / dataset_folder(subject.dataset, subsample) / subject.arch
+        return folder / str(subject.seed) if subject.seed is not None else folder
+    return results_dir(root, dataset=subject.dataset, arch=subject.arch, seed=subject.seed,
+                       subsample_classes=subsample, noise=subject.args.get("noise") or 0.0)
 
 
 def add_layout_argument(parser: argparse.ArgumentParser) -> None:
@@ -139,65 +119,11 @@ class InitSettings:
     init_from: str = ""
     no_init: bool = False
 
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--init-from", default="", help="Network initialization: a snapshot (or a run directory, for its epoch-0 snapshot) to measure the distance from initialization of each layer [default = the run's epoch-0 snapshot when it has one].")
+        parser.add_argument("--no-init", action="store_true", help="Do not compare with any initialization, not even the run's epoch-0 snapshot [default = off].")
+
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "InitSettings":
+    def from_args(cls, args: argparse.Namespace) -> InitSettings:
         return cls(init_from=args.init_from, no_init=args.no_init)
-
-
-class Initializations:
-    """The initialization each model is compared with, each file loaded once.
-
-    An explicit ``--init-from`` that does not fit is an error; the run's own epoch-0 snapshot (the
-    default) that does not fit is skipped with a warning.
-    """
-
-    def __init__(self, settings: InitSettings, device: torch.device) -> None:
-        self.settings, self.device = settings, device
-        self._cache: dict[Path, LoadedModel | None] = {}
-
-    def __call__(self, loaded: LoadedModel) -> tuple[Path | None, LoadedModel | None]:
-        path, explicit = self._path_for(loaded)
-        if path is None:
-            return None, None
-        if path not in self._cache:
-            try:
-                self._cache[path] = self._load(path, loaded)
-            except UserError as err:
-                if explicit:
-                    raise
-                logger.warning("not comparing with %s: %s (pass --init-from or --no-init)", path, err)
-                self._cache[path] = None
-        return (path, self._cache[path]) if self._cache[path] is not None else (None, None)
-
-    def _path_for(self, loaded: LoadedModel) -> tuple[Path | None, bool]:
-        """``(path, explicit)``: --init-from (a file, or a run directory's epoch-0 snapshot), else the
-        snapshot's own run's epoch-0 snapshot when there is one; nothing with --no-init."""
-        if self.settings.no_init:
-            return None, False
-        if not self.settings.init_from:
-            return (run_init_snapshot(loaded.path.parent, loaded.arch) if loaded.path is not None else None), False
-        given = Path(self.settings.init_from)
-        if not given.is_dir():
-            return given, True
-        found = run_init_snapshot(given, loaded.arch)
-        if found is None:
-            raise UserError(f"--init-from {given} is a folder without an epoch-0 snapshot; give the snapshot file")
-        return found, True
-
-    def _load(self, path: Path, loaded: LoadedModel) -> LoadedModel:
-        """The initialization at ``path``; a plain file is built like ``loaded`` (classes, input size)."""
-        init = load_snapshot_model(path, like=loaded, device=self.device)
-        logger.info("initialization: %s (epoch %s)", path, init.epoch)
-        return init
-
-
-def run_init_snapshot(run_dir: Path, arch: str) -> Path | None:
-    """The epoch-0 snapshot of a run directory (``<arch>_epoch0000.pt`` or the reference's
-    ``*_init*``), preferring names that start with the architecture."""
-    try:
-        snapshots = resolve_snapshots(run_dir)
-    except UserError:
-        return None
-    initial = [path for path in snapshots if snapshot_sort_epoch(path) == 0]
-    initial.sort(key=lambda path: not path.name.startswith(f"{arch}_"))
-    return initial[0] if initial else None

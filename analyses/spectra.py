@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import torch
 
 import schema
-from analyses.base import Analysis, Inputs, fmt, log_table, logger
-from analyses.loading import LoadedModel
+from analyses.base import Analysis, fmt, log_table, logger
+from analyses.registry import Declaration, summary_covers
+from analyses.subject import Subject
 from metrics.layers import LayerInfo, enumerate_layers
 from metrics.spectral import CONV_MODES, layer_spectrum
 from utils.errors import UserError
@@ -43,7 +44,7 @@ class SpectraSettings:
         parser.add_argument("--shuffle-seed", type=int, default=0, help="Seed of the weight shuffle behind rand_distance (combined with each layer's name) [default = 0].")
 
     @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "SpectraSettings":
+    def from_args(cls, args: argparse.Namespace) -> SpectraSettings:
         return cls(conv_mode=args.conv_mode, shuffle_seed=args.shuffle_seed)
 
 
@@ -55,6 +56,7 @@ def select_layers(model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[
 class Spectra(Analysis):
     name = kind = "spectra"
     summary = SUMMARY
+    needs_init = True
 
     @property
     def file_prefix(self) -> str:
@@ -63,34 +65,33 @@ class Spectra(Analysis):
         mode = self.settings.conv_mode
         return "spectra" if mode == "slices" else f"spectra_conv-{mode}"
 
-    def measure(self, inputs: Inputs) -> dict:
+    def measure(self, subject: Subject) -> dict:
         """``{"records": [per-layer record], "init_from"}``."""
-        init_path, init = inputs.init()
+        init_path, init = subject.initialization
         init_weights = layer_weights(init)
         records = []
-        for layer in select_layers(inputs.loaded.model, inputs.loaded.input_shape):
+        for layer in select_layers(subject.model, subject.input_shape):
             init_weight = init_weights.get(layer.name) if init_weights is not None else None
             if init_weights is not None and init_weight is None:
-                raise UserError(f"{inputs.name}: layer {layer.name} is missing from the initialization {init_path}")
+                raise UserError(f"{subject.name}: layer {layer.name} is missing from the initialization {init_path}")
             try:
                 record = layer_spectrum(layer.weight, mode=self.settings.conv_mode, init_weight=init_weight,
                                         seed=self.settings.shuffle_seed, name=layer.name)
             except UserError as err:
-                raise UserError(f"{inputs.name}: {err}") from err
+                raise UserError(f"{subject.name}: {err}") from err
             records.append(layer_fields(layer) | record)
         return {"records": records, "init_from": init_path}
 
-    def document(self, measured: dict, inputs: Inputs) -> dict:
+    def document(self, measured: dict, subject: Subject, args: dict) -> dict:
         """``spectra_<stem>.json``: the header, a ``layers`` list (forward order) and ``net`` averages."""
-        loaded = inputs.loaded
-        return inputs.header(self.kind) | {
-            "source": inputs.source,
-            "snapshot": str(loaded.path) if loaded.path is not None else None,
+        return subject.header(self.kind, args) | {
+            "source": subject.source,
+            "snapshot": str(subject.path) if subject.path is not None else None,
             "init_from": str(measured["init_from"]) if measured["init_from"] is not None else None,
             "conv_mode": self.settings.conv_mode,
             "shuffle_seed": self.settings.shuffle_seed,
-            "num_classes": loaded.num_classes,
-            "input_shape": list(loaded.input_shape),
+            "num_classes": subject.num_classes,
+            "input_shape": list(subject.input_shape),
             "layers": measured["records"],
             "net": net_averages(measured["records"]),
         }
@@ -108,7 +109,7 @@ class Spectra(Analysis):
                    ("st.rank", "%8s"), ("log_norm", "%8s"), ("rand_dist", "%9s"), ("l2_dist", "%8s")], rows)
 
 
-def layer_weights(init: LoadedModel | None) -> dict[str, torch.Tensor] | None:
+def layer_weights(init: Subject | None) -> dict[str, torch.Tensor] | None:
     """The initialization's weight tensors of the analysed layers, by module name."""
     if init is None:
         return None
@@ -130,3 +131,19 @@ def net_averages(records: list[dict]) -> dict:
 
 def _finite(value) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+# -- what the rest of the suite knows about this analysis -----------------------------------------------
+TABLE_METRICS = ("alpha", "stable_rank", "entropy", "rand_distance")
+TABLE_CONV_MODE = "slices"  # the table holds the default conv mode's values
+
+
+def table_rows(run) -> list[tuple]:
+    documents = [d for d in run.of_kind("spectra") if d.get("conv_mode", TABLE_CONV_MODE) == TABLE_CONV_MODE]
+    return schema.layered_rows(documents, TABLE_METRICS, run.summary("spectra_summary", conv_mode=TABLE_CONV_MODE))
+
+
+DECLARATION = Declaration(
+    "spectra", kinds=("spectra", "spectra_summary"), cli="compute_spectra.py", table_rows=table_rows,
+    metrics=TABLE_METRICS, sweep_arguments=lambda at: ["--load-from", at.run, "--results", at.results, *at.device],
+    done=summary_covers("spectra"))

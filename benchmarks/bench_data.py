@@ -22,12 +22,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import models  # noqa: E402
-from datasets.data import Split  # noqa: E402
-from datasets.sources import TensorSource  # noqa: E402
-from datasets.transforms import make_view  # noqa: E402
-from training.loop import train_one_epoch  # noqa: E402
-from training.performance import SpeedOptions, prepare_model  # noqa: E402
+import models
+from datasets.data import Split
+from datasets.sources import TensorSource
+from datasets.transforms import make_view
+from training.loop import train_one_epoch
+from training.performance import SpeedOptions, prepare_model
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
@@ -83,7 +83,7 @@ def main() -> int:
         labels = rng.integers(0, 10, size=n).astype(np.int64)
         split = cifar_split(images, labels)
         for flags, speed in (("(default)", SpeedOptions()), ("--channels-last", SpeedOptions(channels_last=True))):
-            ours, base = (images_per_second(arch, lambda p=pipeline: batches(split, p, args.batch_size, args.workers,
+            ours, base = (images_per_second(arch, lambda p=pipeline, s=split: batches(s, p, args.batch_size, args.workers,
                                                                               device), n, device, speed, args.repeats)
                           for pipeline in ("fast", "dataloader"))
             ratios[arch, flags] = ours / base

@@ -24,9 +24,9 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import models  # noqa: E402
-from metrics.layers import enumerate_layers  # noqa: E402
-from metrics.projections import LayerWeights, network_statistics  # noqa: E402
+import models
+from metrics.layers import enumerate_layers
+from metrics.projections import LayerWeights, network_statistics
 
 
 def reference_projections(weight: torch.Tensor, normalize: bool) -> list[float]:

@@ -28,13 +28,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import models  # noqa: E402
-from datasets.data import Split  # noqa: E402
-from datasets.sources import TensorSource  # noqa: E402
-from datasets.transforms import make_view  # noqa: E402
-from metrics.layers import enumerate_layers  # noqa: E402
-from metrics.reinit import ResetRow, reinit_sweep  # noqa: E402
-from training.evaluate import evaluate  # noqa: E402
+import models
+from datasets.data import Split
+from datasets.sources import TensorSource
+from datasets.transforms import make_view
+from metrics.layers import enumerate_layers
+from metrics.reinit import ResetRow, reinit_sweep
+from training.evaluate import evaluate
 
 CASES = {  # model -> (in_channels, mean, std): digits-shaped and CIFAR-shaped inputs
     "lenet": (1, (0.3052,), (0.3236,)),

@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from analyses.registry import declarations
 from schema.runs import PIXEL_SHUFFLE, Run, find_runs, relative
 from schema.table import level_of, table_of, varying
 from utils.errors import UserError
 
 FINISHED = ("finished", "plateau")
-ANALYSES = {"projections": "bias", "reinit": "criticality", "dse": "DSE"}
 
 
 @dataclass
@@ -66,7 +66,8 @@ def _finished(runs: list[Run], manifests: list[dict], notes: list[str]) -> list[
 
 
 def _differences(runs: list[Run], notes: list[str]) -> None:
-    for kind, what in ANALYSES.items():
+    compared = [(found.name, found.compared_as) for found in declarations() if found.compared_as]
+    for kind, what in compared:
         having = [run for run in runs if run.documents.get(kind) or run.documents.get(f"{kind}_summary")]
         if having and len(having) < len(runs):
             for run in runs:

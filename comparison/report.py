@@ -10,7 +10,7 @@ from pathlib import Path
 
 from comparison.family import Family
 from comparison.stats import MIN_SEEDS, Contrast, Correlation, critical_layers, last_epoch
-from schema.conventions import CRITICAL_DROP, SIGNIFICANCE
+from schema.thresholds import CRITICAL_DROP, SIGNIFICANCE
 
 
 def _num(value: float, digits: int = 2) -> str:
@@ -95,8 +95,8 @@ def level_section(family: Family, level: str, bias, criticality, correlation: Co
 
 def contrast_sentence(contrast: Contrast) -> str:
     tail = "" if contrast.enough else f"; {contrast.n} is too few for a claim"
-    return (f"{contrast.what}: {_num(contrast.value)} at {contrast.level} vs {_num(contrast.reference_value)} at "
-            f"{contrast.reference} ({'median over' if 'layers' in contrast.n else 'mean over'} {contrast.n}; "
+    return (f"{contrast.what}: {_num(contrast.value)} at {contrast.level} vs {_num(contrast.baseline_value)} at "
+            f"{contrast.baseline} ({'median over' if 'layers' in contrast.n else 'mean over'} {contrast.n}; "
             f"{contrast.test}, p = {_p(contrast.p)}{tail}).")
 
 

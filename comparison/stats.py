@@ -10,9 +10,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from comparison.correlation import rank_correlation
 from comparison.family import Family
-from schema.conventions import CRITICAL_DROP, SIGNIFICANCE
-from schema.table import level_of, reinit_layer_names
+from schema.reference import reinit_layer_names
+from schema.table import level_of
+from schema.thresholds import CRITICAL_DROP, SIGNIFICANCE
 
 MIN_SEEDS = 3  # fewer seeds per level: a description, not a claim
 MIN_LAYERS = 5  # fewer paired layers: the signed-rank test cannot reach p < 0.05
@@ -83,9 +85,9 @@ class Correlation:
 
 def spearman(points, *, resamples: int = BOOTSTRAP, seed: int = 0) -> Correlation | None:
     """Spearman's rho of ``points`` (x, y) with a percentile bootstrap CI that resamples whole runs."""
-    if len(points) < 3 or points.x.nunique() < 2 or points.y.nunique() < 2:
+    estimate = rank_correlation(points.x, points.y)
+    if estimate is None:
         return None
-    result = stats.spearmanr(points.x, points.y)
     groups = [group[["x", "y"]].to_numpy() for _, group in points.groupby("run", sort=False)]
     rng = np.random.default_rng(seed)
     draws = []
@@ -94,7 +96,8 @@ def spearman(points, *, resamples: int = BOOTSTRAP, seed: int = 0) -> Correlatio
         if len(np.unique(sample[:, 0])) > 1 and len(np.unique(sample[:, 1])) > 1:
             draws.append(stats.spearmanr(sample[:, 0], sample[:, 1]).statistic)
     low, high = (np.percentile(draws, [2.5, 97.5]) if draws else (math.nan, math.nan))
-    return Correlation(float(result.statistic), float(low), float(high), float(result.pvalue), len(points), len(groups))
+    rho, p, n = estimate
+    return Correlation(rho, float(low), float(high), p, n, len(groups))
 
 
 def curves(table, metric: str, *, layer: str = ""):
@@ -139,18 +142,18 @@ def reinit_grids(family: Family) -> dict[str, tuple[list[str], list[str], np.nda
 class Contrast:
     what: str
     level: str
-    reference: str
+    baseline: str  # the level every other level is compared with (the first)
     value: float
-    reference_value: float
+    baseline_value: float
     test: str
     p: float | None
     n: str  # what the test is over, e.g. "6 layers" or "2 vs 2 seeds"
     enough: bool  # whether n supports a claim
 
 
-def _paired_layers(per_layer, column: str, level: str, reference: str, what: str, test: str) -> Contrast | None:
+def _paired_layers(per_layer, column: str, level: str, baseline: str, what: str, test: str) -> Contrast | None:
     a = per_layer[per_layer.level == level].set_index("layer")[column]
-    b = per_layer[per_layer.level == reference].set_index("layer")[column]
+    b = per_layer[per_layer.level == baseline].set_index("layer")[column]
     shared = a.index.intersection(b.index)
     if len(shared) == 0:
         return None
@@ -158,14 +161,14 @@ def _paired_layers(per_layer, column: str, level: str, reference: str, what: str
     p = None
     if len(shared) >= 2 and bool((a - b).abs().gt(0).any()):
         p = float(stats.wilcoxon(a, b).pvalue)
-    return Contrast(what, level, reference, float(a.median()), float(b.median()), test, p, f"{len(shared)} layers",
+    return Contrast(what, level, baseline, float(a.median()), float(b.median()), test, p, f"{len(shared)} layers",
                     len(shared) >= MIN_LAYERS)
 
 
-def _seeds(table, metric: str, level: str, reference: str, what: str) -> Contrast | None:
+def _seeds(table, metric: str, level: str, baseline: str, what: str) -> Contrast | None:
     last = last_epoch(table, metric, layers=False)
     last = last[last.layer == ""]
-    a, b = last[last.level == level].value, last[last.level == reference].value
+    a, b = last[last.level == level].value, last[last.level == baseline].value
     if a.empty or b.empty:
         return None
     p = None
@@ -173,7 +176,7 @@ def _seeds(table, metric: str, level: str, reference: str, what: str) -> Contras
         with warnings.catch_warnings():  # nearly equal seeds: scipy warns of precision, the p-value stands
             warnings.simplefilter("ignore", RuntimeWarning)
             p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
-    return Contrast(what, level, reference, float(a.mean()), float(b.mean()), "Welch's t-test", p,
+    return Contrast(what, level, baseline, float(a.mean()), float(b.mean()), "Welch's t-test", p,
                     f"{len(a)} vs {len(b)} seeds", min(len(a), len(b)) >= MIN_SEEDS)
 
 
@@ -181,15 +184,15 @@ def contrasts(family: Family, bias, criticality) -> list[Contrast]:
     """Each level against the first: bias and criticality paired by layer (Wilcoxon signed-rank over
     the seed means), and DSE, DSMI(Z; Y) and test accuracy at the last epoch across seeds (Welch)."""
     found = []
-    reference = family.levels[0]
+    baseline = family.levels[0]
     for level in family.levels[1:]:
-        found += [_paired_layers(bias, "bias", level, reference, "orientation bias |mass - 0.5|",
+        found += [_paired_layers(bias, "bias", level, baseline, "orientation bias |mass - 0.5|",
                                  "Wilcoxon signed-rank"),
-                  _paired_layers(criticality, "reinit_drop", level, reference, "re-initialization drop from epoch 0",
+                  _paired_layers(criticality, "reinit_drop", level, baseline, "re-initialization drop from epoch 0",
                                  "Wilcoxon signed-rank"),
-                  _seeds(family.table, "dsmi_y", level, reference, "DSMI(Z; Y) (bits)"),
-                  _seeds(family.table, "dse", level, reference, "DSE(Z) (bits)"),
-                  _seeds(family.table, "test_top1", level, reference, "test top-1 (%)")]
+                  _seeds(family.table, "dsmi_y", level, baseline, "DSMI(Z; Y) (bits)"),
+                  _seeds(family.table, "dse", level, baseline, "DSE(Z) (bits)"),
+                  _seeds(family.table, "test_top1", level, baseline, "test top-1 (%)")]
     return [contrast for contrast in found if contrast is not None]
 
 

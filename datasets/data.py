@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from datasets.reference import CLASS_ORDERS, NORMALIZATIONS, reference_classes, reference_statistics, view_kind
+from datasets.options import DataOptions
+from datasets.reference import reference_classes, reference_statistics, view_kind
 from datasets.registry import DatasetSpec, get_dataset_spec
 from datasets.sampling import choose_classes, corrupt_labels, restrict_to_classes, split_indices
 from datasets.sources import FolderSource, TensorSource, check_files
@@ -29,52 +30,7 @@ from datasets.transforms import (
 )
 from utils.errors import UserError
 
-PIXEL_SHUFFLE = -1.0
-PIXEL_SHUFFLE_MODES = ("per_image", "shared")
 PIPELINES = ("fast", "dataloader")  # batches on the device, or per-sample PIL transforms in a DataLoader
-
-
-@dataclass(frozen=True)
-class DataOptions:
-    """Every option that changes the data; defaults reproduce the reference tool's."""
-
-    data_path: str = "./data"
-    download: bool = False
-    subsample_classes: int = 0
-    class_sample_seed: int = 42
-    noise: float = 0.0
-    noise_seed: int = 12345
-    pixel_shuffle_mode: str = "per_image"
-    split: float = 0.0
-    stratified: bool = False
-    split_seed: int = 42
-    shuffle: bool = False
-    augmentation: bool = False
-    upscale: bool = False
-    upscale_padding: bool = False
-    unnormalize: bool = False
-    normalization: str = "dataset"  # or "reference": the reference tool's constants (datasets/reference.py)
-    class_order: str = "sorted"  # or "reference": the reference's subset, in the order it drew it
-
-    def validate(self) -> None:
-        if self.upscale and self.upscale_padding:
-            raise UserError("--upscale and --upscale-padding exclude each other; choose one")
-        if not (self.noise == PIXEL_SHUFFLE or 0.0 <= self.noise <= 1.0):
-            raise UserError(f"--noise {self.noise} is out of range; use a ratio in [0, 1], or -1 for pixel shuffle")
-        if not 0.0 <= self.split < 1.0:
-            raise UserError(f"--split {self.split} is out of range; use a fraction in [0, 1)")
-        if self.normalization not in NORMALIZATIONS:
-            raise UserError(f"unknown normalization {self.normalization!r}; choose {' or '.join(NORMALIZATIONS)}")
-        if self.class_order not in CLASS_ORDERS:
-            raise UserError(f"unknown class order {self.class_order!r}; choose {' or '.join(CLASS_ORDERS)}")
-        if self.pixel_shuffle_mode not in PIXEL_SHUFFLE_MODES:
-            raise UserError(
-                f"unknown pixel shuffle mode {self.pixel_shuffle_mode!r}; choose {' or '.join(PIXEL_SHUFFLE_MODES)}"
-            )
-
-    @property
-    def pixel_shuffle(self) -> bool:
-        return self.noise == PIXEL_SHUFFLE
 
 
 @dataclass
@@ -152,7 +108,7 @@ class _Sharded:
     global batch smaller than ``world_size`` is dropped so that every rank takes the same steps.
     """
 
-    def __init__(self, split: "Split", batch_size, shuffle, device, generator, rank, world_size) -> None:
+    def __init__(self, split: Split, batch_size, shuffle, device, generator, rank, world_size) -> None:
         self.split, self.batch_size, self.shuffle = split, batch_size, shuffle
         self.device, self.generator, self.rank, self.world_size = device, generator, rank, world_size
 
@@ -191,7 +147,7 @@ class TensorBatches(_Sharded):
 class _PerSampleDataset(torch.utils.data.Dataset):
     """One transformed sample at a time: decoded from a folder, or a PIL image of an in-memory one."""
 
-    def __init__(self, split: "Split") -> None:
+    def __init__(self, split: Split) -> None:
         self.split = split
         folder = isinstance(split.source, FolderSource)
         self.transform = folder_transform(split.view) if folder else sample_transform(split.view)

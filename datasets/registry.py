@@ -1,12 +1,12 @@
 """Dataset registry: one :class:`DatasetSpec` per dataset, looked up by name."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from utils.errors import UserError
 
-_REGISTRY: dict[str, "DatasetSpec"] = {}
+_REGISTRY: dict[str, DatasetSpec] = {}
 
 
 @dataclass(frozen=True)

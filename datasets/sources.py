@@ -8,8 +8,8 @@ from __future__ import annotations
 import functools
 import os
 import pickle
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

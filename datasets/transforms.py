@@ -42,7 +42,7 @@ class ImageView:
     def crop_padding(self) -> int:
         return max(1, round(self.native_size / 8))
 
-    def for_eval(self) -> "ImageView":
+    def for_eval(self) -> ImageView:
         return replace(self, augment=False)
 
     def to_dict(self) -> dict:

@@ -40,14 +40,14 @@ import glob
 import importlib.util
 import os
 import random
-from typing import Callable, Union
+from collections.abc import Callable
 
 import numpy as np
 import torch
 
 from utils.errors import UserError
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 
 _EPS = float(np.finfo(np.float64).eps)  # the reference adds this to every probability
 # The reference's DSMI calls its DSE with the default random_seed=0, which re-seeds the global

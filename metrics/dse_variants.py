@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import functools
 import random
-from typing import Callable, Iterable, Union
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -64,7 +64,7 @@ from metrics.dse import (
 )
 from utils.errors import UserError
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 EntropyFactory = Callable[..., Callable[[ArrayLike], float]]
 
 ADJACENCY_KERNELS = ("gaussian", "anisotropic", "knn")

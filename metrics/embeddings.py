@@ -8,8 +8,8 @@ is put in eval mode and its mode restored afterwards.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 import torch
 from torch import nn

@@ -94,7 +94,7 @@ def one_hot(labels: torch.Tensor, num_classes: int | None = None) -> torch.Tenso
 
 
 @dataclass(frozen=True)
-class KernelReference:
+class CenteredKernel:
     """A centered Gram matrix ``H K H`` with its bandwidth and ``HSIC(Z, Z)``, reused against many layers."""
 
     centered: torch.Tensor
@@ -102,7 +102,7 @@ class KernelReference:
     self_hsic: float
 
     @classmethod
-    def of(cls, samples: torch.Tensor, sigma: float | None = None) -> "KernelReference":
+    def of(cls, samples: torch.Tensor, sigma: float | None = None) -> CenteredKernel:
         kernel, used = gaussian_kernel(samples, sigma)
         centered = center(kernel)
         return cls(centered, used, hsic_centered(centered, centered))
@@ -114,11 +114,11 @@ def normalized(value: float, self_a: float, self_b: float) -> float | None:
     return min(1.0, max(0.0, value / denominator)) if denominator > 0 else None
 
 
-def information_plane(hidden: torch.Tensor, inputs: KernelReference, labels: KernelReference, *,
+def information_plane(hidden: torch.Tensor, inputs: CenteredKernel, labels: CenteredKernel, *,
                       sigma: float | None = None) -> dict:
     """``{sigma, hsic_x, hsic_y, nhsic_x, nhsic_y, hsic_self}`` of a layer's outputs ``(m, ...)`` against the
     inputs' and the labels' kernels (on the same ``m`` samples, same device)."""
-    layer = KernelReference.of(hidden, sigma)
+    layer = CenteredKernel.of(hidden, sigma)
     hsic_x = hsic_centered(layer.centered, inputs.centered.to(layer.centered.device))
     hsic_y = hsic_centered(layer.centered, labels.centered.to(layer.centered.device))
     return {"sigma": layer.sigma, "hsic_x": hsic_x, "hsic_y": hsic_y,

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import warnings
-from typing import Union
 
 import numpy as np
 import torch
@@ -29,7 +28,7 @@ from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-ArrayLike = Union[np.ndarray, torch.Tensor]
+ArrayLike = np.ndarray | torch.Tensor
 
 DEFAULT_CLUSTERS = 10  # dse-dsmi's n_clusters
 # scikit-learn's default for affinity="nearest_neighbors" (the package does not change it): the kNN graph

@@ -8,7 +8,7 @@ the same kernels on the same batches, so the logits equal a full forward pass bi
 from __future__ import annotations
 
 import operator
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.fx as fx

@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -165,7 +165,7 @@ class DistanceTerms:
     diff_max: float  # max |W - W0|
     init_max: float  # max |W0|
 
-    def __add__(self, other: "DistanceTerms") -> "DistanceTerms":
+    def __add__(self, other: DistanceTerms) -> DistanceTerms:
         return DistanceTerms(
             self.diff_sq + other.diff_sq, self.init_sq + other.init_sq, self.weight_sq + other.weight_sq,
             self.dot + other.dot, max(self.diff_max, other.diff_max), max(self.init_max, other.init_max),

@@ -23,8 +23,8 @@ pass bit for bit on the first samples, is evaluated naively (a full forward per 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import torch
 from torch import nn

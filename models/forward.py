@@ -6,7 +6,7 @@ eval mode without gradients, then removes the hooks and restores the model's mod
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 from torch import nn

@@ -5,8 +5,8 @@ name. Names not registered here fall back to torchvision's classification models
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from torch import nn
 

@@ -79,11 +79,10 @@ def replace_first_conv(model: nn.Module, in_channels: int) -> nn.Conv2d:
 
     The new layer gets Kaiming-normal (fan_out, ReLU) weights and a zero bias.
     """
-    for module_name, module in model.named_modules():
-        if isinstance(module, nn.Conv2d):
-            break
-    else:
+    found = next(((name, module) for name, module in model.named_modules() if isinstance(module, nn.Conv2d)), None)
+    if found is None:
         raise ValueError("model has no Conv2d to adapt to the input channels")
+    module_name, module = found
     new_conv = nn.Conv2d(
         in_channels,
         module.out_channels,

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-
 from plotting.common import run_title, subplots
-from plotting.registry import MissingData, RunResults, register_figure
+from plotting.registry import MissingData, register_figure
+from schema.runs import Run
 
 
-def _series(run: RunResults) -> dict[str, list[dict]]:
+def _series(run: Run) -> dict[str, list[dict]]:
     """DSE documents by measurement (layer and kernel settings), each sorted by epoch.
 
     Per-snapshot files are preferred; a folder holding only ``dse_summary.json`` (e.g. copied
@@ -33,9 +33,8 @@ def _series(run: RunResults) -> dict[str, list[dict]]:
     return {label: sorted(docs, key=lambda d: d["epoch"]) for label, docs in groups.items()}
 
 
-def _accuracy(run: RunResults) -> tuple[list[int], list[float], str] | None:
-    records = run.documents.get("run") or []
-    rows = (records[0].get("epochs") or []) if records else []
+def _accuracy(run: Run) -> tuple[list[int], list[float], str] | None:
+    rows = (run.record or {}).get("epochs") or []
     rows = [row for row in rows if row.get("val_top1") is not None]
     if not rows:
         return None
@@ -43,7 +42,7 @@ def _accuracy(run: RunResults) -> tuple[list[int], list[float], str] | None:
 
 
 @register_figure("dse")
-def dse_curves(run: RunResults, options: dict) -> list:
+def dse_curves(run: Run, options: dict) -> list:
     """Three panels against epoch: DSE(Z) (with log2 N, its ceiling), DSMI(Z; Y), accuracy."""
     series = _series(run)
     accuracy = _accuracy(run)

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.colors import Normalize
 
 from plotting.common import subplots
-from schema.conventions import SIGNIFICANCE
+from schema.thresholds import SIGNIFICANCE
 
 
 def _colors(levels: list[str]) -> dict[str, str]:

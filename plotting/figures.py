@@ -4,14 +4,15 @@ from __future__ import annotations
 import numpy as np
 
 from plotting.common import chosen_epochs, run_title, subplots
-from plotting.registry import MissingData, RunResults, register_figure
-from schema.conventions import SIGNIFICANCE
+from plotting.registry import MissingData, documents_of, register_figure
+from schema.runs import Run
+from schema.thresholds import SIGNIFICANCE
 
 
 @register_figure("training")
-def training_curves(run: RunResults, options: dict) -> list:
+def training_curves(run: Run, options: dict) -> list:
     """Loss and top-1 accuracy against epoch, from train.py's run.json."""
-    record = run.first("run")
+    record = documents_of(run, "run")[0]
     rows = record.get("epochs") or []
     if not rows:
         raise MissingData("run.json has no finished epoch")
@@ -48,8 +49,8 @@ def sign_test_p(record: dict) -> float | None:
     return record.get("sign_test_p")
 
 
-def _projection_documents(run: RunResults) -> list[dict]:
-    documents = [d for d in run.of_kind("projections") if d.get("epoch") is not None]
+def _projection_documents(run: Run) -> list[dict]:
+    documents = [d for d in documents_of(run, "projections") if d.get("epoch") is not None]
     if not documents:
         raise MissingData("projection results carry no epoch")
     return documents
@@ -80,7 +81,7 @@ def _heatmap(ax, grid, *, labels, epochs, cmap, vmin, vmax, title, colorbar_labe
 
 
 @register_figure("projection_heatmaps")
-def projection_heatmaps(run: RunResults, options: dict) -> list:
+def projection_heatmaps(run: Run, options: dict) -> list:
     """Layers x epochs heatmaps of the mean projection and of mass = P(p <= 0)."""
     documents = _projection_documents(run)
     epochs = [int(d["epoch"]) for d in documents]
@@ -105,7 +106,7 @@ def projection_heatmaps(run: RunResults, options: dict) -> list:
 
 
 @register_figure("projection_histograms")
-def projection_histograms(run: RunResults, options: dict) -> list:
+def projection_histograms(run: Run, options: dict) -> list:
     """Per layer, histograms of the filters' projections at chosen epochs over the first (init)."""
     documents = {int(d["epoch"]): d for d in _projection_documents(run)}
     epochs = chosen_epochs(sorted(documents), options.get("epochs"), "projection")

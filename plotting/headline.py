@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import math
 
-
+from comparison.correlation import rank_correlation
 from plotting.common import run_title, subplots
 from plotting.figures import layer_records, sign_test_p
-from plotting.registry import MissingData, RunResults, register_figure
-
-
-def reinit_layer_names(reinit: dict) -> list[str]:
-    names = reinit.get("layer_names") or reinit.get("layers") or []
-    return [n["name"] if isinstance(n, dict) else str(n) for n in names]
+from plotting.registry import MissingData, documents_of, register_figure
+from schema.reference import reinit_layer_names
+from schema.runs import Run
 
 
 def bias_and_criticality(projections: dict, reinit: dict | None) -> list[dict]:
@@ -24,7 +21,7 @@ def bias_and_criticality(projections: dict, reinit: dict | None) -> list[dict]:
     if reinit:
         accuracies = (reinit.get("init_from_epoch") or {}).get("0") or []
         names = reinit_layer_names(reinit)
-        if not names and len(accuracies) == len(rows):
+        if not reinit.get("layer_names") and len(accuracies) == len(rows):
             names = [row["layer"] for row in rows]  # the reference's files: both list the convs in forward order
         drops = dict(zip(names, accuracies))
         top1 = reinit.get("top1_test") or 0
@@ -41,20 +38,15 @@ def bias(row: dict) -> float | None:
 def spearman(rows: list[dict]) -> tuple[float, float, int] | None:
     """Spearman correlation of |mass - 0.5| with the drop over the layers that have both."""
     pairs = [(bias(r), r["drop"]) for r in rows if r.get("drop") is not None and bias(r) is not None]
-    if len(pairs) < 3:
-        return None
-    from scipy.stats import spearmanr
-
-    result = spearmanr(*zip(*pairs))
-    return float(result.statistic), float(result.pvalue), len(pairs)
+    return rank_correlation(*zip(*pairs)) if pairs else None
 
 
-def matching_documents(run: RunResults) -> tuple[dict, dict]:
+def matching_documents(run: Run) -> tuple[dict, dict]:
     """The latest reinit sweep with a row from epoch 0, and the projections of the same epoch."""
-    sweeps = [d for d in run.of_kind("reinit") if "0" in (d.get("init_from_epoch") or {})]
+    sweeps = [d for d in documents_of(run, "reinit") if "0" in (d.get("init_from_epoch") or {})]
     if not sweeps:
         raise MissingData("no reinit sweep from epoch 0")
-    projections = {d.get("epoch"): d for d in run.of_kind("projections")}
+    projections = {d.get("epoch"): d for d in documents_of(run, "projections")}
     for sweep in reversed(sweeps):
         if sweep.get("epoch") in projections:
             return projections[sweep["epoch"]], sweep
@@ -62,7 +54,7 @@ def matching_documents(run: RunResults) -> tuple[dict, dict]:
 
 
 @register_figure("headline")
-def headline(run: RunResults, options: dict) -> list:
+def headline(run: Run, options: dict) -> list:
     """Per layer: |mass - 0.5| and the sign test's -log10 p against the drop from epoch 0."""
     projections, sweep = matching_documents(run)
     rows = [r for r in bias_and_criticality(projections, sweep) if r.get("drop") is not None and bias(r) is not None]

@@ -9,10 +9,11 @@ from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
 
 from plotting.common import run_title, subplots
-from plotting.registry import MissingData, RunResults, register_figure
+from plotting.registry import MissingData, register_figure
+from schema.runs import Run
 
 
-def _tracks(run: RunResults) -> list[tuple[dict, list[int], dict[str, np.ndarray]]]:
+def _tracks(run: Run) -> list[tuple[dict, list[int], dict[str, np.ndarray]]]:
     """Per measurement (settings): ``(header, epochs, {layer: (epochs, 2) array of (x, y)})``, with x and
     y the normalized values when the settings say so. Per-snapshot files first, else the summary."""
     groups: dict[str, list[dict]] = {}
@@ -56,7 +57,7 @@ def _float(value) -> float:
 
 
 @register_figure("hsic_plane")
-def hsic_plane(run: RunResults, options: dict) -> list:
+def hsic_plane(run: Run, options: dict) -> list:
     """One figure per HSIC measurement: a line per layer (layer colours), points coloured by epoch."""
     built = []
     for number, (header, epochs, tracks) in enumerate(_tracks(run)):
@@ -90,3 +91,31 @@ def _settings_label(header: dict) -> str:
     sigma = settings.get("sigma")
     label = f"{settings.get('samples')}samples_sigma-{'median' if sigma is None else f'{sigma:g}'}"
     return label + ("_normalized" if settings.get("normalized") else "")
+
+
+@register_figure("hsic_epochs")
+def hsic_epochs(run: Run, options: dict) -> list:
+    """HSIC(T, X) and HSIC(T, Y) against epoch, a line per layer (the information plane's two axes
+    unrolled in time: compression shows as a falling HSIC(T, X))."""
+    built = []
+    for number, (header, epochs, tracks) in enumerate(_tracks(run)):
+        fig, (ax_x, ax_y) = subplots(1, 2, figsize=(11, 4.2), sharex=True)
+        layer_colors = matplotlib.colormaps["tab10" if len(tracks) <= 10 else "tab20"]
+        key_x, key_y = _keys(header)
+        prefix = "normalized HSIC" if key_x.startswith("n") else "HSIC"
+        for index, (name, points) in enumerate(tracks.items()):
+            color = layer_colors(index % layer_colors.N)
+            ax_x.plot(epochs, points[:, 0], marker="o", markersize=3, color=color, label=name)
+            ax_y.plot(epochs, points[:, 1], marker="o", markersize=3, color=color, label=name)
+        ax_x.set(xlabel="epoch", ylabel=f"{prefix}(T, X)", title="layer output vs input")
+        ax_y.set(xlabel="epoch", ylabel=f"{prefix}(T, Y)", title="layer output vs labels")
+        for ax in (ax_x, ax_y):
+            ax.grid(alpha=0.3)
+        ax_y.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5), title="layer")
+        probe = header.get("probe") or {}
+        fig.suptitle(run_title(f"HSIC per layer against epoch ({probe.get('size', '?')} {probe.get('split', '')} "
+                               "samples)", arch=header.get("arch"), dataset=header.get("dataset"),
+                               seed=header.get("seed")))
+        fig.tight_layout()
+        built.append(("hsic_epochs" if number == 0 else f"hsic_epochs_{_settings_label(header)}", fig))
+    return built

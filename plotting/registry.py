@@ -1,14 +1,16 @@
-"""Figure builders by name. Each takes the collected results of one run and returns figures.
+"""Figure builders by name. Each takes one run (a :class:`schema.Run`, as compare_runs.py reads
+them: run.json and the run's documents by kind) and returns figures.
 
 A builder raises :class:`MissingData` when the results lack what it needs; ``plot_results.py``
 then prints a one-line notice and goes on with the next figure.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Callable
 
-FigureBuilder = Callable[["RunResults", dict], list]  # -> [(file stem, matplotlib Figure)]
+from schema.runs import Run
+
+FigureBuilder = Callable[[Run, dict], list]  # -> [(file stem, matplotlib Figure)]
 _FIGURES: dict[str, FigureBuilder] = {}
 
 
@@ -16,29 +18,15 @@ class MissingData(Exception):
     """The results do not hold what a figure needs."""
 
 
-@dataclass
-class RunResults:
-    """Every result document of one run (same arch, dataset, seed, data options), by kind."""
-
-    key: tuple
-    documents: dict[str, list[dict]] = field(default_factory=dict)
-
-    def of_kind(self, kind: str) -> list[dict]:
-        """Documents of ``kind`` sorted by epoch; :class:`MissingData` when there are none."""
-        docs = self.documents.get(kind, [])
-        if not docs:
-            raise MissingData(f"no '{kind}' results")
-        return sorted(docs, key=lambda d: (_epoch(d), str(d.get("_path", ""))))
-
-    def first(self, kind: str) -> dict:
-        return self.of_kind(kind)[0]
-
-
-def _epoch(document: dict) -> float:
-    try:
-        return float(document.get("epoch"))
-    except (TypeError, ValueError):
-        return float("inf")
+def documents_of(run: Run, kind: str) -> list[dict]:
+    """The run's documents of ``kind`` in epoch order; :class:`MissingData` when there are none."""
+    found = run.record if kind == "run" else None
+    if found is not None:
+        return [found]
+    found = run.of_kind(kind)
+    if not found:
+        raise MissingData(f"no '{kind}' results")
+    return found
 
 
 def register_figure(name: str) -> Callable[[FigureBuilder], FigureBuilder]:

@@ -17,7 +17,9 @@ from matplotlib.colors import Normalize
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from plotting.common import run_title, subplots
-from plotting.registry import MissingData, RunResults, register_figure
+from plotting.registry import MissingData, documents_of, register_figure
+from schema.reference import reinit_layer_names
+from schema.runs import Run
 
 CMAP = "YlOrRd"
 RAND_KEY = "rand"
@@ -47,7 +49,8 @@ def reinit_heatmap_data(document: dict) -> HeatmapData:
     for row, key in enumerate(keys):
         values = np.array([np.nan if v is None else v for v in accuracies[key]], dtype=float)
         grid[row, : len(values)] = (top1 - values) / top1 if top1 else np.nan
-    names = document.get("layer_names") or [f"layer {i}" for i in range(width)]
+    names = reinit_layer_names(document)
+    names += [f"layer {i}" for i in range(len(names), width)]  # rows of a reference file may differ in width
     return HeatmapData([_row_label(document, key) for key in keys], list(names), grid, float(top1),
                        document.get("chance_top1"))
 
@@ -136,6 +139,6 @@ def reinit_figures_of(document: dict) -> list:
 
 
 @register_figure("reinit")
-def reinit_figures(run: RunResults, options: dict) -> list:
+def reinit_figures(run: Run, options: dict) -> list:
     """One heatmap per reinit result file of the run."""
-    return [figure for document in run.of_kind("reinit") for figure in reinit_figures_of(document)]
+    return [figure for document in documents_of(run, "reinit") for figure in reinit_figures_of(document)]

@@ -7,21 +7,14 @@ import os
 from pathlib import Path
 
 from plotting.headline import bias_and_criticality, spearman
-from plotting.registry import RunResults
-from schema.conventions import CRITICAL_DROP, SIGNIFICANCE
+from schema.runs import Run
+from schema.thresholds import CRITICAL_DROP, SIGNIFICANCE
 
 
-
-def _last(run: RunResults, kind: str) -> dict | None:
+def _last(run: Run, kind: str) -> dict | None:
     """The latest-epoch document of ``kind``, or None."""
-    documents = run.documents.get(kind) or []
-    return run.of_kind(kind)[-1] if documents else None
-
-
-def _summary(run: RunResults, kind: str, **match) -> dict | None:
-    """The summary of ``kind`` whose keys equal ``match`` (e.g. the default conv mode), or None."""
-    found = [d for d in run.documents.get(kind) or [] if all(d.get(k) == v for k, v in match.items())]
-    return found[0] if found else None
+    found = run.of_kind(kind)
+    return found[-1] if found else None
 
 
 def _sentences(rows: list[dict]) -> list[str]:
@@ -46,7 +39,7 @@ def _sentences(rows: list[dict]) -> list[str]:
 
 
 FIGURE_ORDER = ("training_curves", "headline", "reinit", "projection_heatmaps", "projection_histograms", "dse",
-                "hsic_plane", "spectra_heatmaps", "spectra_esd")
+                "hsic_plane", "hsic_epochs", "spectra_heatmaps", "spectra_esd", "spectra_alpha")
 
 
 def _figure_order(png: Path) -> tuple[int, str]:
@@ -83,11 +76,11 @@ def _spectra_sentence(summary: dict) -> str:
             f"shuffled weights, mean more learned structure).")
 
 
-def report_markdown(run: RunResults, *, report_dir: Path, figures: list[Path], run_dir: Path, results_dir: Path,
+def report_markdown(run: Run, *, report_dir: Path, figures: list[Path], run_dir: Path, results_dir: Path,
                     plots_dir: Path, timings: dict) -> str:
     """The report of one run (its documents: run.json and the results), embedding ``figures``
     (PNG paths, linked relative to ``report_dir``)."""
-    record = _last(run, "run") or {}
+    record = run.record or {}
     projections = _last(run, "projections")
     epochs = record.get("epochs") or [{}]
     lines = [f"# Demo report: {record.get('arch')} on {record.get('dataset')}, seed {record.get('seed')}", ""]
@@ -103,7 +96,7 @@ def report_markdown(run: RunResults, *, report_dir: Path, figures: list[Path], r
                None)
     if dse and dse.get("epochs"):
         lines += [_dse_sentence(dse), ""]
-    spectra = _summary(run, "spectra_summary", conv_mode="slices")
+    spectra = run.summary("spectra_summary", conv_mode="slices")
     if spectra and spectra.get("epochs"):
         lines += [_spectra_sentence(spectra), ""]
     for png in sorted(figures, key=_figure_order):

@@ -7,8 +7,9 @@ import numpy as np
 from matplotlib.ticker import NullFormatter
 
 from plotting.common import chosen_epochs, run_title, subplots
-from plotting.registry import MissingData, RunResults, register_figure
+from plotting.registry import MissingData, documents_of, register_figure
 from schema import layers_by_epoch
+from schema.runs import Run
 
 # (metric, title, colour map) of the heatmap panels
 HEATMAPS = (("alpha", "power-law exponent alpha", "viridis"), ("entropy", "matrix entropy (normalized)", "magma"),
@@ -47,7 +48,7 @@ def _grids(epochs: list[int], layers: list[dict], matrices: dict, header: dict):
     return epochs, names, grids, header
 
 
-def _all_grids(run: RunResults) -> dict[str, tuple]:
+def _all_grids(run: Run) -> dict[str, tuple]:
     """Per conv mode, the heatmap data from the per-snapshot documents, else from the summaries."""
     groups = _by_mode(run.documents.get("spectra", []))
     if groups:
@@ -59,7 +60,7 @@ def _all_grids(run: RunResults) -> dict[str, tuple]:
 
 
 @register_figure("spectra")
-def spectra_heatmaps(run: RunResults, options: dict) -> list:
+def spectra_heatmaps(run: Run, options: dict) -> list:
     """Layers x epochs heatmaps of alpha, matrix entropy, stable rank and rand_distance (one figure per conv mode)."""
     return [(_stem("spectra_heatmaps", mode), _heatmap_figure(*grids)) for mode, grids in _all_grids(run).items()]
 
@@ -103,10 +104,10 @@ def _largest_layer(document: dict) -> str:
 
 
 @register_figure("spectra_esd")
-def spectra_esd(run: RunResults, options: dict) -> list:
+def spectra_esd(run: Run, options: dict) -> list:
     """Log-log histogram of one layer's eigenvalues at chosen epochs, with the fitted power law
     ``(n_tail / n) (alpha - 1) / xmin (x / xmin)^-alpha`` above ``xmin`` (one figure per conv mode)."""
-    groups = _by_mode(run.of_kind("spectra"))
+    groups = _by_mode(documents_of(run, "spectra"))
     if not groups:
         raise MissingData("spectra results carry no epoch")
     built, missing = [], []
@@ -154,6 +155,17 @@ def _draw_esd(ax, record: dict) -> None:
     low, high = positive.min(), positive.max()
     bins = np.geomspace(low, high * 1.0001, 30) if high > low else np.array([low * 0.9, high * 1.1])
     ax.hist(positive, bins=bins, density=True, color="C0", alpha=0.6, label="ESD")
+    randomized = np.asarray(record.get("rand_eigenvalues") or [], dtype=float)
+    randomized = randomized[(randomized >= low) & (randomized <= high)] if randomized.size else randomized
+    if randomized.size:  # WeightWatcher's overlay: the ESD of the elementwise-shuffled weights
+        ax.hist(randomized, bins=bins, density=True, histtype="step", color="C1", linewidth=1.5,
+                label="randomized ESD")
+    if record.get("bulk_max") is not None:  # the Marchenko-Pastur bulk edge
+        ax.axvline(record["bulk_max"], color="C2", linestyle="--", linewidth=1.2,
+                   label=f"MP bulk edge ({record.get('num_spikes', 0)} spikes)")
+    if record.get("num_traps"):
+        ax.axvline(record["rand_bulk_max"], color="C1", linestyle="--", linewidth=1.2,
+                   label=f"{record['num_traps']} correlation traps beyond")
     alpha, xmin, n_tail = record.get("alpha"), record.get("xmin"), record.get("n_tail")
     if alpha is not None and xmin is not None and n_tail:
         grid = np.geomspace(xmin, high, 50)
@@ -166,3 +178,31 @@ def _draw_esd(ax, record: dict) -> None:
     bottom, top = ax.get_ylim()
     ax.set_ylim(bottom, top * (top / bottom) ** 0.35)  # headroom above the bars for the legend
     ax.legend(fontsize=8, loc="upper right")
+
+
+# -- alpha against rand_distance, per layer ----------------------------------------------------------------
+@register_figure("spectra_alpha")
+def spectra_alpha_rand_distance(run: Run, options: dict) -> list:
+    """Each layer's power-law alpha against its rand_distance at the last epoch (WeightWatcher's blog's
+    last figure): well-trained layers sit at low alpha (2-6) and a large distance from their shuffle."""
+    groups = _by_mode(documents_of(run, "spectra"))
+    documents = groups.get("slices") or next(iter(groups.values()), None)
+    if not documents:
+        raise MissingData("spectra results carry no epoch")
+    last = documents[-1]
+    points = [(layer["name"], layer.get("alpha"), layer.get("rand_distance")) for layer in last["layers"]
+              if layer.get("alpha") is not None and layer.get("rand_distance") is not None]
+    if not points:
+        raise MissingData("no layer has both alpha and rand_distance")
+    fig, ax = subplots(figsize=(6.4, 4.6))
+    ax.axvspan(2, 6, color="C2", alpha=0.08, label="2 <= alpha <= 6 (WeightWatcher: well trained)")
+    for index, (name, alpha, distance) in enumerate(points):
+        ax.scatter(alpha, distance, color=f"C{index % 10}", s=40, zorder=2)
+        ax.annotate(name, (alpha, distance), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set(xlabel="power-law exponent alpha", ylabel="rand_distance (JS, ESD vs shuffled ESD)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    fig.suptitle(run_title(f"alpha vs rand_distance per layer, epoch {last.get('epoch')}", arch=last.get("arch"),
+                           dataset=last.get("dataset"), seed=last.get("seed")))
+    fig.tight_layout()
+    return [(_stem("spectra_alpha_rand_distance", last.get("conv_mode", "slices")), fig)]

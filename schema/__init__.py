@@ -14,14 +14,15 @@ The package is called ``schema`` rather than ``results`` because ``./results`` i
 output folder of every CLI (the reference tool's), and outputs must not land in a source package.
 """
 from schema.documents import SCHEMA_VERSION, finite_or_none, header, read_json, write
-from schema.load import RESULT_KINDS, collect, identify, load, matching, normalize
-from schema.reference import to_reference_projections, to_reference_reinit
+from schema.load import collect, identify, load, matching, normalize, result_kinds
+from schema.reference import reinit_layer_names, to_reference_projections, to_reference_reinit
 from schema.runs import Run, find_runs
 from schema.summaries import SummarySpec, layers_by_epoch, summarize
-from schema.table import load_table, table_of
+from schema.table import finite, layered_rows, load_table, table_metrics, table_of
 
 __all__ = [
-    "RESULT_KINDS", "SCHEMA_VERSION", "SummarySpec", "collect", "finite_or_none", "header", "identify",
-    "Run", "find_runs", "layers_by_epoch", "load", "load_table", "matching", "normalize", "read_json", "summarize",
-    "table_of", "to_reference_projections", "to_reference_reinit", "write",
+    "SCHEMA_VERSION", "SummarySpec", "collect", "finite", "finite_or_none", "header", "identify", "Run",
+    "find_runs", "layered_rows", "layers_by_epoch", "load", "load_table", "matching", "normalize", "read_json",
+    "reinit_layer_names", "result_kinds", "summarize", "table_metrics", "table_of", "to_reference_projections",
+    "to_reference_reinit", "write",
 ]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from schema.documents import SCHEMA_VERSION, read_json
 from schema.reference import is_reference_projections, normalize_projections, normalize_reinit
@@ -18,9 +18,13 @@ from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-# Every kind of document we write (run.json is "run").
-RESULT_KINDS = ("run", "projections", "projections_summary", "spectra", "spectra_summary", "dse", "dse_summary",
-                "hsic", "hsic_summary", "reinit")
+
+
+def result_kinds() -> tuple[str, ...]:
+    """Every kind of document we write: run.json's ``run`` and each analysis's (``analyses.registry``)."""
+    from analyses.registry import result_kinds as declared
+
+    return declared()
 
 
 def identify(document) -> str | None:
@@ -69,6 +73,7 @@ def walk(inputs, *, what: str, unreadable: list[str]) -> Iterator[tuple[Path, Pa
     and sweep manifest (as written) under ``inputs``: folders, searched recursively, or JSON files.
     Other JSON is passed over; files that cannot be read go to ``unreadable``. A missing input is a
     :class:`UserError` that asks for ``what``."""
+    kinds = result_kinds()
     for entry in inputs:
         root = Path(entry)
         if not root.exists():
@@ -77,7 +82,7 @@ def walk(inputs, *, what: str, unreadable: list[str]) -> Iterator[tuple[Path, Pa
             try:
                 document = read_json(path)
                 kind = identify(document)
-                if kind in RESULT_KINDS:
+                if kind in kinds:
                     document = normalize(document)
                 elif kind != "sweep":
                     continue
@@ -121,3 +126,4 @@ def matching(folder: str | os.PathLike, prefix: str, *, kind: str, **match) -> l
             rows.append((path, document))
     rows.sort(key=lambda row: (row[1].get("epoch") is None, row[1].get("epoch") or 0, row[0].name))
     return rows
+

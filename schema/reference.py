@@ -75,6 +75,12 @@ def _row_order(key: str):
     return (0, epoch, key) if epoch is not None else (1, 0, key)
 
 
+def reinit_layer_names(document: dict) -> list[str]:
+    """A reinit document's columns: its module names, or ``layer <i>`` (the reference's files have none)."""
+    rows = document.get("rows") or []
+    return document.get("layer_names") or ([f"layer {i}" for i in range(len(rows[0]["top1"]))] if rows else [])
+
+
 def normalize_reinit(document: dict) -> dict:
     normalized = _base(document, "reinit")
     top1 = document.get("top1_test")

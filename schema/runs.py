@@ -11,14 +11,13 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datasets.options import DESIGN, PIXEL_SHUFFLE, data_flags
 from schema.load import walk
 from utils.paths import run_subdir
 
 # train.py arguments that define a run's design (the rest are paths, devices, logging...).
-FACTORS = ("dataset", "subsample_classes", "noise", "pixel_shuffle", "arch", "optimizer", "lr", "lr_schedule",
-           "lr_step", "lr_decay", "momentum", "weight_decay", "batch_size", "epochs", "augmentation", "upscale",
-           "upscale_padding", "pretrained", "split", "stratified", "unnormalize", "dse_sigma")
-PIXEL_SHUFFLE = -1.0
+FACTORS = ("dataset", *data_flags(DESIGN), "arch", "optimizer", "lr", "lr_schedule", "lr_step", "lr_decay",
+           "momentum", "weight_decay", "batch_size", "epochs", "pretrained", "conv_init", "conv_init_std", "dse_sigma")
 _NOISE_FOLDER = re.compile(r"^noise_(\d+)$")
 
 
@@ -28,10 +27,21 @@ class Run:
     record: dict | None = None  # run.json
     documents: dict[str, list[dict]] = field(default_factory=dict)  # by kind, normalized
 
+    @classmethod
+    def of_documents(cls, folder, documents: dict[str, list[dict]]) -> Run:
+        """The run of ``documents`` by kind (as :func:`schema.collect` groups them): run.json, if
+        there is one, is its record."""
+        records = documents.get("run") or []
+        return cls(Path(folder), records[0] if records else None, {k: v for k, v in documents.items() if k != "run"})
+
     def of_kind(self, kind: str) -> list[dict]:
         """Documents of ``kind`` in epoch order (those without an epoch last)."""
         documents = self.documents.get(kind) or []
         return sorted(documents, key=lambda d: (d.get("epoch") is None, d.get("epoch") or 0, d.get("_path", "")))
+
+    def summary(self, kind: str, **match) -> dict | None:
+        """The first document of ``kind`` (a summary: one per folder and settings) whose keys equal ``match``."""
+        return next((d for d in self.documents.get(kind) or [] if all(d.get(k) == v for k, v in match.items())), None)
 
     def _first(self, key: str):
         if self.record is not None and self.record.get(key) is not None:

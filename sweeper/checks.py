@@ -6,7 +6,7 @@ member and the problem; nothing has been written by then.
 from __future__ import annotations
 
 import argparse
-from typing import Iterable
+from collections.abc import Iterable
 
 import datasets
 import models

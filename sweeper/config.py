@@ -20,8 +20,9 @@ A flag on the command line wins over the file.
 """
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from sweeper.grid import Definition, Flag, add_flag
 from utils.errors import UserError

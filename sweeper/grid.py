@@ -8,21 +8,22 @@ given alone; given values (``--augmentation off on``) it is an axis (on/off, tru
 from __future__ import annotations
 
 import argparse
+import inspect
 import itertools
 from dataclasses import dataclass, field
 
+from analyses.registry import sweep_analyses
 from utils.errors import UserError
+from utils.paths import run_subdir
 
 BOOLEAN_VALUES = {"on": True, "true": True, "yes": True, "1": True, "off": False, "false": False, "no": False,
                   "0": False}
 # Flags of the standard run layout <dataset>[_<k>]/[noise_<r>|pixel_shuffle]/<arch>/<seed>/; any other
 # axis adds a folder level named after its values.
-LAYOUT_FLAGS = ("dataset", "subsample_classes", "noise", "arch", "seed")
+LAYOUT_FLAGS = tuple(inspect.signature(run_subdir).parameters)
 # Flags the sweep sets (folders, progress) or that make no sense for a family.
 SET_BY_SWEEP = ("models_path", "results", "tb_logdir", "no_progress")
 NOT_IN_SWEEPS = ("resume_from", "evaluate", "evaluate_train", "eval_regularization_loss", "override", "start_epoch")
-ANALYSES = ("projections", "reinit", "spectra", "hsic")
-DEFAULT_ANALYSES = ("projections", "reinit")
 DEFAULT_SEED = "0"
 
 
@@ -54,13 +55,13 @@ class Definition:
 
     fixed: dict[str, list[str]] = field(default_factory=dict)
     axes: dict[str, list[list[str] | None]] = field(default_factory=dict)
-    analyses: tuple[str, ...] = DEFAULT_ANALYSES
+    analyses: tuple[str, ...] = field(default_factory=lambda: sweep_analyses()[1])
 
     def record(self) -> dict:
         return {"fixed": self.fixed, "axes": self.axes, "analyses": list(self.analyses)}
 
     @classmethod
-    def from_record(cls, record: dict) -> "Definition":
+    def from_record(cls, record: dict) -> Definition:
         axes = {option: [None if v is None else list(v) for v in values] for option, values in record["axes"].items()}
         return cls(dict(record["fixed"]), axes, tuple(record["analyses"]))
 

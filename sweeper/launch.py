@@ -67,21 +67,25 @@ class Progress:
         self._lock = threading.Lock()
 
     def __call__(self, plan: Plan, status: dict) -> None:
+        self.member(plan.member.id, status)
+
+    def member(self, member: str, status: dict) -> None:
         with self._lock:
-            entry = self.entries[plan.member.id]
-            merge_status(entry, status)
+            merge_status(self.entries[member], status)
             self.folder.save(self.manifest)
             if status["status"] == "running":
-                logger.info("started %s", plan.member.id)
+                logger.info("started %s", member)
                 return
             self.ended += 1
+            seconds = status.get("seconds")
+            took = f" in {seconds:.0f}s" if isinstance(seconds, (int, float)) else ""
             error = f": {status['error']}" if status.get("error") else ""
-            logger.info("%s %s in %ss%s (%d of %d; ETA %s)", status["status"], plan.member.id, status.get("seconds"),
-                        error, self.ended, self.total, eta(self.started, self.ended, self.total - self.ended))
+            logger.info("%s %s%s%s (%d of %d; ETA %s)", status["status"], member, took, error, self.ended,
+                        self.total, eta(self.started, self.ended, self.total - self.ended))
 
 
 def run_local(folder: SweepFolder, manifest: dict, plans: list[Plan], launch: Launch) -> int:
-    """The embedded engine; returns the exit code (1 if a member failed, 128+N after signal N)."""
+    """The embedded engine; returns the exit code (see :func:`report`)."""
     jobs = launch.jobs_for(plans)
     logger.info("%d member(s) to run, %d at a time, in %s", len(plans), jobs, folder.path)
     signum = LocalEngine(folder, plans, jobs=jobs, on_change=Progress(folder, manifest, len(plans))).run() \
@@ -89,27 +93,44 @@ def run_local(folder: SweepFolder, manifest: dict, plans: list[Plan], launch: La
     return report(folder, manifest, signum=signum)
 
 
+def queued(folder: SweepFolder, manifest: dict, plans: list[Plan], settings: SlurmSettings) -> dict[str, str]:
+    """The members among ``plans`` whose runner is alive or whose earlier job is still queued or running:
+    their job ids, by member id (they are left alone, not submitted twice)."""
+    recorded = {entry["id"]: entry.get("job_id") for entry in manifest["members"]}
+    ids = [recorded[plan.member.id] for plan in plans if recorded.get(plan.member.id)]
+    try:
+        states = slurm.job_states(ids, local=settings.local) if ids else {}
+    except slurm.Unreachable as err:
+        raise UserError(f"--launcher slurm: {err}; start SLURM, or run with --launcher local") from None
+    alive = {}
+    for plan in plans:
+        member, job_id = plan.member.id, recorded.get(plan.member.id)
+        if folder.member_running(member) or (job_id and slurm.active(states.get(job_id, slurm.GONE))):
+            logger.info("%s is queued or running (job %s); leaving it alone", member, job_id or "?")
+            alive[member] = job_id
+    return alive
+
+
 def run_slurm(folder: SweepFolder, manifest: dict, plans: list[Plan], launch: Launch, name: str) -> int:
-    """One job array of the members to run; with ``wait``, follow it to the end."""
-    running = [plan for plan in plans if (folder.member_status(plan.member.id) or {}).get("status") == "running"
-               and folder.member_running(plan.member.id)]
-    plans = [plan for plan in plans if plan not in running]
-    for plan in running:
-        logger.info("%s is running in another job; leaving it alone", plan.member.id)
-    if not plans:
+    """One job array of the members to run; with ``wait``, follow them (and those already queued) to the end."""
+    alive = queued(folder, manifest, plans, launch.slurm)
+    plans = [plan for plan in plans if plan.member.id not in alive]
+    if not plans and not alive:
         return report(folder, manifest)
-    jobs = slurm.submit(folder, plans, launch.slurm, name)
+    jobs = slurm.submit(folder, plans, launch.slurm, name) if plans else {}
     entries = {entry["id"]: entry for entry in manifest["members"]}
-    for member, job in jobs.items():
-        entries[member] |= {"status": "pending", "error": None, "job_id": str(job.job_id)}
+    for member, job_id in jobs.items():
+        entries[member] |= {"status": "pending", "error": None, "job_id": job_id, "started": None,
+                            "finished": None, "seconds": None}
     folder.save(manifest)
-    logger.info("submitted %d member(s) as job array %s; follow them with: python sweep.py --status %s --wait",
-                len(jobs), next(iter(jobs.values())).job_id, folder.path)
+    if jobs:
+        logger.info("submitted %d member(s) as job array %s; follow them with: python sweep.py --status %s --wait",
+                    len(jobs), next(iter(jobs.values())).split("_")[0], folder.path)
     if not launch.wait:
         return 0
-    progress = Progress(folder, manifest, len(jobs))
-    slurm.wait(folder, jobs, on_end=lambda member, status: progress(next(p for p in plans if p.member.id == member),
-                                                                    status))
+    followed = jobs | {member: job_id for member, job_id in alive.items() if job_id}
+    progress = Progress(folder, manifest, len(followed))
+    slurm.wait(folder, followed, local=launch.slurm.local, on_end=progress.member)
     return report(folder, manifest)
 
 
@@ -134,6 +155,11 @@ def report(folder: SweepFolder, manifest: dict, *, signum: int | None = None) ->
     counts = {state: sum(entry["status"] == state for entry in manifest["members"])
               for state in ("done", "failed", "interrupted", "pending", "running")}
     logger.info("%s", ", ".join(f"{n} {state}" for state, n in counts.items() if n))
+    return exit_code(manifest, signum=signum)
+
+
+def exit_code(manifest: dict, *, signum: int | None = None) -> int:
+    """128+N after signal N; else 1 if a member failed or was interrupted (the table says which), else 0."""
     if signum:
         return 128 + signum
-    return 1 if counts["failed"] else 0
+    return 1 if any(entry["status"] in ("failed", "interrupted") for entry in manifest["members"]) else 0

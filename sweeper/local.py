@@ -14,7 +14,7 @@ import queue
 import signal
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from sweeper.manifest import SweepFolder
 from sweeper.member import MemberRunner
@@ -110,7 +110,7 @@ class LocalEngine:
             self.on_change(plan, {"status": "running"})
             try:
                 status = MemberRunner(self.folder, plan, env=env, stop=self.stop, on_process=self._register).run()
-            except Exception as err:  # noqa: BLE001  one member's trouble (its lock, its disk) stops no other
+            except Exception as err:
                 status = {"status": "failed", "error": str(err) if isinstance(err, UserError) else repr(err)}
             self.on_change(plan, status)
         finally:

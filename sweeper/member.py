@@ -3,8 +3,9 @@ its own, skipping what is already done (judged by run.json's state and the expec
 
 Interrupted training resumes from ``last.pt``; once training ran, every later step runs again. A
 member holds ``locks/<member>.lock`` while it runs, and its commands inherit the lock, so a re-run
-waits for commands that are still stopping. Its status goes to ``status/<member>.json``; its
-output to ``logs/<member>.log``.
+waits for commands that are still stopping. Its status goes to ``status/<member>.json`` (with
+the launcher's ``job_id``, so that a sweep following a job trusts only that job's word), the final
+one written before the lock is released; its output to ``logs/<member>.log``.
 """
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
+from analyses.registry import declaration
 from sweeper.child import PARENT_ENV
 from sweeper.manifest import SweepFolder, now, try_lock
 from sweeper.plan import ROOT, Plan, Step
@@ -43,23 +45,19 @@ def run_record(plan: Plan) -> dict | None:
     return _json(plan.folders.run / "run.json")
 
 
-def _summary_epochs(path: Path) -> list | None:
-    return (_json(path) or {}).get("epochs")
-
-
 def step_done(step: Step, plan: Plan, record: dict | None) -> bool:
-    """Whether ``step``'s results are on disk and cover every snapshot of the finished run."""
+    """Whether ``step``'s results are on disk and cover every snapshot of the finished run (an
+    analysis's own done-check, from its declaration)."""
     if record is None or (record.get("status") or {}).get("state") not in TRAIN_DONE:
         return False
     if step.name == "train":
         return True
     epochs = sorted(row["epoch"] for row in record.get("snapshots") or [])
     results, plots = plan.folders.results / plan.folders.sub, plan.folders.plots / plan.folders.sub
-    if step.name in ("projections", "spectra"):
-        return _summary_epochs(results / f"{step.name}_summary.json") == epochs
-    if step.name == "reinit":
-        return bool(epochs) and (results / f"reinit_{plan.args.arch}_epoch{epochs[-1]:04d}.json").is_file()
-    return (plots / "training_curves.png").is_file()
+    if step.name == "plots":
+        return (plots / "training_curves.png").is_file()
+    done = declaration(step.name).done
+    return done is not None and done(results, plan.args.arch, epochs)
 
 
 def pending_steps(plan: Plan) -> list[Step]:
@@ -99,28 +97,44 @@ def error_line(log: Path, offset: int) -> str:
     return (errors or lines or ["failed without a message"])[-1]
 
 
+def stopped_line(code: int, log: Path, offset: int, sweep_dir: Path) -> str:
+    """Why a command stopped by a signal ended, and how to go on: the sweep resumes the member (train.py's
+    own hint, ``--resume-from``, is for runs outside a sweep)."""
+    name = signal.Signals(code - 128 if code > 0 else -code).name
+    said = error_line(log, offset)
+    said = said.split("; resume with", 1)[0] if said.startswith("stopped by") else f"stopped by {name}"
+    return f"{said}; resume with: python sweep.py --resume {sweep_dir}"
+
+
 class MemberRunner:
     """Runs one member's pending steps (see the module docstring)."""
 
     def __init__(self, folder: SweepFolder, plan: Plan, *, env: dict[str, str] | None = None,
-                 stop: threading.Event | None = None, on_process: Callable | None = None) -> None:
-        self.folder, self.plan, self.env = folder, plan, env or {}
+                 stop: threading.Event | None = None, on_process: Callable | None = None,
+                 job_id: str | None = None) -> None:
+        self.folder, self.plan, self.env, self.job_id = folder, plan, env or {}, job_id
         self.stop = stop or threading.Event()
         self.on_process = on_process or (lambda process: None)
 
     def run(self) -> dict:
-        """The member's final status: ``{"status", "error", "started", "finished", "seconds", "steps"}``."""
+        """The member's final status: ``{"status", "error", "started", "finished", "seconds", "steps",
+        "job_id", ...}``, written while the lock is still held: a free lock means the status is final."""
         lock_fd = self._lock()
         start = time.monotonic()
         status = {"status": "running", "error": None, "started": now(), "finished": None, "seconds": None,
-                  "steps": {}, "host": os.uname().nodename, "pid": os.getpid()}
+                  "steps": {}, "host": os.uname().nodename, "pid": os.getpid(), "job_id": self.job_id}
         try:
             self.folder.write_member_status(self.plan.member.id, status)
-            status |= self._run_steps(lock_fd, status)
+            try:
+                status |= self._run_steps(lock_fd, status)
+            except BaseException as err:
+                status |= {"status": "failed", "error": str(err) if isinstance(err, UserError) else repr(err)}
+                raise
+            finally:
+                status |= {"finished": now(), "seconds": round(time.monotonic() - start, 1)}
+                self.folder.write_member_status(self.plan.member.id, status)
         finally:
             os.close(lock_fd)
-        status |= {"finished": now(), "seconds": round(time.monotonic() - start, 1)}
-        self.folder.write_member_status(self.plan.member.id, status)
         return status
 
     def _lock(self) -> int:
@@ -140,7 +154,8 @@ class MemberRunner:
         log.parent.mkdir(parents=True, exist_ok=True)
         for step in pending_steps(self.plan):
             if self.stop.is_set():
-                return {"status": "interrupted", "error": f"stopped before {step.name}"}
+                return {"status": "interrupted", "error": f"stopped before {step.name}; resume with: "
+                                                          f"python sweep.py --resume {self.folder.path}"}
             log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)  # the commands' output
             try:
                 offset = os.fstat(log_fd).st_size
@@ -151,9 +166,11 @@ class MemberRunner:
                 os.close(log_fd)
             status["steps"][step.name] = {"code": code, "seconds": round(time.monotonic() - begun, 1)}
             self.folder.write_member_status(self.plan.member.id, status)
+            if code in STOPPED:
+                return {"status": "interrupted",
+                        "error": f"{step.name}: {stopped_line(code, log, offset, self.folder.path)}"}
             if code != 0:
-                return {"status": "interrupted" if code in STOPPED else "failed",
-                        "error": f"{step.name}: {error_line(log, offset)}"}
+                return {"status": "failed", "error": f"{step.name}: {error_line(log, offset)}"}
         return {"status": "done", "error": None}
 
     def _execute(self, step: Step, log_fd: int, lock_fd: int) -> int:

@@ -12,6 +12,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
+from analyses.registry import SweepContext, declaration, declarations
 from sweeper.grid import Member
 from utils.errors import UserError
 from utils.paths import run_subdir
@@ -40,7 +41,7 @@ class Folders:
 
 @dataclass(frozen=True)
 class Step:
-    name: str  # train | projections | reinit | spectra | plots
+    name: str  # train, an analysis's name, or plots
     argv: tuple[str, ...]  # the command, "python <script> ..." as typed by hand
 
     def shell(self) -> str:
@@ -84,25 +85,19 @@ def script(name: str) -> str:
 
 def steps(member: Member, args: argparse.Namespace, where: Folders, analyses: tuple[str, ...], *,
           nproc: int = 1) -> tuple[Step, ...]:
-    """train.py, then each analysis of its snapshots, then the run's figures."""
+    """train.py, then each analysis of its snapshots (as its declaration says), then the run's figures."""
+    chosen = {declaration(name).name for name in analyses}
+    declared = [found for found in declarations() if found.name in chosen]  # in the registry's order
     runner = ["python"] if nproc <= 1 else ["torchrun", "--nproc_per_node", str(nproc)]
     train = [*runner, script("train.py"), *member.argv, "--models-path", str(where.models), "--results",
              str(where.results), "--tb-logdir", str(where.tensorboard), "--no-progress"]
-    if "hsic" in analyses:
-        train.append("--hsic")  # per snapshot, during training (like DSE)
-    run, device = str(where.run), device_flags(args)
-    commands = {
-        "projections": ["python", script("compute_projections.py"), "--load-from", run, "--normalize",
-                        "--results", str(where.results), *device],
-        "reinit": ["python", script("reinit_layers.py"), "--load-from", run, "--inits-from", run, "--rand",
-                   "--results", str(where.results), "--plots", str(where.plots), *device],
-        "spectra": ["python", script("compute_spectra.py"), "--load-from", run, "--results", str(where.results),
-                    *device],
-    }
-    plots = ["python", script("plot_results.py"), str(where.results / where.sub), run, "--plots",
+    train += [flag for found in declared for flag in found.sweep_train_flags]  # per snapshot, during training
+    at = SweepContext(str(where.run), str(where.results), str(where.plots), tuple(device_flags(args)))
+    after = [Step(found.name, ("python", script(found.cli), *found.sweep_arguments(at)))
+             for found in declared if found.sweep_arguments is not None]
+    plots = ["python", script("plot_results.py"), str(where.results / where.sub), str(where.run), "--plots",
              str(where.plots / where.sub)]
-    return (Step("train", tuple(train)), *(Step(name, tuple(commands[name])) for name in commands if name in analyses),
-            Step("plots", tuple(plots)))
+    return (Step("train", tuple(train)), *after, Step("plots", tuple(plots)))
 
 
 def plan_members(sweep_dir: Path, members: list[Member], parsed: dict[str, argparse.Namespace],

@@ -1,27 +1,54 @@
 """SLURM through submitit: the pending members go out as one job array; each job runs one member
 exactly as the local engine does (:class:`sweeper.member.MemberRunner`) and writes its status file.
 
+How a member's job ends (docs/slurm.md tells users):
+
+- SIGUSR2, which SLURM sends :attr:`SlurmSettings.warning_s` before the time limit (and clusters send
+  before a pre-emption): the running command is stopped (train.py stops at the next step; ``last.pt``
+  holds the last finished epoch), and the job requeues itself (``scontrol requeue``) when it made
+  progress (an epoch or a step), so that its next start continues from ``last.pt``.
+- SIGTERM (``scancel``, the time limit itself, SLURM's own requeue or pre-emption): every process of
+  the job gets it from SLURM; train.py writes ``last.pt`` and stops, the member is interrupted, and if
+  SLURM requeues the job its next start continues.
+
+A sweep following the jobs (:func:`wait`) ends a member only once SLURM says its job is over (squeue,
+else sacct, else the job is gone) and the member's lock is free, and trusts its status file only if
+that job wrote it: a previous attempt's status, a pending array record or a requeue in progress
+never end a member early.
+
 ``local=True`` uses submitit's own local executor instead (one machine, for testing this path):
-its timeout (``timeout_min``, 2 minutes by default) is set from ``time_min``, and it hides GPUs
-unless ``gpus_per_node`` is set.
+its timeout (``timeout_min``) is set from ``time_min``, and it hides GPUs unless ``gpus_per_node``
+is set.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import re
 import shutil
+import signal
+import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sweeper.manifest import SweepFolder
+from sweeper.manifest import SweepFolder, now
 from sweeper.plan import ROOT, Plan
 from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-ACTIVE_STATES = ("PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED", "RESIZING", "UNKNOWN",
-                 "NO PROCESS AND NO RESULT")
+# Job states after which nothing of the job runs any more (squeue's and sacct's names); any other
+# state (PENDING, RUNNING, REQUEUED, COMPLETING, SUSPENDED, ...) is a job still alive.
+ENDED_STATES = ("BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
+                "PREEMPTED", "REVOKED", "TIMEOUT", "GONE")
+GONE = "GONE"  # neither squeue nor sacct knows the job (purged, and no accounting): it ended
+UNREACHABLE_LIMIT_S = 600
+COMMAND_TIMEOUT_S = 60
+FINAL = ("done", "failed", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -35,13 +62,47 @@ class SlurmSettings:
     extra: dict = field(default_factory=dict)  # other sbatch parameters, e.g. {"account": "lab"}
     local: bool = False  # submitit's local executor (tests)
 
+    @property
+    def warning_s(self) -> int:
+        """Seconds before the time limit at which SLURM sends SIGUSR2: 90, a quarter of short limits (30 at
+        least; SLURM checks time limits every 30 s). ``extra={"signal": "USR2@300"}`` sets another."""
+        return min(90, max(30, self.time_min * 60 // 4))
+
     def record(self) -> dict:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
 
 
+class Unreachable(Exception):
+    """squeue failed for another reason than unknown job ids: the controller does not answer."""
+
+
+def _command(argv: list[str]) -> subprocess.CompletedProcess:
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return subprocess.CompletedProcess(argv, 1, "", str(err))
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or ["no message"])[-1]
+
+
+def controller_problem() -> str | None:
+    """Why this machine cannot use SLURM (no sbatch, or a controller that does not answer), or None."""
+    if shutil.which("sbatch") is None:
+        return "no sbatch on this machine"
+    answer = _command(["sinfo", "--noheader", "--format=%P"])
+    return None if answer.returncode == 0 else f"sinfo: {_last_line(answer.stderr)}"
+
+
 def check_available(settings: SlurmSettings) -> None:
-    if not settings.local and shutil.which("sbatch") is None:
-        raise UserError("--launcher slurm needs SLURM (no sbatch on this machine); run with --launcher local")
+    if settings.local:
+        return
+    problem = controller_problem()
+    if problem is not None:
+        raise UserError(f"--launcher slurm needs SLURM ({problem}); start it, or run with --launcher local")
 
 
 def executor(folder: SweepFolder, settings: SlurmSettings, name: str):
@@ -58,14 +119,136 @@ def executor(folder: SweepFolder, settings: SlurmSettings, name: str):
         parameters["mem_gb"] = settings.mem_gb
     if settings.cpus_per_member:
         parameters["cpus_per_task"] = settings.cpus_per_member
+    if not settings.local:
+        parameters["slurm_signal_delay_s"] = settings.warning_s
+        # --requeue: a job may requeue itself after SIGUSR2 even where JobRequeue=0
+        parameters["slurm_additional_parameters"] = {"requeue": True, **settings.extra}
     if settings.partition:
         parameters["slurm_partition"] = settings.partition
     if settings.array_parallelism:
         parameters["slurm_array_parallelism"] = settings.array_parallelism
-    if settings.extra:
-        parameters["slurm_additional_parameters"] = dict(settings.extra)
     chosen.update_parameters(**parameters)
     return chosen
+
+
+def submit(folder: SweepFolder, plans: list[Plan], settings: SlurmSettings, name: str) -> dict[str, str]:
+    """Submit ``plans`` as one job array; returns the job ids by member id.
+
+    Each member's status file is reset to pending first: what an earlier attempt wrote must not be
+    read as this one's outcome.
+    """
+    from submitit.core.utils import FailedJobError, FailedSubmissionError
+
+    chosen = executor(folder, settings, name)
+    for plan in plans:
+        folder.write_member_status(plan.member.id, {"status": "pending", "error": None, "job_id": None,
+                                                    "submitted": now()})
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's error too
+            jobs = chosen.map_array(run_member_job, [str(folder.path)] * len(plans),
+                                    [plan.member.id for plan in plans])
+    except (FailedJobError, FailedSubmissionError, OSError, subprocess.SubprocessError) as err:
+        raise UserError(f"sbatch refused the members' job array ({_last_line(str(err))}); check the --slurm-* "
+                        "flags") from None
+    return {plan.member.id: str(job.job_id) for plan, job in zip(plans, jobs)}
+
+
+# -- inside the job ------------------------------------------------------------------------------------
+class CheckpointSignals:
+    """While a member runs in its job: SIGUSR2 stops the running command (SIGTERM) and is remembered
+    (:attr:`warned`), so that the job can requeue itself; SIGTERM starts no further step (the command
+    has it from SLURM too).
+
+    SLURM signals every process of the job step, and SIGUSR2 would kill train.py: it is blocked in
+    this thread while the member runs, so that its commands inherit it blocked. Whichever thread then
+    takes it, Python's C handler writes its number to a wakeup pipe, which a listener thread reads.
+    """
+
+    SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop, self.warned = stop, False
+        self._process = None
+        self._lock = threading.Lock()
+
+    def on_process(self, process) -> None:
+        """The command now running (None between commands), as :class:`MemberRunner` reports it."""
+        with self._lock:
+            self._process = process
+        if process is not None and self.warned:  # the signal came between the check and the start
+            process.send_signal(signal.SIGTERM)
+
+    def _heard(self, number: int) -> None:
+        self.stop.set()
+        if number == signal.SIGUSR2:
+            self.warned = True
+            logger.warning("SIGUSR2 (time limit or pre-emption ahead): stopping the member to requeue it")
+            with self._lock:
+                process = self._process
+            if process is not None:
+                process.send_signal(signal.SIGTERM)
+
+    def _listen(self, read_fd: int) -> None:
+        while True:
+            for number in os.read(read_fd, 64):
+                if number == 0:  # the end (no signal has number 0)
+                    return
+                self._heard(number)
+
+    def __enter__(self) -> CheckpointSignals:
+        self._read_fd, self._write_fd = os.pipe()
+        os.set_blocking(self._write_fd, False)
+        self._handlers = {sig: signal.signal(sig, lambda signum, frame: None) for sig in self.SIGNALS}
+        self._wakeup = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
+        self._thread = threading.Thread(target=self._listen, args=(self._read_fd,), daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR2})
+        signal.set_wakeup_fd(self._wakeup)
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
+        os.write(self._write_fd, b"\0")
+        self._thread.join()
+        os.close(self._read_fd)
+        os.close(self._write_fd)
+
+
+def _job_id() -> str | None:
+    """This job's id as submitit names it (``<array>_<task>``, a job id, or a local pid)."""
+    import submitit
+
+    try:
+        return str(submitit.JobEnvironment().job_id)
+    except (RuntimeError, KeyError):
+        return None
+
+
+def _progress(plan: Plan) -> tuple[int, int]:
+    """How far a member got: (minus the steps left, epochs trained). A requeue needs it to grow."""
+    from sweeper.member import pending_steps, run_record
+
+    epochs = [row.get("epoch", 0) for row in (run_record(plan) or {}).get("epochs") or []]
+    return -len(pending_steps(plan)), max(epochs, default=0)
+
+
+def _requeue(folder: SweepFolder, plan: Plan, status: dict, *, job_id: str, progressed: bool,
+             time_min: int) -> dict:
+    """After SIGUSR2 stopped the member: requeue this job (status pending) or say why not (interrupted)."""
+    resume = f"python sweep.py --resume {folder.path}"
+    if not progressed:
+        return status | {"error": f"SIGUSR2 (the time limit, --slurm-time {time_min}, or a pre-emption) came before "
+                                  f"this job finished an epoch or a step; raise --slurm-time, then: {resume}"}
+    requeued = status | {"status": "pending", "requeues": status.get("requeues", 0) + 1,
+                         "error": "requeued after SIGUSR2 (time limit or pre-emption); continues from last.pt"}
+    folder.write_member_status(plan.member.id, requeued)  # first: the requeue ends this job at once
+    answer = _command(["scontrol", "requeue", job_id])
+    if answer.returncode == 0:
+        logger.info("requeued job %s; it continues from last.pt", job_id)
+        return requeued
+    return status | {"error": f"SIGUSR2 stopped it and scontrol requeue failed ({_last_line(answer.stderr)}); {resume}"}
 
 
 def run_member_job(sweep_dir: str, member_id: str) -> str:
@@ -74,58 +257,138 @@ def run_member_job(sweep_dir: str, member_id: str) -> str:
     from sweeper.member import MemberRunner
 
     folder = SweepFolder(sweep_dir)
-    entry = next(entry for entry in folder.load()["members"] if entry["id"] == member_id)
-    threads = os.environ.get("SLURM_CPUS_PER_TASK") or str(len(os.sched_getaffinity(0)))
-    return MemberRunner(folder, plan_of_entry(Path(sweep_dir), entry), env={"OMP_NUM_THREADS": threads}).run()["status"]
+    manifest = folder.load()
+    entry = next(entry for entry in manifest["members"] if entry["id"] == member_id)
+    plan = plan_of_entry(Path(sweep_dir), entry)
+    # The CPUs SLURM gave the job: without task binding (TaskPlugin=task/none) the affinity is the whole
+    # node, and members sharing it with as many threads each crawl.
+    threads = (os.environ.get("SLURM_CPUS_PER_TASK") or os.environ.get("SLURM_CPUS_ON_NODE")
+               or str(len(os.sched_getaffinity(0))))
+    job_id, stop = _job_id(), threading.Event()
+    before = _progress(plan)
+    with CheckpointSignals(stop) as signals:
+        status = MemberRunner(folder, plan, env={"OMP_NUM_THREADS": threads}, stop=stop,
+                              on_process=signals.on_process, job_id=job_id).run()
+    if signals.warned and status["status"] == "interrupted" and job_id and not os.environ.get("SUBMITIT_LOCAL_JOB_ID"):
+        status = _requeue(folder, plan, status, job_id=job_id, progressed=_progress(plan) > before,
+                          time_min=(manifest.get("launcher") or {}).get("slurm_time", 120))
+        folder.write_member_status(member_id, status)
+    return status["status"]
 
 
-def submit(folder: SweepFolder, plans: list[Plan], settings: SlurmSettings, name: str) -> dict:
-    """Submit ``plans`` as one job array; returns the submitit jobs by member id."""
-    jobs = executor(folder, settings, name).map_array(run_member_job, [str(folder.path)] * len(plans),
-                                                      [plan.member.id for plan in plans])
-    return {plan.member.id: job for plan, job in zip(plans, jobs)}
+# -- following the jobs ----------------------------------------------------------------------------------
+def _expand(record: str) -> list[str]:
+    """sacct's ``123_[1-3,5%2]`` into ``123_1 123_2 123_3 123_5``; other ids as they are."""
+    found = re.fullmatch(r"(\d+)_\[([\d,\-]+)(%\d+)?\]", record)
+    if not found:
+        return [record]
+    tasks = []
+    for part in found.group(2).split(","):
+        low, _, high = part.partition("-")
+        tasks += range(int(low), int(high or low) + 1)
+    return [f"{found.group(1)}_{task}" for task in tasks]
 
 
-def job_for(folder: SweepFolder, job_id: str, *, local: bool):
-    """A job of an earlier sweep.py, by id, to follow (SLURM's through sacct)."""
-    import submitit
+def _squeue(ids: list[str]) -> dict[str, str]:
+    answer = _command(["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T",
+                       f"--jobs={','.join(ids)}"])  # all: ended jobs too, until SLURM forgets them
+    if answer.returncode != 0:
+        if "invalid job id" in answer.stderr.lower():
+            return {}  # none of them is known any more
+        raise Unreachable(f"squeue: {_last_line(answer.stderr)}")
+    return dict(line.strip().split("|", 1) for line in answer.stdout.splitlines() if "|" in line)
 
-    job_class = submitit.LocalJob if local else submitit.SlurmJob
-    return job_class(folder.path / "logs" / "submitit", job_id)
+
+class _Accounting:
+    """sacct, for jobs squeue no longer lists; without accounting it fails, which is said once."""
+
+    def __init__(self) -> None:
+        self.said = False
+
+    def states(self, ids: list[str]) -> dict[str, str]:
+        arrays = sorted({job_id.split("_")[0] for job_id in ids})
+        answer = _command(["sacct", "--noheader", "--parsable2", "--allocations", "--format=JobID,State",
+                           f"--jobs={','.join(arrays)}"])
+        if answer.returncode != 0:
+            if not self.said:
+                logger.info("sacct: %s; jobs that squeue no longer lists count as ended",
+                            _last_line(answer.stderr))
+                self.said = True
+            return {}
+        exact, ranged = {}, {}
+        for line in answer.stdout.splitlines():
+            record, _, state = line.partition("|")
+            state = state.split()[0] if state.split() else "UNKNOWN"  # "CANCELLED by 0"
+            target = ranged if "[" in record else exact  # a task's own record wins over its range's
+            target |= {job_id: state for job_id in _expand(record.strip())}
+        return ranged | exact
 
 
-def _state(job) -> str:
+def _local_state(job_id: str) -> str:
+    """A submitit local job (its id is its controller's pid) runs while that process does."""
     try:
-        return str(job.state).upper()
-    except Exception:  # noqa: BLE001  sacct missing or an id of another cluster: nothing to follow
-        return "UNKNOWN"
+        stat = Path(f"/proc/{int(job_id)}/stat").read_text()
+        cmdline = Path(f"/proc/{int(job_id)}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return "COMPLETED"
+    return "COMPLETED" if stat.rsplit(")", 1)[-1].split()[0] == "Z" or b"submitit" not in cmdline else "RUNNING"
 
 
-def finished(status: dict | None) -> bool:
-    return (status or {}).get("status") in ("done", "failed", "interrupted")
+def job_states(ids: list[str], *, local: bool, accounting: _Accounting | None = None) -> dict[str, str]:
+    """Every job's state: SLURM's name (squeue, else sacct), or :data:`GONE`. Raises
+    :class:`Unreachable` when the controller does not answer."""
+    if local:
+        return {job_id: _local_state(job_id) for job_id in ids}
+    states = _squeue(ids) if ids else {}
+    missing = [job_id for job_id in ids if job_id not in states]
+    if missing:
+        states |= {job_id: state for job_id, state in (accounting or _Accounting()).states(missing).items()
+                   if job_id in missing}
+    return {job_id: states.get(job_id, GONE) for job_id in ids}
 
 
-def wait(folder: SweepFolder, jobs: dict, *, poll_s: float = 2.0, on_end=lambda member, status: None) -> None:
-    """Until every member's job has ended; a job that ended without finishing its member (killed, timed
-    out, cancelled) leaves the member interrupted, with the job's state as its error."""
-    remaining = dict(jobs)
+def active(state: str) -> bool:
+    return state not in ENDED_STATES
+
+
+def written_by(status: dict | None, job_id: str) -> bool:
+    """Whether ``status`` is a final one written by the job ``job_id`` (not by an earlier attempt)."""
+    return (status or {}).get("status") in FINAL and str((status or {}).get("job_id")) == str(job_id)
+
+
+def _ended(folder: SweepFolder, member: str, job_id: str, state: str) -> dict:
+    """The member's status once its job is over: its own, else interrupted with the job's state."""
+    status = folder.member_status(member)
+    if written_by(status, job_id):
+        return status
+    how = "is no longer known to SLURM" if state == GONE else f"ended ({state})"
+    status = (status or {}) | {"status": "interrupted", "job_id": job_id,
+                               "error": f"job {job_id} {how} before the member finished; resume with: "
+                                        f"python sweep.py --resume {folder.path}"}
+    folder.write_member_status(member, status)
+    return status
+
+
+def wait(folder: SweepFolder, jobs: dict[str, str], *, local: bool,
+         on_end=lambda member, status: None) -> None:
+    """Until every member's job (``jobs``: job id by member id) is over; see the module docstring."""
+    remaining, started, unreachable_since = dict(jobs), time.monotonic(), None
+    accounting = _Accounting()
     while remaining:
-        for member, job in list(remaining.items()):
-            status = folder.member_status(member)
-            if finished(status):
-                on_end(member, status)
-                del remaining[member]
+        try:
+            states = job_states(list(remaining.values()), local=local, accounting=accounting)
+            unreachable_since = None
+        except Unreachable as err:
+            unreachable_since = unreachable_since or time.monotonic()
+            if time.monotonic() - unreachable_since > UNREACHABLE_LIMIT_S:
+                raise UserError(f"SLURM has not answered for {UNREACHABLE_LIMIT_S // 60} minutes ({err}); the jobs "
+                                f"may still run: follow them with python sweep.py --status {folder.path} --wait") from None
+            states = {}
+        for member, job_id in list(remaining.items()):
+            state = states.get(job_id)
+            if state is None or active(state) or folder.member_running(member):
                 continue
-            state = _state(job)
-            if state in ACTIVE_STATES:
-                continue
-            time.sleep(poll_s)  # the status file is written just before the job ends
-            status = folder.member_status(member)
-            if not finished(status):
-                status = (status or {}) | {"status": "interrupted", "error": f"job {job.job_id} ended ({state}) "
-                                           "before the member finished; re-run the sweep to resume it"}
-                folder.write_member_status(member, status)
-            on_end(member, status)
+            on_end(member, _ended(folder, member, job_id, state))
             del remaining[member]
         if remaining:
-            time.sleep(poll_s)
+            time.sleep(min(30.0, 2.0 + (time.monotonic() - started) / 30))

@@ -10,11 +10,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from torch import nn  # noqa: E402
+from torch import nn
 
-import train  # noqa: E402
-from models import register_model  # noqa: E402
-from utils.cli import run_main  # noqa: E402
+import train
+from models import register_model
+from utils.cli import run_main
 
 
 @register_model("tiny_cnn")

@@ -19,9 +19,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import train  # noqa: E402
-import training.trainer  # noqa: E402
-from utils.cli import run_main  # noqa: E402
+import train
+import training.trainer
+from utils.cli import run_main
 
 STEPS_BEFORE_PAUSE = 5
 

@@ -115,7 +115,7 @@ def test_combined_p_values_spearman_and_contrasts_match_scipy(synthetic):
     contrasts = {c.what: c for c in family_stats.contrasts(family, bias, family_stats.criticality_table(family))}
     dsmi = contrasts["DSMI(Z; Y) (bits)"]
     assert dsmi.p == pytest.approx(stats.ttest_ind(DSMI[1.0], DSMI[0.0], equal_var=False).pvalue)
-    assert (dsmi.value, dsmi.reference_value, dsmi.enough) == (pytest.approx(0.5), pytest.approx(1.6), True)
+    assert (dsmi.value, dsmi.baseline_value, dsmi.enough) == (pytest.approx(0.5), pytest.approx(1.6), True)
     paired = contrasts["orientation bias |mass - 0.5|"]
     assert paired.p == pytest.approx(stats.wilcoxon([0, 0, 0, 0], [0, 0.1, 0.2, 0.3]).pvalue)
     assert not paired.enough  # 4 layers

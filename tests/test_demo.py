@@ -3,20 +3,14 @@ from __future__ import annotations
 
 import json
 
-import matplotlib.image
 import pytest
 
 import demo
 import plot_results
 import schema
 from plotting import headline
+from tests.checks import assert_real_png
 from utils.cli import run_main
-
-
-def _assert_real_png(path):
-    pixels = matplotlib.image.imread(path)
-    assert pixels.shape[0] > 200 and pixels.shape[1] > 300, path
-    assert pixels[..., :3].std() > 0.05, f"{path} looks blank"
 
 
 @pytest.mark.slow
@@ -32,7 +26,7 @@ def test_demo_produces_every_file(tmp_path):
     for statement in ("Critical layers", "Spearman correlation", "Diffusion spectral entropy", "Weight spectra"):
         assert statement in report
     for png in pngs:
-        _assert_real_png(png)
+        assert_real_png(png)
         assert png.with_suffix(".pdf").is_file()
         assert png.name in report
 
@@ -42,7 +36,7 @@ def test_missing_data_is_skipped_with_a_notice(tmp_path, digits_run, capsys):
     assert plot_results.main([str(digits_run), "--plots", str(out)]) == 0
     err = capsys.readouterr().err
     assert "skipped projection_heatmaps" in err and "no 'projections' results" in err
-    _assert_real_png(out / "training_curves.png")
+    assert_real_png(out / "training_curves.png")
 
 
 def test_reference_projection_json_is_plotted(tmp_path):
@@ -57,8 +51,8 @@ def test_reference_projection_json_is_plotted(tmp_path):
         (tmp_path / f"lenet_{epoch}.json").write_text(json.dumps(doc))
     out = tmp_path / "plots"
     assert plot_results.main([str(tmp_path), "--plots", str(out)]) == 0
-    _assert_real_png(out / "projection_heatmaps.png")
-    _assert_real_png(out / "projection_histograms.png")
+    assert_real_png(out / "projection_heatmaps.png")
+    assert_real_png(out / "projection_histograms.png")
 
 
 def test_no_results_is_a_user_error(tmp_path, capsys):
@@ -92,7 +86,7 @@ def test_headline_pairs_bias_with_the_drop_from_epoch_0(tmp_path):
     (tmp_path / "reinit_lenet_epoch0007.json").write_text(json.dumps(reinit))
     out = tmp_path / "plots"
     assert plot_results.main([str(tmp_path), "--plots", str(out)]) == 0
-    _assert_real_png(out / "headline_bias_vs_reinit.png")
+    assert_real_png(out / "headline_bias_vs_reinit.png")
 
 
 def test_headline_reads_the_reference_files_by_position():
@@ -113,5 +107,5 @@ def test_dse_curves_from_a_summary_alone(tmp_path):
     (tmp_path / "dse_summary.json").write_text(json.dumps(summary))
     out = tmp_path / "plots"
     assert plot_results.main([str(tmp_path), "--plots", str(out)]) == 0
-    _assert_real_png(out / "dse_curves.png")
+    assert_real_png(out / "dse_curves.png")
     assert not (out / "headline_bias_vs_reinit.png").exists()

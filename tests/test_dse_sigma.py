@@ -13,7 +13,7 @@ from analyses.dse import AUTO, DSESettings
 from analyses.loading import load_snapshot_model
 from metrics.dse import diffusion_spectral_entropy
 from schema import read_json
-from tests.test_dse import probe_inputs
+from tests.checks import probe_inputs
 from training.arguments import get_args_parser as train_parser
 from utils.cli import run_main
 

@@ -12,15 +12,23 @@ from scipy.spatial.distance import pdist, squareform
 import compute_dse
 import datasets
 import plot_results
-from metrics.hsic import KernelReference, gaussian_kernel, hsic, information_plane, median_bandwidth, one_hot, \
-    squared_distances
 from analyses.loading import load_snapshot_model
-from tests.test_demo import _assert_real_png
+from analyses.registry import declaration
+from analyses.snapshots import SnapshotAnalysis
+from metrics.hsic import (
+    CenteredKernel,
+    gaussian_kernel,
+    hsic,
+    information_plane,
+    median_bandwidth,
+    one_hot,
+    squared_distances,
+)
+from schema import read_json as read_result
+from tests.checks import assert_real_png as _assert_real_png
 from tests.train_helpers import read_run, run_train
-from training.adapters import DSEAnalyzer, HSICAnalyzer
 from utils.cli import run_main
 from utils.errors import UserError
-from schema import read_json as read_result
 
 
 def samples(m: int, d: int, seed: int) -> torch.Tensor:
@@ -53,7 +61,7 @@ def test_estimator_equals_the_direct_numpy_formula(sigma):
     kernel_y, used_y = gaussian_kernel(y, sigma)
     assert (used_x, used_y) == pytest.approx((sigma_x, sigma_y), rel=1e-12)
     assert hsic(kernel_x, kernel_y) == pytest.approx(expected, rel=1e-10)
-    plane = information_plane(y, KernelReference.of(x, sigma), KernelReference.of(y, sigma), sigma=sigma)
+    plane = information_plane(y, CenteredKernel.of(x, sigma), CenteredKernel.of(y, sigma), sigma=sigma)
     assert plane["hsic_x"] == pytest.approx(expected, rel=1e-10)
     self_x, self_y = (numpy_hsic(a, a, s, s) for a, s in ((x.numpy(), sigma_x), (y.numpy(), sigma_y)))
     assert plane["nhsic_x"] == pytest.approx(expected / np.sqrt(self_x * self_y), rel=1e-10)
@@ -71,7 +79,7 @@ def test_squared_distances_and_median_bandwidth():
 def test_independent_samples_have_near_zero_hsic():
     x, independent = samples(400, 4, seed=3), samples(400, 4, seed=4)
     dependent = x + 0.3 * independent
-    reference = KernelReference.of(x)
+    reference = CenteredKernel.of(x)
     against_independent = information_plane(independent, reference, reference)
     against_dependent = information_plane(dependent, reference, reference)
     assert against_independent["hsic_x"] < 0.05 * reference.self_hsic
@@ -84,7 +92,7 @@ def test_hsic_of_x_with_itself_is_maximal():
     sqrt(HSIC(X, X) HSIC(Y, Y)) only, so with median bandwidths a tanh of X can exceed HSIC(X, X)
     slightly; independent or noisier Y stay below it."""
     x = samples(300, 4, seed=5)
-    reference = KernelReference.of(x)
+    reference = CenteredKernel.of(x)
     assert information_plane(x, reference, reference)["nhsic_x"] == pytest.approx(1.0, abs=1e-12)
     assert information_plane(x, reference, reference)["hsic_x"] == pytest.approx(reference.self_hsic, rel=1e-12)
     noise = samples(300, 4, seed=6)
@@ -97,15 +105,15 @@ def test_hsic_of_x_with_itself_is_maximal():
 
 def test_median_heuristic_makes_hsic_scale_free():
     x, y = samples(60, 3, seed=7), samples(60, 2, seed=8) + samples(60, 3, seed=7)[:, :2]
-    plain = information_plane(y, KernelReference.of(x), KernelReference.of(x))
-    scaled = information_plane(10 * y, KernelReference.of(x), KernelReference.of(x))
+    plain = information_plane(y, CenteredKernel.of(x), CenteredKernel.of(x))
+    scaled = information_plane(10 * y, CenteredKernel.of(x), CenteredKernel.of(x))
     assert scaled["hsic_x"] == pytest.approx(plain["hsic_x"], rel=1e-9)
     assert scaled["sigma"] == pytest.approx(10 * plain["sigma"], rel=1e-12)
 
 
 def test_one_class_gives_zero_and_no_normalized_value():
     x = samples(20, 3, seed=9)
-    labels = KernelReference.of(one_hot(torch.zeros(20, dtype=torch.long), 3))
+    labels = CenteredKernel.of(one_hot(torch.zeros(20, dtype=torch.long), 3))
     plane = information_plane(x, labels, labels)
     assert plane["hsic_y"] == pytest.approx(0.0, abs=1e-15) and plane["nhsic_y"] is None
     assert one_hot(torch.tensor([2, 0]), 4).tolist() == [[0, 0, 1, 0], [1, 0, 0, 0]]
@@ -126,10 +134,10 @@ def test_user_errors():
 def test_gpu_tensors_give_the_cpu_values():
     x, y = samples(500, 16, seed=10), samples(500, 4, seed=11)
     y = y + x[:, :4]
-    on_cpu = information_plane(y, KernelReference.of(x), KernelReference.of(y))
-    on_gpu = information_plane(y.cuda().float(), KernelReference.of(x.cuda()), KernelReference.of(y.cuda()))
+    on_cpu = information_plane(y, CenteredKernel.of(x), CenteredKernel.of(y))
+    on_gpu = information_plane(y.cuda().float(), CenteredKernel.of(x.cuda()), CenteredKernel.of(y.cuda()))
     y32 = y.float().double()
-    exact = information_plane(y32, KernelReference.of(x), KernelReference.of(y))
+    exact = information_plane(y32, CenteredKernel.of(x), CenteredKernel.of(y))
     assert on_gpu["hsic_x"] == pytest.approx(exact["hsic_x"], rel=1e-9)
     assert on_gpu["hsic_x"] == pytest.approx(on_cpu["hsic_x"], rel=1e-5)
 
@@ -137,21 +145,21 @@ def test_gpu_tensors_give_the_cpu_values():
 # -- the analyzer ----------------------------------------------------------------------------------
 def analyzer_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser()
-    DSEAnalyzer.add_train_arguments(parser)
-    HSICAnalyzer.add_train_arguments(parser)
+    declaration("dse").train_arguments(parser)
+    declaration("hsic").train_arguments(parser)
     return parser
 
 
 def test_analyzer_flags():
     parser = analyzer_parser()
-    assert HSICAnalyzer.from_args(parser.parse_args([])) is None
-    analyzer = HSICAnalyzer.from_args(parser.parse_args(["--hsic", "--dse-samples", "70", "--dse-seed", "2"]))
-    assert isinstance(analyzer, HSICAnalyzer) and analyzer.name == "hsic"
+    assert declaration("hsic").train_analyzer(parser.parse_args([])) is None
+    analyzer = declaration("hsic").train_analyzer(parser.parse_args(["--hsic", "--dse-samples", "70", "--dse-seed", "2"]))
+    assert isinstance(analyzer, SnapshotAnalysis) and analyzer.name == "hsic"
     assert analyzer.settings.record() == {"samples": 70, "seed": 2, "sigma": None, "normalized": False}
-    custom = HSICAnalyzer.from_args(parser.parse_args(["--hsic", "--hsic-sigma", "3", "--hsic-normalized"]))
+    custom = declaration("hsic").train_analyzer(parser.parse_args(["--hsic", "--hsic-sigma", "3", "--hsic-normalized"]))
     assert (custom.settings.sigma, custom.settings.normalized) == (3.0, True)
     with pytest.raises(UserError, match="--hsic-sigma"):
-        HSICAnalyzer.from_args(parser.parse_args(["--hsic", "--hsic-sigma", "-1"]))
+        declaration("hsic").train_analyzer(parser.parse_args(["--hsic", "--hsic-sigma", "-1"]))
 
 
 def test_train_logs_the_information_plane_per_snapshot(tmp_path):

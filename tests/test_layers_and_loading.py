@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 import models
-from metrics.layers import enumerate_layers
 from analyses.loading import fresh_model, load_snapshot_model
+from metrics.layers import enumerate_layers
 from utils.checkpoints import reference_epoch, resolve_snapshots
 from utils.errors import UserError
 
@@ -44,7 +44,7 @@ def test_resnet18_covers_every_3x3_conv_and_skips_1x1():
 def test_grouped_conv_fan_in_and_linear_stage():
     model = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1, groups=4), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16, 5))
     layers = enumerate_layers(model, (4, 4, 4), with_linear=True)
-    assert [(l.kind, l.fan_in, l.out_units, l.stage) for l in layers] == [("conv", 9, 8, 0), ("linear", 128, 5, 1)]
+    assert [(layer.kind, layer.fan_in, layer.out_units, layer.stage) for layer in layers] == [("conv", 9, 8, 0), ("linear", 128, 5, 1)]
     assert layers[0].filters().shape == (8, 9)
 
 

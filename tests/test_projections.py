@@ -12,6 +12,8 @@ import torch
 import compute_projections
 import metrics.projections as projections_module
 import models
+from analyses.projections import ProjectionLogging
+from analyses.registry import declaration
 from metrics.projections import (
     LayerWeights,
     distance_from_init,
@@ -21,11 +23,10 @@ from metrics.projections import (
     projection_summary,
     sign_test,
 )
+from schema import read_json as read_result
 from tests.train_helpers import read_run, run_dir, run_train
-from training.adapters import ProjectionLogging
 from utils.cli import run_main
 from utils.errors import UserError
-from schema import read_json as read_result
 
 
 def run_cli(*argv: str) -> int:
@@ -308,17 +309,12 @@ def test_without_a_snapshot_a_seeded_random_init_is_analysed(tmp_path):
     assert a["0"]["0"]["projections"] == pytest.approx(expected.tolist(), abs=1e-6)
 
 
-def test_without_arch_the_architectures_are_listed(capsys):
-    assert run_cli() == 0
-    assert "lenet" in capsys.readouterr().out
-
-
 # -- the train.py analyzer -------------------------------------------------------------------------
 def test_analyzer_flag_turns_it_off():
     parser = argparse.ArgumentParser()
-    ProjectionLogging.add_train_arguments(parser)
-    assert isinstance(ProjectionLogging.from_args(parser.parse_args([])), ProjectionLogging)
-    assert ProjectionLogging.from_args(parser.parse_args(["--no-projection-logging"])) is None
+    declaration("projections").train_arguments(parser)
+    assert isinstance(declaration("projections").train_analyzer(parser.parse_args([])), ProjectionLogging)
+    assert declaration("projections").train_analyzer(parser.parse_args(["--no-projection-logging"])) is None
 
 
 def test_analyzer_logs_mean_mass_and_histograms_through_train(tmp_path):

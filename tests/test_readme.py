@@ -1,26 +1,45 @@
-"""Every command in the README parses, and every one that needs no dataset files runs as written."""
+"""Every command in the README and in docs/ parses, every one that needs no dataset files runs as
+written, every relative link points to a file that exists, and the README stays short."""
 from __future__ import annotations
 
 import importlib
 import re
 import shlex
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHELL_VALUES = {"$seed": "1", "$noise": "0.2"}  # the README's loop variables
+README = ROOT / "README.md"
+README_LIMIT = 12_000  # bytes: the README is the short front door, the topics live in docs/
+SHELL_VALUES = {"$seed": "1", "$noise": "0.2"}  # the loop variables of docs/reference.md
 NEEDS_FILES_OR_GPU = ("--data-path", "--cuda", "--pretrained", "imagenet", "cifar10", "/path/to")
-# The README's family is 12 members of 30 epochs, and compare_runs.py reads it: tests/test_sweep.py and
-# tests/test_compare.py run tiny ones.
-LONG_RUNNING = ("sweep.py", "compare_runs.py")
+# docs/families.md's family is 12 members of 30 epochs, and compare_runs.py reads it: tests/test_sweep.py and
+# tests/test_compare.py run tiny ones; rank_measures.py reads such a family or a zoo (tests/test_rank_measures.py,
+# tests/test_zoo.py).
+LONG_RUNNING = ("sweep.py", "compare_runs.py", "rank_measures.py")
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
 
-def readme_commands() -> list[list[str]]:
+def pages() -> list[Path]:
+    """The README, then the pages under docs/ in the order the README links them (the order a reader
+    follows, so the training commands come before the analyses of their runs), then any others."""
+    linked = [ROOT / target.split("#")[0] for target in LINK.findall(README.read_text())
+              if target.startswith("docs/") and target.split("#")[0].endswith(".md")]
+    found = sorted((ROOT / "docs").glob("*.md"))
+    ordered = [page for page in dict.fromkeys(linked) if page in found]
+    return [README, *ordered, *(page for page in found if page not in ordered)]
+
+
+def page_name(page: Path) -> str:
+    return page.relative_to(ROOT).as_posix()
+
+
+def page_commands(page: Path) -> list[list[str]]:
     """``[script, *args]`` for each ``python <cli>.py`` / ``torchrun ... <cli>.py`` line of a bash block."""
-    text = (ROOT / "README.md").read_text()
     commands = []
-    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+    for block in re.findall(r"```bash\n(.*?)```", page.read_text(), flags=re.S):
         for line in block.replace("\\\n", " ").splitlines():
             words = shlex.split(line, comments=True)
             if not words or "..." in words or words[0] not in ("python", "torchrun"):
@@ -31,29 +50,98 @@ def readme_commands() -> list[list[str]]:
     return commands
 
 
+def all_commands() -> list[tuple[str, list[str]]]:
+    """``(page name, command)`` of every page, in reading order."""
+    return [(page_name(page), command) for page in pages() for command in page_commands(page)]
+
+
 def _main(script: str):
     return importlib.import_module(Path(script).stem)
 
 
-def test_the_readme_has_the_commands_we_check():
-    scripts = {command[0] for command in readme_commands()}
+def test_the_pages_have_the_commands_we_check():
+    scripts = {command[0] for _, command in all_commands()}
     assert {"train.py", "compute_projections.py", "reinit_layers.py", "compute_dse.py", "compute_spectra.py",
             "plot_results.py"} <= scripts
+    assert page_commands(README), "the README shows no command"
 
 
-@pytest.mark.parametrize("command", readme_commands(), ids=lambda c: " ".join(c)[:80])
-def test_every_readme_command_parses(command):
+@pytest.mark.parametrize(("page", "command"), all_commands(), ids=lambda v: v if isinstance(v, str) else
+                         " ".join(v)[:80])
+def test_every_command_parses(page, command):
     module = _main(command[0])
     parse = getattr(module, "parse_command", None) or module.get_args_parser().parse_args  # sweep.py: its grid too
     parse(command[1:])
 
 
 @pytest.mark.slow
-def test_offline_readme_commands_run_as_written(tmp_path, monkeypatch):
+def test_offline_commands_run_as_written(tmp_path, monkeypatch):
+    """In reading order, as a reader would type them; a command shown on two pages runs once."""
     monkeypatch.chdir(tmp_path)
-    offline = [c for c in readme_commands() if not any(flag in word for word in c for flag in NEEDS_FILES_OR_GPU)
+    offline = [c for _, c in all_commands() if not any(flag in word for word in c for flag in NEEDS_FILES_OR_GPU)
                and c[0] not in LONG_RUNNING]
+    offline = [list(c) for c in dict.fromkeys(map(tuple, offline))]
     assert len(offline) >= 8
     for command in offline:
         assert _main(command[0]).main(command[1:]) == 0, " ".join(command)
     assert (tmp_path / "plots/digits/lenet/0/projection_heatmaps.png").is_file()
+
+
+def _links(page: Path) -> list[str]:
+    """Link and image targets of ``page`` outside code (fenced blocks and inline code are not links)."""
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    return LINK.findall(re.sub(r"`[^`\n]*`", "", text))
+
+
+def _relative_links() -> list[tuple[str, str]]:
+    return list(dict.fromkeys((page_name(page), target) for page in pages() for target in _links(page)
+                                 if not re.match(r"[a-z][a-z0-9+.-]*:", target) and not target.startswith("#")))
+
+
+@pytest.mark.parametrize(("page", "target"), _relative_links())
+def test_every_relative_link_points_to_a_file(page, target):
+    path = (ROOT / page).parent / target.split("#")[0]
+    assert path.exists(), f"{page} links {target}, which does not exist"
+
+
+def _anchors(page: Path) -> set[str]:
+    """The anchors GitHub gives ``page``'s headings: lower case, punctuation dropped, spaces as hyphens,
+    ``-1``, ``-2`` ... for repeats."""
+    anchors, repeats = set(), Counter()
+    text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+    for heading in re.findall(r"^#{1,6} +(.+?) *$", text, flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
+        anchors.add(f"{slug}-{repeats[slug]}" if repeats[slug] else slug)
+        repeats[slug] += 1
+    return anchors
+
+
+def _anchor_links() -> list[tuple[str, str]]:
+    return list(dict.fromkeys((page_name(page), target) for page in pages() for target in _links(page)
+                              if re.match(r"[^:]*\.md#|#", target)))
+
+
+@pytest.mark.parametrize(("page", "target"), _anchor_links())
+def test_every_anchor_names_a_heading(page, target):
+    file, anchor = target.split("#", 1)
+    linked = (ROOT / page).parent / file if file else ROOT / page
+    if not linked.is_file():
+        pytest.skip(f"{file} is missing: test_every_relative_link_points_to_a_file fails for it")
+    assert anchor in _anchors(linked), f"{page} links {target}: no such heading in {page_name(linked.resolve())}"
+
+
+def test_the_links_we_check_cover_every_page():
+    targets = {(ROOT / page).parent.joinpath(target.split("#")[0]).resolve() for page, target in _relative_links()}
+    assert {page.resolve() for page in (ROOT / "docs").glob("*.md")} <= targets, "a docs page nobody links"
+    assert any(target.endswith(".png") for _, target in _relative_links())
+
+
+def test_every_docs_page_links_back_to_the_readme():
+    for page in (ROOT / "docs").glob("*.md"):
+        head = page.read_text().splitlines()[:5]
+        assert any("../README.md" in line for line in head), f"{page_name(page)} does not start with a link back"
+
+
+def test_the_readme_is_short():
+    size = len(README.read_bytes())
+    assert size < README_LIMIT, f"README.md is {size} bytes; move details to a page under docs/"

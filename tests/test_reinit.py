@@ -14,10 +14,10 @@ import models
 import reinit_layers
 import schema
 from analyses import reinit_rows
+from analyses.loading import load_snapshot_model
 from metrics.layers import enumerate_layers
 from metrics.prefix import PrefixPlan
 from metrics.reinit import ResetRow, following_batchnorms, reinit_sweep
-from analyses.loading import load_snapshot_model
 from plotting.reinit import reinit_heatmap_data
 from training.evaluate import evaluate
 from utils.cli import run_main

@@ -26,10 +26,10 @@ import torch
 import compute_projections
 import plot_results
 import training.loop
+from tests.pausing_train import pause_at_write
 from tests.train_helpers import read_run, run_dir, run_train
 from utils.checkpoints import resolve_snapshots
 from utils.cli import run_main, setup_logging
-from tests.pausing_train import pause_at_write
 from utils.fileio import atomic_write_json, is_temp_file, remove_stale_temp_files
 
 ROOT = Path(__file__).resolve().parents[1]

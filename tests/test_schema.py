@@ -37,7 +37,7 @@ def test_load_reads_every_kind_we_write(every_kind):
         document = schema.load(path)
         assert document == json.loads(path.read_text())  # ours come back as written
         kinds.setdefault(document["kind"], []).append(path.name)
-    assert set(kinds) == set(schema.RESULT_KINDS)
+    assert set(kinds) == set(schema.result_kinds())
     assert kinds["projections_summary"] == ["projections_summary.json"]
     assert all(schema.load(path)["schema_version"] == schema.SCHEMA_VERSION for path in every_kind)
 
@@ -46,7 +46,7 @@ def test_collect_groups_every_kind_of_a_run_folder(every_kind, digits_run):
     results = every_kind[0].parent
     runs = schema.collect([results, digits_run])
     assert list(runs) == ["."]
-    assert set(runs["."]) == set(schema.RESULT_KINDS)
+    assert set(runs["."]) == set(schema.result_kinds())
     assert [d["epoch"] for d in runs["."]["projections"]] == [2, 3]
 
 

@@ -251,9 +251,45 @@ def test_the_submitit_path_end_to_end(tmp_path, capsys):
     assert capsys.readouterr().out.count(" done ") == 1
 
 
-def test_slurm_without_slurm_is_one_line(tmp_path, capsys):
+@pytest.mark.slow
+def test_a_re_submission_waits_for_its_own_job_not_the_last_attempt_s_status(tmp_path):
+    """--retry-failed re-submits a failed member: the wait must follow the new job to its end (the
+    status file of the first attempt says "failed" at once)."""
+    argv = ["--name", "again", *TINY, "--lr", "1e9", "--analyses", "projections", "--launcher", "slurm",
+            "--submitit-local", "--slurm-time", "10", "--wait"]
+    assert run_sweep(tmp_path, *argv) == 1
+    first = manifest(tmp_path, "again")["members"][0]
+    assert first["status"] == "failed" and "nan" in first["error"]
+    assert run_sweep(tmp_path, *argv, "--retry-failed") == 1
+    second = manifest(tmp_path, "again")["members"][0]
+    status = json.loads((tmp_path / "again/status/run.json").read_text())
+    assert second["job_id"] != first["job_id"] and status["job_id"] == second["job_id"]
+    assert second["status"] == "failed" and second["started"] > first["finished"]  # the new attempt's outcome
+    assert (tmp_path / "again/logs/run.log").read_text().count("nan") >= 2  # it really ran twice
+
+
+def test_small_faults_of_the_launchers(tmp_path, caplog):
+    from sweeper import launch
+
+    args, tokens = sweep.parse(["--root", str(tmp_path), "--name", "x", *TINY, "--no-progress"])
+    assert "--no-progress" not in tokens and tokens[:2] == ["--arch", "lenet"]  # harmless: every member has it
+    folder = SweepFolder(tmp_path / "x")
+    folder.path.mkdir()
+    recorded = {"members": [{"id": "a", "status": "pending", "error": None}]}
+    progress = launch.Progress(folder, recorded, 1)
+    with caplog.at_level("INFO", logger="sweeper.launch"):
+        progress.member("a", {"status": "interrupted", "error": "job 7 ended (CANCELLED)", "seconds": None})
+    assert "interrupted a: job 7 ended (CANCELLED) (1 of 1" in caplog.text and "None" not in caplog.text
+    assert launch.exit_code(recorded) == 1  # an interrupted member is not a success
+    recorded["members"][0]["status"] = "done"
+    assert launch.exit_code(recorded) == 0 and launch.exit_code(recorded, signum=2) == 130
+
+
+def test_slurm_without_slurm_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "no_slurm_here"))  # whatever this machine has
     assert run_sweep(tmp_path, "--name", "nosbatch", *TINY, "--launcher", "slurm") == 2
-    assert "needs SLURM" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "needs SLURM (no sbatch on this machine)" in err
     assert not (tmp_path / "nosbatch").exists()
 
 

@@ -146,13 +146,6 @@ def test_snapshot_analyzers_run_on_every_snapshot(tmp_path):
     assert [s["analyses"]["counter"]["epoch_seen"] for s in snapshots] == [0.0, 1.0, 3.0]
 
 
-def test_listing_without_arch_or_dataset(capsys):
-    assert train.main([]) == 0
-    assert "lenet" in capsys.readouterr().out
-    assert train.main(["--arch", "lenet"]) == 0
-    assert "digits" in capsys.readouterr().out
-
-
 @pytest.mark.parametrize(
     "extra,match",
     [

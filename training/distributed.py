@@ -62,12 +62,3 @@ def barrier(ctx: DistContext) -> None:
 def shutdown(ctx: DistContext) -> None:
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()
-
-
-def broadcast_flag(flag: bool, ctx: DistContext) -> bool:
-    """True on every rank when ``flag`` is true on any rank (e.g. a stop request)."""
-    if not ctx.enabled:
-        return flag
-    tensor = torch.tensor([1.0 if flag else 0.0])
-    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
-    return bool(tensor.item())

@@ -1,7 +1,7 @@
 """Optimizers and learning-rate schedules, by name (registries, not if/elif)."""
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn

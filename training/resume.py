@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-from typing import Sequence
+from collections.abc import Sequence
 
+from datasets.options import HYPER, IDENTITY, data_flags
 from datasets.reference import resolve_conventions as conventions
 from training import rng
 from training.arguments import explicit_flags
@@ -20,14 +21,10 @@ from utils.notices import notice
 
 logger = logging.getLogger(__name__)
 
-IDENTITY_KEYS = (
-    "arch", "dataset", "subsample_classes", "class_sample_seed", "noise", "noise_seed", "pixel_shuffle",
-    "split", "stratified", "split_seed", "shuffle", "upscale", "upscale_padding", "unnormalize", "seed",
-    "pretrained", "normalization", "class_order",
-)
+IDENTITY_KEYS = ("arch", "dataset", *data_flags(IDENTITY), "seed", "pretrained", "conv_init", "conv_init_std")
 HYPER_KEYS = (
     "optimizer", "lr", "lr_step", "lr_decay", "lr_schedule", "weight_decay", "momentum", "batch_size",
-    "augmentation", "snapshot_every", "snapshot_all_until", "kill_plateaus", "plateau_patience",
+    *data_flags(HYPER), "snapshot_every", "snapshot_all_until", "kill_plateaus", "plateau_patience",
 )
 
 

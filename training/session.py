@@ -23,13 +23,12 @@ from training.resume import apply_override, restore_training_state
 from training.run_record import RunRecord
 from training.trainer import Trainer, TrainSettings
 from utils.checkpoints import LAST_CHECKPOINT, load_model_state, snapshot_sort_epoch
-from utils.cli import setup_logging
 from utils.errors import UserError
 from utils.fileio import remove_stale_temp_files
 from utils.paths import run_subdir
 from utils.progress import progress_enabled
 
-logger = logging.getLogger("train")
+logger = logging.getLogger(__name__)
 
 # How a run that raised ends, by exception (first match): the state run.json records.
 ENDINGS = ((StopRequested, "interrupted"), (NonFiniteLoss, "non_finite"), (UserError, "failed"))
@@ -68,6 +67,8 @@ def build_model(args: argparse.Namespace, data: datasets.DataBundle, device: tor
     )
     if checkpoint is not None:
         load_model_state(model, checkpoint["model_state_dict"], source=args.resume_from)
+    else:  # a new run: its initialization (the weights are then saved as epoch 0)
+        models.apply_conv_init(model, args.conv_init, args.conv_init_std)
     return model.to(device)
 
 
@@ -85,8 +86,9 @@ def run_evaluation(args, model, data, device) -> int:
     return 0
 
 
-def prepare_run(args, is_main: bool) -> tuple[Path, Path, Path]:
-    """The run, results and TensorBoard folders; logging to the run's log file on rank 0."""
+def prepare_run(args, is_main: bool, open_log=None) -> tuple[Path, Path, Path]:
+    """The run, results and TensorBoard folders; on rank 0, ``open_log(path)`` of the run's log
+    file (train.py's: the library never configures logging)."""
     sub = run_subdir(dataset=args.dataset, arch=args.arch, seed=args.seed,
                      subsample_classes=args.subsample_classes, noise=args.noise)
     run_dir, results_dir, tb_dir = Path(args.models_path) / sub, Path(args.results) / sub, Path(args.tb_logdir) / sub
@@ -96,7 +98,8 @@ def prepare_run(args, is_main: bool) -> tuple[Path, Path, Path]:
         except OSError as err:
             raise UserError(f"cannot create the run directory {run_dir}: {err.strerror}; check --models-path") from err
         log_file = args.log if os.path.dirname(args.log) else run_dir / args.log
-        setup_logging(str(log_file))
+        if open_log is not None:
+            open_log(log_file)
         for stale in remove_stale_temp_files(run_dir):  # left by a run killed mid-write
             logger.info("removed %s, a temp file of an interrupted write", stale)
     return run_dir, results_dir, tb_dir
@@ -113,8 +116,9 @@ def make_writer(tb_dir: Path, args: argparse.Namespace):
     return writer
 
 
-def train(args, checkpoint, ctx, device, stop, analyzers) -> int:
-    """The run ``args`` describe (``checkpoint``: the snapshot resumed, or None); returns the exit code."""
+def train(args, checkpoint, ctx, device, stop, analyzers, open_log=None) -> int:
+    """The run ``args`` describe (``checkpoint``: the snapshot resumed, or None); returns the exit code.
+    ``open_log(path)`` is called with the run's log file once its folder exists."""
     rng.seed_everything(args.seed)
     data = datasets.build_data(args.dataset, data_options(args))
     model = build_model(args, data, device, checkpoint)
@@ -122,7 +126,7 @@ def train(args, checkpoint, ctx, device, stop, analyzers) -> int:
         notice_reference_differences(args)
     if args.evaluate or args.evaluate_train or args.eval_regularization_loss:
         return run_evaluation(args, model, data, device)
-    run_dir, results_dir, tb_dir = prepare_run(args, ctx.is_main)
+    run_dir, results_dir, tb_dir = prepare_run(args, ctx.is_main, open_log)
     generator = torch.Generator().manual_seed(args.seed)
     optimizer, scheduler, start_epoch = optimization(args, model, checkpoint, generator)
     facts = data.facts()

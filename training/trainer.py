@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from training import rng
-from training.analyzers import SnapshotContext, run_analyzers
+from training.analyzers import run_analyzers, snapshot_subject
 from training.distributed import DistContext, barrier, unwrap
 from training.evaluate import EvalResult, evaluate
 from training.loop import train_one_epoch
@@ -48,7 +48,6 @@ class Outcome:
     state: str  # finished | plateau
     last_epoch: int
     reason: str | None = None
-    final_eval: EvalResult | None = None
 
 
 @dataclass
@@ -69,6 +68,7 @@ class Trainer:
     ctx: DistContext = field(default_factory=DistContext)
     writer: object = None  # SummaryWriter on rank 0
     analyzers: list = field(default_factory=list)
+    probes: dict = field(default_factory=dict)  # the snapshot analyses' probe sets, drawn once per run
     stop_signal: object = lambda: None
     speed: SpeedOptions = field(default_factory=SpeedOptions)
     scaler: object = None
@@ -125,12 +125,10 @@ class Trainer:
     def _analyze(self, epoch: int, path: Path, rng_state: dict) -> dict:
         if not self.analyzers:
             return {}
-        context = SnapshotContext(
-            unwrap(self.model), epoch, path, self.data, self.device, self.results_dir,
-            self.identity["arch"], self.identity["seed"],
-        )
+        subject = snapshot_subject(unwrap(self.model), epoch=epoch, path=path, data=self.data, device=self.device,
+                                   results_dir=self.results_dir, identity=self.identity, probes=self.probes)
         try:
-            results = run_analyzers(self.analyzers, context)
+            results = run_analyzers(self.analyzers, subject)
         finally:
             rng.restore(rng_state, self.generator)  # analyses never perturb training
         self._log_analyses(epoch, results)

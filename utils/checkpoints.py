@@ -35,7 +35,8 @@ def save_snapshot(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
 
 def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a snapshot safely; normalize plain state dicts to ``{"model_state_dict": ...}``.
+    """Read a snapshot safely; normalize plain state dicts to ``{"model_state_dict": ...}``. A
+    ``.safetensors`` file is read as a plain state dict (:mod:`utils.weights`).
 
     Any problem (missing, empty, truncated, not a checkpoint, would execute code) is a
     :class:`UserError` naming the file.
@@ -45,6 +46,10 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
         raise UserError(f"snapshot {path} does not exist; check the path")
     if path.stat().st_size == 0:
         raise UserError(f"snapshot {path} is empty; it was not written completely, use another one")
+    if path.suffix.lower() == ".safetensors":  # tensors only: a plain state dict, which cannot run code either
+        from utils.weights import read_safetensors
+
+        return _normalize(read_safetensors(path), path)
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -52,7 +57,7 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
             f"refusing to load {path}: it contains objects other than tensors and plain data "
             f"(weights_only load failed); only load snapshots you trust, re-saved as plain state dicts"
         ) from err
-    except Exception as err:  # noqa: BLE001  any parse failure of a foreign file is the file's fault
+    except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"cannot read snapshot {path}: {first}; the file is truncated or not a checkpoint") from err
     return _normalize(obj, path)
@@ -118,7 +123,7 @@ def check_finite(state: dict[str, torch.Tensor], *, source: str) -> None:
         )
 
 
-_REFERENCE_EPOCH = re.compile(r"_(\d+)\.(?:tar|pt|pth)$")
+_REFERENCE_EPOCH = re.compile(r"_(\d+)\.(?:tar|pt|pth|safetensors)$")
 
 
 def reference_epoch(path: str | os.PathLike) -> int | None:
@@ -173,7 +178,7 @@ def _resolve_snapshots(spec: str | os.PathLike) -> list[Path]:
         ours = [p for p in path.iterdir() if _OUR_SNAPSHOT.search(p.name)]
         if ours:
             return sorted(ours, key=lambda p: int(_OUR_SNAPSHOT.search(p.name).group(1)))
-        theirs = [p for p in path.iterdir() if p.suffix in (".pt", ".tar", ".pth") and p.name != LAST_CHECKPOINT]
+        theirs = [p for p in path.iterdir() if p.suffix in (".pt", ".tar", ".pth", ".safetensors") and p.name != LAST_CHECKPOINT]
         if theirs:
             return sorted(theirs, key=lambda p: (reference_epoch(p) is None, reference_epoch(p) or 0, p.name))
         raise UserError(f"run directory {path} holds no snapshots (*_epochNNNN.pt); check the path")

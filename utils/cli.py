@@ -4,7 +4,7 @@ from __future__ import annotations
 import collections
 import logging
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from utils import notices
 from utils.errors import UserError
@@ -54,6 +54,13 @@ def setup_logging(log_file: str | None = None, *, verbose: bool = False) -> None
     root.addHandler(file_handler)
 
 
+def open_log_file(path) -> None:
+    """The console, and the log file at ``path`` with the records kept since the CLI started: what
+    a CLI hands the library (``analyses.runner.Outputs.open_log``, train.py's session) to call when
+    it knows where its first result goes."""
+    setup_logging(str(path))
+
+
 class _PendingRecords(logging.Handler):
     """Keeps the records logged before the log file is known (the last 10,000)."""
 
@@ -77,7 +84,7 @@ class _LogFile(logging.FileHandler):
         except OSError as err:
             raise UserError(f"cannot open the log file {filename}: {err.strerror}; check --log") from err
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802  (logging's name)
+    def handleError(self, record: logging.LogRecord) -> None:
         if not self.failed:
             self.failed = True
             error = sys.exc_info()[1]

@@ -1,0 +1,19 @@
+"""Checks shared by several test modules (a test module never imports another)."""
+from __future__ import annotations
+
+import matplotlib.image
+import numpy as np
+import torch
+
+
+def assert_real_png(path) -> None:
+    """A drawn figure, not a blank or tiny one."""
+    pixels = matplotlib.image.imread(path)
+    assert pixels.shape[0] > 200 and pixels.shape[1] > 300, path
+    assert pixels[..., :3].std() > 0.05, f"{path} looks blank"
+
+
+def probe_inputs(split, positions: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
+    """The images (as the model sees them) and labels of ``split`` at ``positions``."""
+    inputs = torch.cat([batch for batch, _ in split.batches(512, shuffle=False)])
+    return inputs[torch.from_numpy(positions)], split.targets[positions]
