@@ -48,10 +48,12 @@ def draw(family: Family, bias, criticality, points, correlations) -> list[tuple[
     if not points.empty:
         built.append(("bias_vs_criticality", figures.bias_vs_criticality(points, correlations, levels=levels,
                                                                          title=title)))
-    dse, dsmi = stats.curves(table, "dse"), stats.curves(table, "dsmi_y")
+    dse, dsmi, dsmi_x = stats.curves(table, "dse"), stats.curves(table, "dsmi_y"), stats.curves(table, "dsmi_x")
     if not dse.empty:
+        panels = [("DSE(Z)", "bits", dse), ("DSMI(Z; Y)", "bits", dsmi)]
+        panels += [("DSMI(Z; X)", "bits", dsmi_x)] if not dsmi_x.empty else []
         built.append(("dse_curves", figures.curves_figure(
-            [("DSE(Z)", "bits", dse), ("DSMI(Z; Y)", "bits", dsmi)], levels=levels,
+            panels, levels=levels,
             title=f"{title}: diffusion spectral entropy of the penultimate representation")))
     accuracy = stats.curves(table, "test_top1")
     if not accuracy.empty:

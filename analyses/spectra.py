@@ -4,6 +4,11 @@ For every conv (1x1 included) and linear layer: the eigenvalues of ``W^T W / N``
 their kh*kw slices pooled into one spectrum, or flattened with ``conv_mode="flatten"``), matrix
 entropy, stable rank, norms, the power-law ``alpha``, ``rand_distance`` and, given an
 initialization, the relative Frobenius distance and cosine from it (math: ``metrics/spectral.py``).
+Next to them, WeightWatcher's diagnostics (``metrics/ww_diagnostics.py``): the Marchenko-Pastur fit
+(``num_spikes``, ``mp_softrank``, bulk edges), correlation traps of the randomized spectrum
+(``num_traps``; ``--no-traps`` skips their SVDs), the ``warning`` (over-trained alpha < 2,
+under-trained alpha > 6), ``log_alpha_norm`` and, given an initialization, its ``euclidean`` and
+``cka`` distances.
 """
 from __future__ import annotations
 
@@ -19,13 +24,16 @@ from analyses.registry import Declaration, summary_covers
 from analyses.subject import Subject
 from metrics.layers import LayerInfo, enumerate_layers
 from metrics.spectral import CONV_MODES, layer_spectrum
+from metrics.ww_diagnostics import layer_diagnostics
 from utils.errors import UserError
 
 # Per-layer values the summary lays out as layers x epochs matrices.
 SUMMARY_METRICS = ("alpha", "alpha_weighted", "entropy", "stable_rank", "spectral_norm", "log_spectral_norm",
-                   "log_norm", "rand_distance", "xmin", "ks_distance", "l2_dist", "cosine")
+                   "log_norm", "rand_distance", "xmin", "ks_distance", "l2_dist", "cosine",
+                   "num_spikes", "mp_softrank", "num_traps", "log_alpha_norm", "euclidean", "cka")
 # Averages over layers, as WeightWatcher's get_summary() (plus entropy and rand_distance).
-NET_METRICS = ("alpha", "alpha_weighted", "log_norm", "log_spectral_norm", "stable_rank", "entropy", "rand_distance")
+NET_METRICS = ("alpha", "alpha_weighted", "log_norm", "log_spectral_norm", "stable_rank", "entropy", "rand_distance",
+               "log_alpha_norm", "mp_softrank")
 LAYER_FIELDS = ("name", "kind", "stage", "block", "index", "out_units", "fan_in", "is_1x1")
 SUMMARY = schema.SummarySpec(
     "spectra_summary", constants=("conv_mode", "shuffle_seed"),
@@ -37,15 +45,17 @@ SUMMARY = schema.SummarySpec(
 class SpectraSettings:
     conv_mode: str = "slices"
     shuffle_seed: int = 0
+    traps: bool = True  # correlation traps: one randomized SVD per matrix (5 for layers under 100 eigenvalues)
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--conv-mode", choices=CONV_MODES, default="slices", help="How a conv layer becomes matrices: its kh*kw (out x in) slices pooled into one spectrum, as WeightWatcher does, or one flattened out x (in*kh*kw) matrix [default = slices].")
-        parser.add_argument("--shuffle-seed", type=int, default=0, help="Seed of the weight shuffle behind rand_distance (combined with each layer's name) [default = 0].")
+        parser.add_argument("--shuffle-seed", type=int, default=0, help="Seed of the weight shuffle behind rand_distance and the correlation traps (combined with each layer's name) [default = 0].")
+        parser.add_argument("--no-traps", action="store_true", help="Skip WeightWatcher's correlation traps (num_traps), which need the SVDs of each layer's randomized weights [default = computed].")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> SpectraSettings:
-        return cls(conv_mode=args.conv_mode, shuffle_seed=args.shuffle_seed)
+        return cls(conv_mode=args.conv_mode, shuffle_seed=args.shuffle_seed, traps=not args.no_traps)
 
 
 def select_layers(model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[LayerInfo]:
@@ -77,10 +87,16 @@ class Spectra(Analysis):
             try:
                 record = layer_spectrum(layer.weight, mode=self.settings.conv_mode, init_weight=init_weight,
                                         seed=self.settings.shuffle_seed, name=layer.name)
+                record |= self.diagnostics(layer, record, init_weight)
             except UserError as err:
                 raise UserError(f"{subject.name}: {err}") from err
             records.append(layer_fields(layer) | record)
         return {"records": records, "init_from": init_path}
+
+    def diagnostics(self, layer: LayerInfo, record: dict, init_weight: torch.Tensor | None) -> dict:
+        """WeightWatcher's diagnostics of one layer (``metrics.ww_diagnostics``), the traps unless ``--no-traps``."""
+        return layer_diagnostics(layer.weight.detach(), record, mode=self.settings.conv_mode, init_weight=init_weight,
+                                 seed=self.settings.shuffle_seed, name=layer.name, traps=self.settings.traps)
 
     def document(self, measured: dict, subject: Subject, args: dict) -> dict:
         """``spectra_<stem>.json``: the header, a ``layers`` list (forward order) and ``net`` averages."""
@@ -90,6 +106,7 @@ class Spectra(Analysis):
             "init_from": str(measured["init_from"]) if measured["init_from"] is not None else None,
             "conv_mode": self.settings.conv_mode,
             "shuffle_seed": self.settings.shuffle_seed,
+            "traps": self.settings.traps,
             "num_classes": subject.num_classes,
             "input_shape": list(subject.input_shape),
             "layers": measured["records"],
@@ -104,9 +121,11 @@ class Spectra(Analysis):
         for record in document["layers"]:
             size = f"{record['N']}x{record['M']}" + (f"x{record['n_matrices']}" if record["n_matrices"] > 1 else "")
             rows.append([record["name"], size, *(fmt(record.get(key)) for key in (
-                "alpha", "entropy", "stable_rank", "log_norm", "rand_distance", "l2_dist"))])
+                "alpha", "entropy", "stable_rank", "log_norm", "rand_distance", "l2_dist", "num_spikes",
+                "num_traps")), record.get("warning") or ""])
         log_table([("layer", "%-22s"), ("N x M (x B)", "%14s"), ("alpha", "%7s"), ("entropy", "%8s"),
-                   ("st.rank", "%8s"), ("log_norm", "%8s"), ("rand_dist", "%9s"), ("l2_dist", "%8s")], rows)
+                   ("st.rank", "%8s"), ("log_norm", "%8s"), ("rand_dist", "%9s"), ("l2_dist", "%8s"),
+                   ("spikes", "%6s"), ("traps", "%5s"), ("warning", "%-13s")], rows)
 
 
 def layer_weights(init: Subject | None) -> dict[str, torch.Tensor] | None:
@@ -134,7 +153,8 @@ def _finite(value) -> bool:
 
 
 # -- what the rest of the suite knows about this analysis -----------------------------------------------
-TABLE_METRICS = ("alpha", "stable_rank", "entropy", "rand_distance")
+TABLE_METRICS = ("alpha", "stable_rank", "entropy", "rand_distance", "num_spikes", "mp_softrank", "num_traps",
+                 "log_alpha_norm")
 TABLE_CONV_MODE = "slices"  # the table holds the default conv mode's values
 
 

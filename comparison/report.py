@@ -88,7 +88,8 @@ def level_section(family: Family, level: str, bias, criticality, correlation: Co
              "mean over seeds): " + (", ".join(f"`{name}` ({100 * drop:.0f}%)" for name, drop in critical) or "none")
              + ("." if not criticality[criticality.level == level].empty else " (no reinit sweep)."),
              f"- **Bias vs criticality**: {correlation_sentence(correlation)}.",
-             f"- **DSE(Z)**: {_dse(family, level, 'dse')}; **DSMI(Z; Y)**: {_dse(family, level, 'dsmi_y')}.",
+             f"- **DSE(Z)**: {_dse(family, level, 'dse')}; **DSMI(Z; Y)**: {_dse(family, level, 'dsmi_y')}; "
+             f"**DSMI(Z; X)**: {_dse(family, level, 'dsmi_x')}.",
              f"- **Test top-1**: {_mean_std(accuracy.value)}% at the last epoch.", ""]
     return lines
 

@@ -182,7 +182,7 @@ def _seeds(table, metric: str, level: str, baseline: str, what: str) -> Contrast
 
 def contrasts(family: Family, bias, criticality) -> list[Contrast]:
     """Each level against the first: bias and criticality paired by layer (Wilcoxon signed-rank over
-    the seed means), and DSE, DSMI(Z; Y) and test accuracy at the last epoch across seeds (Welch)."""
+    the seed means), and DSE, DSMI(Z; Y), DSMI(Z; X) and test accuracy at the last epoch across seeds (Welch)."""
     found = []
     baseline = family.levels[0]
     for level in family.levels[1:]:
@@ -191,6 +191,7 @@ def contrasts(family: Family, bias, criticality) -> list[Contrast]:
                   _paired_layers(criticality, "reinit_drop", level, baseline, "re-initialization drop from epoch 0",
                                  "Wilcoxon signed-rank"),
                   _seeds(family.table, "dsmi_y", level, baseline, "DSMI(Z; Y) (bits)"),
+                  _seeds(family.table, "dsmi_x", level, baseline, "DSMI(Z; X) (bits)"),
                   _seeds(family.table, "dse", level, baseline, "DSE(Z) (bits)"),
                   _seeds(family.table, "test_top1", level, baseline, "test top-1 (%)")]
     return [contrast for contrast in found if contrast is not None]

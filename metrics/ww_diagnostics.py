@@ -174,17 +174,23 @@ def uncentered_cka(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 # -- one layer, every diagnostic --------------------------------------------------------------------
 def layer_diagnostics(weight: torch.Tensor, record: dict, *, mode: str = "slices",
-                      init_weight: torch.Tensor | None = None, seed: int = 0, name: str = "?") -> dict:
+                      init_weight: torch.Tensor | None = None, seed: int = 0, name: str = "?",
+                      traps: bool = True) -> dict:
     """The diagnostics of one layer, to merge into its :func:`metrics.spectral.layer_spectrum` ``record``
     (computed with the same ``mode``; its ``eigenvalues``, ``N``, ``M`` and ``alpha`` are reused).
 
     Keys: :data:`DIAGNOSTICS`, ``rand_eigenvalues`` and, with ``init_weight``, :data:`INIT_DISTANCES`.
-    ``seed`` and ``name`` seed the randomization (:func:`metrics.spectral.layer_seed`).
+    ``seed`` and ``name`` seed the randomization (:func:`metrics.spectral.layer_seed`). ``traps=False``
+    skips the randomized spectra (their SVDs): ``num_traps``, ``rand_bulk_max`` and ``rand_eigenvalues`` are
+    then ``None``.
     """
     eigenvalues = torch.as_tensor(record["eigenvalues"], dtype=torch.float64)
     alpha = record.get("alpha")
     result = mp_diagnostics(eigenvalues, record["N"], record["M"])
-    result |= correlation_traps(weight, mode=mode, seed=layer_seed(seed, name))
+    if traps:
+        result |= correlation_traps(weight, mode=mode, seed=layer_seed(seed, name))
+    else:
+        result |= {"num_traps": None, "rand_bulk_max": None, "rand_eigenvalues": None}
     result |= {"warning": training_warning(alpha), "log_alpha_norm": log_alpha_norm(eigenvalues, alpha)}
     if init_weight is not None:
         result |= init_distances(weight, init_weight, mode=mode, name=name)

@@ -1,4 +1,4 @@
-"""DSE, DSMI(Z; Y) and accuracy against epoch, from the per-snapshot DSE results and run.json."""
+"""DSE, DSMI(Z; Y), DSMI(Z; X) and accuracy against epoch, from the per-snapshot DSE results and run.json."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -22,7 +22,7 @@ def _series(run: Run) -> dict[str, list[dict]]:
                                   "layer": summary.get("layer"), "log2_size": summary.get("log2_size"),
                                   "arch": summary.get("arch"), "dataset": summary.get("dataset"),
                                   "seed": summary.get("seed"),
-                                  **{key: (summary.get(key) or [None] * (i + 1))[i] for key in ("dse", "dsmi_y", "cse")}})
+                                  **{key: (summary.get(key) or [None] * (i + 1))[i] for key in ("dse", "dsmi_y", "dsmi_x", "cse")}})
     if not documents:
         raise MissingData("no 'dse' results")
     groups: dict[str, list[dict]] = defaultdict(list)
@@ -43,7 +43,8 @@ def _accuracy(run: Run) -> tuple[list[int], list[float], str] | None:
 
 @register_figure("dse")
 def dse_curves(run: Run, options: dict) -> list:
-    """Three panels against epoch: DSE(Z) (with log2 N, its ceiling), DSMI(Z; Y), accuracy."""
+    """Three panels against epoch: DSE(Z) (with log2 N, its ceiling), DSMI(Z; Y) and DSMI(Z; X) (dashed),
+    accuracy."""
     series = _series(run)
     accuracy = _accuracy(run)
     panels = 3 if accuracy else 2
@@ -52,12 +53,16 @@ def dse_curves(run: Run, options: dict) -> list:
         color = f"C{index}"
         epochs = [d["epoch"] for d in documents]
         axes[0].plot(epochs, [d.get("dse") for d in documents], marker="o", color=color, label=label)
-        axes[1].plot(epochs, [d.get("dsmi_y") for d in documents], marker="o", color=color, label=label)
+        axes[1].plot(epochs, [d.get("dsmi_y") for d in documents], marker="o", color=color,
+                     label="DSMI(Z; Y)" if index == 0 else None)
+        if any(d.get("dsmi_x") is not None for d in documents):
+            axes[1].plot(epochs, [d.get("dsmi_x") for d in documents], marker="^", linestyle="--", color=color,
+                         label="DSMI(Z; X)" if index == 0 else None)
         ceiling = documents[-1].get("log2_size")
         if ceiling:
             axes[0].axhline(ceiling, color=color, linestyle=":", linewidth=1, label=f"log2 N = {ceiling:.1f}")
     axes[0].set(xlabel="epoch", ylabel="bits", title="DSE(Z)")
-    axes[1].set(xlabel="epoch", ylabel="bits", title="DSMI(Z; Y)")
+    axes[1].set(xlabel="epoch", ylabel="bits", title="DSMI with the labels (Y) and the inputs (X)")
     if accuracy:
         epochs, top1, split = accuracy
         axes[2].plot(epochs, top1, marker="s", color="C3")
@@ -65,6 +70,7 @@ def dse_curves(run: Run, options: dict) -> list:
     for ax in axes:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
+    axes[1].legend(fontsize=8)
     last = next(iter(series.values()))[-1]
     fig.suptitle(run_title("diffusion spectral entropy", arch=last.get("arch"), dataset=last.get("dataset"),
                            seed=last.get("seed")))

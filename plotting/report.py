@@ -50,6 +50,7 @@ def _figure_order(png: Path) -> tuple[int, str]:
 
 def _dse_sentence(summary: dict) -> str:
     epochs, dse, dsmi = summary["epochs"], summary.get("dse") or [], summary.get("dsmi_y") or []
+    dsmi_x = summary.get("dsmi_x") or []
     sigma = (summary.get("settings") or {}).get("sigma")
 
     def bits(values, i):
@@ -59,7 +60,9 @@ def _dse_sentence(summary: dict) -> str:
             f"(sigma = {sigma}, {(summary.get('probe') or {}).get('size', '?')} probe samples, at most "
             f"{summary.get('log2_size', float('nan')):.2f} bits): DSE {bits(dse, 0)} bits at epoch {epochs[0]}, "
             f"{bits(dse, -1 % len(epochs))} bits at epoch {epochs[-1]}; DSMI(Z; Y) {bits(dsmi, 0)} -> "
-            f"{bits(dsmi, -1 % len(epochs))} bits.")
+            f"{bits(dsmi, -1 % len(epochs))} bits"
+            + (f"; DSMI(Z; X) with the inputs' clusters {bits(dsmi_x, 0)} -> {bits(dsmi_x, -1 % len(epochs))} bits."
+               if any(v is not None for v in dsmi_x) else "."))
 
 
 def _spectra_sentence(summary: dict) -> str:
@@ -74,6 +77,27 @@ def _spectra_sentence(summary: dict) -> str:
             f"{epochs[-1]}): power-law alpha {first_last('alpha')}, matrix entropy {first_last('entropy')}, "
             f"rand_distance {first_last('rand_distance')} (lower alpha and entropy, and a larger distance from "
             f"shuffled weights, mean more learned structure).")
+
+
+def _weightwatcher_sentence(document: dict) -> str:
+    """Which layers of the last spectra document WeightWatcher would flag, and why."""
+    layers = document.get("layers") or []
+
+    def named(rows, value):
+        return ", ".join(f"`{layer['name']}` ({value(layer)})" for layer in rows) or "none"
+
+    over = [layer for layer in layers if layer.get("warning") == "over-trained"]
+    under = [layer for layer in layers if layer.get("warning") == "under-trained"]
+    trapped = [layer for layer in layers if layer.get("num_traps")]
+    traps = ("not computed (--no-traps)" if document.get("traps") is False
+             else named(trapped, lambda layer: layer["num_traps"]))
+    def alpha(layer):
+        return f"alpha {layer['alpha']:.2f}"
+
+    return (f"**WeightWatcher's flags** (epoch {document.get('epoch')}): over-trained, alpha < 2: "
+            f"{named(over, alpha)}; under-trained, alpha > 6: {named(under, alpha)}; correlation traps (spikes of "
+            f"the randomized ESD beyond its Marchenko-Pastur edge: large weights that shuffling does not spread): "
+            f"{traps}.")
 
 
 def report_markdown(run: Run, *, report_dir: Path, figures: list[Path], run_dir: Path, results_dir: Path,
@@ -99,6 +123,9 @@ def report_markdown(run: Run, *, report_dir: Path, figures: list[Path], run_dir:
     spectra = run.summary("spectra_summary", conv_mode="slices")
     if spectra and spectra.get("epochs"):
         lines += [_spectra_sentence(spectra), ""]
+    last_spectra = [d for d in run.of_kind("spectra") if d.get("conv_mode", "slices") == "slices" and d.get("epoch") is not None]
+    if last_spectra and "warning" in ((last_spectra[-1].get("layers") or [{}])[0]):
+        lines += [_weightwatcher_sentence(last_spectra[-1]), ""]
     for png in sorted(figures, key=_figure_order):
         lines += [f"## {png.stem.replace('_', ' ')}", "", f"![{png.stem}]({os.path.relpath(png, report_dir)})", ""]
     lines += ["## Files", "", f"- snapshots and run.json: `{run_dir}`", f"- result JSON: `{results_dir}`",

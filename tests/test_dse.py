@@ -27,6 +27,7 @@ from metrics.dse import (
     spectral_entropy,
     symmetric_eigenvalues,
 )
+from metrics.dse_variants import dse_variants
 from metrics.embeddings import collect_embeddings, penultimate_layer
 from schema import read_json as read_result
 from tests.checks import probe_inputs
@@ -324,6 +325,16 @@ def test_analyzer_flags():
     assert declaration("dse").train_analyzer(parser.parse_args(["--no-dse"])) is None
     with pytest.raises(UserError, match="--dse-samples"):
         declaration("dse").train_analyzer(parser.parse_args(["--dse-samples", "1"]))
+    assert analyzer.settings.dsmi_x_clusters == 10 and analyzer.settings.variants == ()
+    assert declaration("dse").train_analyzer(parser.parse_args(["--no-dsmi-x"])).settings.dsmi_x_clusters is None
+    chosen = declaration("dse").train_analyzer(parser.parse_args(["--dsmi-x-clusters", "4", "--dse-variants", "ase"]))
+    assert (chosen.settings.dsmi_x_clusters, chosen.settings.variants) == (4, ("ase",))
+    for flags, message in ((["--dsmi-x-clusters", "1"], "--dsmi-x-clusters 1 must be at least 2"),
+                           (["--dse-samples", "8"], "too few to cluster"),
+                           (["--dse-variants", "dsmi_z"], "unknown DSE variant")):
+        with pytest.raises(UserError, match=message):
+            declaration("dse").train_analyzer(parser.parse_args(flags))
+    assert declaration("dse").train_analyzer(parser.parse_args(["--dse-samples", "8", "--no-dsmi-x"])) is not None
 
 
 def dse_flag_off() -> list[str]:
@@ -333,12 +344,19 @@ def dse_flag_off() -> list[str]:
 
 
 def reference_values(model: nn.Module, inputs: torch.Tensor, labels: np.ndarray) -> dict:
-    """DSE, DSMI and CSE of LeNet's penultimate features, by the reference package."""
+    """DSE, DSMI with the labels and with the inputs (the package clusters them itself) and CSE of LeNet's
+    penultimate features, by the reference package."""
+    features = lenet_features(model, inputs)
+    return {"dse": reference_dse(features), "dsmi_y": reference_dsmi(features, labels),
+            "dsmi_x": reference_dsmi(features, inputs.flatten(1).numpy()),
+            "cse": reference_dse(features, classic_shannon_entropy=True)}
+
+
+def lenet_features(model: nn.Module, inputs: torch.Tensor) -> np.ndarray:
+    """LeNet's penultimate representation (the input of its last linear layer), float64."""
     model.eval()
     with torch.no_grad():
-        features = model.classifier[:6](torch.flatten(model.avgpool(model.features(inputs)), 1)).double().numpy()
-    return {"dse": reference_dse(features), "dsmi_y": reference_dsmi(features, labels),
-            "cse": reference_dse(features, classic_shannon_entropy=True)}
+        return model.classifier[:6](torch.flatten(model.avgpool(model.features(inputs)), 1)).double().numpy()
 
 
 def test_analyzer_through_train_uses_one_probe_and_matches_the_reference(tmp_path):
@@ -365,14 +383,18 @@ def test_analyzer_through_train_uses_one_probe_and_matches_the_reference(tmp_pat
     for entry, document in zip(snapshots, documents):
         model = load_snapshot_model(run_dir(tmp_path, seed=2) / entry["file"]).model
         expected = reference_values(model, inputs, labels)
-        for key in ("dse", "dsmi_y", "cse"):
-            assert document[key] == pytest.approx(expected[key], abs=TOLERANCE)
+        for key in ("dse", "dsmi_y", "dsmi_x", "cse"):
+            assert document[key] == pytest.approx(expected[key], abs=TOLERANCE), key
             assert entry["analyses"]["dse"][key] == document[key]
+    # The input clusters are computed once and recorded with the probe.
+    assert len({tuple(document["input_clusters"]["ids"]) for document in documents}) == 1
+    assert documents[0]["input_clusters"]["n_clusters"] == 10 and len(documents[0]["input_clusters"]["ids"]) == samples
     summary = read_result(out / "dse_summary.json")
     assert summary["epochs"] == [0, 1, 2]
     assert summary["dse"] == [document["dse"] for document in documents]
+    assert summary["dsmi_x"] == [document["dsmi_x"] for document in documents]
     events = EventAccumulator(str(tmp_path / "tb" / "digits" / "lenet" / "2")).Reload()
-    assert {"dse/dse", "dse/dsmi_y", "dse/cse"} <= set(events.Tags()["scalars"])
+    assert {"dse/dse", "dse/dsmi_y", "dse/dsmi_x", "dse/cse"} <= set(events.Tags()["scalars"])
 
 
 # -- compute_dse.py --------------------------------------------------------------------------------
@@ -387,7 +409,7 @@ def test_cli_on_a_run_directory_matches_the_reference_and_writes_a_summary(digit
     summary = json.loads((out / "dse_summary.json").read_text())
     assert summary["kind"] == "dse_summary" and summary["epochs"] == [0, 1, 2, 3]
     assert summary["files"] == [f"dse_lenet_epoch000{epoch}.json" for epoch in range(4)]
-    for key in ("dse", "dsmi_y", "cse"):
+    for key in ("dse", "dsmi_y", "dsmi_x", "cse"):
         assert summary[key] == [document[key] for document in documents]
     data = datasets.build_data("digits")  # the run has no validation split: the probe is from the test set
     positions = np.sort(np.random.default_rng(0).choice(len(data.test), size=150, replace=False))
@@ -396,8 +418,8 @@ def test_cli_on_a_run_directory_matches_the_reference_and_writes_a_summary(digit
     inputs, labels = probe_inputs(data.test, positions)
     last = load_snapshot_model(digits_run / "lenet_epoch0003.pt").model
     expected = reference_values(last, inputs, labels)
-    for key in ("dse", "dsmi_y", "cse"):
-        assert documents[3][key] == pytest.approx(expected[key], abs=TOLERANCE)
+    for key in ("dse", "dsmi_y", "dsmi_x", "cse"):
+        assert documents[3][key] == pytest.approx(expected[key], abs=TOLERANCE), key
     assert documents[3]["source"] == "snapshot" and documents[3]["epoch"] == 3
 
 
@@ -426,3 +448,28 @@ def test_cli_measures_a_random_init(tmp_path):
     document = read_result(tmp_path / "digits" / "lenet" / "4" / "dse_init_lenet.json")
     assert (document["source"], document["epoch"], document["probe"]["size"]) == ("init", 0, 80)
     assert 0.0 <= document["dse"] <= document["log2_size"] + 1e-9
+
+
+def test_cli_variants_and_no_dsmi_x(digits_run, tmp_path):
+    """--dse-variants stores each estimator under its key (each equal to dse-dsmi's in
+    tests/test_dse_variants.py); --no-dsmi-x leaves DSMI(Z; X) out, and records no clusters."""
+    snapshot = digits_run / "lenet_epoch0003.pt"
+    assert run_cli("--load-from", str(snapshot), "--results", str(tmp_path), "--dse-samples", "100",
+                   "--dse-variants", "csmi", "ase_gaussian", "--dsmi-x-clusters", "5") == 0
+    document = read_result(tmp_path / "digits" / "lenet" / "0" / "dse_lenet_epoch0003.json")
+    data = datasets.build_data("digits")
+    positions = np.sort(np.random.default_rng(0).choice(len(data.test), size=100, replace=False))
+    inputs, labels = probe_inputs(data.test, positions)
+    features = lenet_features(load_snapshot_model(snapshot).model, inputs)
+    assert document["input_clusters"]["n_clusters"] == 5
+    ids = np.asarray(document["input_clusters"]["ids"])
+    assert document["dsmi_x"] == pytest.approx(reference_dsmi(features, ids), abs=TOLERANCE)
+    expected = dse_variants(features, ["csmi", "ase_gaussian"], labels, ids, sigma=10.0, max_n=10000, seed=0)
+    assert set(document["variants"]) == {"csmi_y", "csmi_x", "ase_gaussian"}
+    for key, value in expected.items():
+        assert document["variants"][key] == pytest.approx(value, abs=TOLERANCE), key
+    assert document["settings"]["variants"] == ["csmi", "ase_gaussian"]
+    assert run_cli("--load-from", str(snapshot), "--results", str(tmp_path / "off"), "--dse-samples", "100",
+                   "--no-dsmi-x") == 0
+    off = read_result(tmp_path / "off" / "digits" / "lenet" / "0" / "dse_lenet_epoch0003.json")
+    assert off["dsmi_x"] is None and off["input_clusters"] is None and off["dse"] == document["dse"]

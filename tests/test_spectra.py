@@ -25,6 +25,7 @@ from metrics.spectral import (
     stable_rank,
     weight_spectrum,
 )
+from metrics.ww_diagnostics import DIAGNOSTICS, INIT_DISTANCES, layer_diagnostics, training_warning
 from schema import read_json as read_result
 from tests.checks import assert_real_png as _assert_real_png
 from utils.cli import run_main
@@ -262,23 +263,39 @@ def test_cli_on_a_run_directory(spectra_results, digits_run):
     for key in ("alpha", "entropy", "stable_rank", "rand_distance", "l2_dist", "cosine"):
         assert record[key] == pytest.approx(expected[key], rel=1e-12), key
     assert (record["N"], record["M"], record["n_matrices"], record["num_evals"]) == (64, 64, 9, 576)
+    # WeightWatcher's diagnostics of the same layer, from the same weights and seed (metrics/ww_diagnostics.py,
+    # each equal to weightwatcher 0.7.7 in tests/test_ww_diagnostics.py).
+    diagnostics = layer_diagnostics(model.features[12].weight.detach(), expected,
+                                    init_weight=init.features[12].weight.detach(), name="features.12")
+    for key in (*DIAGNOSTICS, *INIT_DISTANCES):
+        value = diagnostics[key]
+        assert record[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
+    assert record["rand_eigenvalues"] == pytest.approx(diagnostics["rand_eigenvalues"], rel=1e-12)
+    assert all(layer["warning"] == training_warning(layer["alpha"]) for layer in documents[3]["layers"])
+    assert all(layer["euclidean"] == 0.0 and layer["cka"] == pytest.approx(1.0) for layer in documents[0]["layers"])
     summary = json.loads((out / "spectra_summary.json").read_text())
     assert summary["kind"] == "spectra_summary" and summary["epochs"] == [0, 1, 2, 3]
     alpha = np.array(summary["metrics"]["alpha"], dtype=float)
     assert alpha.shape == (9, 4)
     assert alpha[5, 3] == record["alpha"]
     assert summary["net"]["alpha"][3] == pytest.approx(np.mean(alpha[:, 3]))
+    assert summary["metrics"]["num_traps"][5][3] == record["num_traps"]
+    assert summary["net"]["mp_softrank"][3] == pytest.approx(np.mean([layer["mp_softrank"]
+                                                                       for layer in documents[3]["layers"]]))
 
 
 def test_cli_flatten_mode_and_random_init(tmp_path, digits_run):
     snapshot = digits_run / "lenet_epoch0002.pt"
     assert compute_spectra.main(["--load-from", str(snapshot), "--results", str(tmp_path), "--no-init",
-                                 "--conv-mode", "flatten", "--shuffle-seed", "5"]) == 0
+                                 "--conv-mode", "flatten", "--shuffle-seed", "5", "--no-traps"]) == 0
     document = read_result(tmp_path / "digits" / "lenet" / "0" / "spectra_conv-flatten_lenet_epoch0002.json")
     assert document["conv_mode"] == "flatten"
     conv = document["layers"][1]
     assert (conv["name"], conv["N"], conv["M"], conv["n_matrices"], conv["num_evals"]) == ("features.2", 54, 6, 1, 6)
     assert "l2_dist" not in conv and document["init_from"] is None and document["shuffle_seed"] == 5
+    # --no-traps skips the randomized spectra only; the MP fit stays.
+    assert document["traps"] is False and conv["num_traps"] is None and conv["rand_eigenvalues"] is None
+    assert "cka" not in conv and isinstance(conv["num_spikes"], int) and conv["mp_softrank"] is not None
     assert not list((tmp_path / "digits" / "lenet" / "0").glob("spectra*summary.json"))
     assert not (tmp_path / "digits" / "lenet" / "0" / "spectra_lenet_epoch0002.json").exists()
     assert compute_spectra.main(["--arch", "lenet", "--dataset", "digits", "--seed", "3", "--results",
