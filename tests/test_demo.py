@@ -22,9 +22,17 @@ def test_demo_produces_every_file(tmp_path):
     pngs = sorted((tmp_path / "plots").rglob("*.png"))
     names = {p.stem for p in pngs}
     assert {"training_curves", "projection_heatmaps", "projection_histograms", "dse_curves",
-            "headline_bias_vs_reinit", "reinit_lenet_epoch0003", "hsic_plane", "spectra_heatmaps"} <= names
-    for statement in ("Critical layers", "Spearman correlation", "Diffusion spectral entropy", "Weight spectra"):
+            "headline_bias_vs_reinit", "reinit_lenet_epoch0003", "hsic_plane", "hsic_epochs", "spectra_heatmaps",
+            "spectra_alpha_rand_distance"} <= names
+    for statement in ("Critical layers", "Spearman correlation", "Diffusion spectral entropy", "Weight spectra",
+                      "DSMI(Z; X) with the inputs' clusters", "WeightWatcher's flags"):
         assert statement in report
+    # The flags are those of the last spectra document: each warned layer is named with its alpha.
+    last = schema.read_json(next((tmp_path / "results").rglob("spectra_lenet_epoch0003.json")))
+    flags = report.split("WeightWatcher's flags")[1].split("\n")[0]
+    for layer in last["layers"]:
+        named = f"`{layer['name']}` (alpha {layer['alpha']:.2f})" in flags if layer["alpha"] is not None else False
+        assert named == bool(layer["warning"]), layer["name"]
     for png in pngs:
         assert_real_png(png)
         assert png.with_suffix(".pdf").is_file()
