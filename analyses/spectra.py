@@ -1,6 +1,8 @@
 """Weight-spectrum metrics per layer (WeightWatcher's), and the distance from the initialization.
 
-For every conv (1x1 included) and linear layer: the eigenvalues of ``W^T W / N`` (conv layers as
+For every conv (1x1 included), linear and attention matrix (``metrics/matrices.py``: an attention's
+in-projection as its q, k and v blocks, and its out_proj; any other matrix-shaped parameter is
+named in one notice): the eigenvalues of ``W^T W / N`` (conv layers as
 their kh*kw slices pooled into one spectrum, or flattened with ``conv_mode="flatten"``), matrix
 entropy, stable rank, norms, the power-law ``alpha``, ``rand_distance`` and, given an
 initialization, the relative Frobenius distance and cosine from it (math: ``metrics/spectral.py``).
@@ -22,10 +24,12 @@ import schema
 from analyses.base import Analysis, fmt, log_table, logger
 from analyses.registry import Declaration, summary_covers
 from analyses.subject import Subject
-from metrics.layers import LayerInfo, enumerate_layers
+from metrics.layers import LayerInfo
+from metrics.matrices import weight_matrices
 from metrics.spectral import CONV_MODES, layer_spectrum
 from metrics.ww_diagnostics import layer_diagnostics
 from utils.errors import UserError
+from utils.notices import notice
 
 # Per-layer values the summary lays out as layers x epochs matrices.
 SUMMARY_METRICS = ("alpha", "alpha_weighted", "entropy", "stable_rank", "spectral_norm", "log_spectral_norm",
@@ -58,9 +62,15 @@ class SpectraSettings:
         return cls(conv_mode=args.conv_mode, shuffle_seed=args.shuffle_seed, traps=not args.no_traps)
 
 
-def select_layers(model: torch.nn.Module, input_shape: tuple[int, ...]) -> list[LayerInfo]:
-    """Every conv (1x1 included) and linear layer, in forward order."""
-    return enumerate_layers(model, input_shape, include_1x1=True, with_linear=True)
+def select_layers(model: torch.nn.Module, input_shape: tuple[int, ...], *, name: str = "") -> list[LayerInfo]:
+    """Every conv (1x1 included), linear and attention matrix, in forward order; one notice names the
+    other parameters of two or more dimensions (embeddings, tokens), which are skipped."""
+    layers, skipped = weight_matrices(model, input_shape)
+    if skipped:
+        described = "; ".join(f"{parameter} ({why})" for parameter, why in skipped)
+        notice(f"spectra-skipped:{type(model).__name__}:{len(skipped)}", "spectra of %s skip %d weight tensor(s): %s",
+               name or type(model).__name__, len(skipped), described)
+    return layers
 
 
 class Spectra(Analysis):
@@ -80,7 +90,7 @@ class Spectra(Analysis):
         init_path, init = subject.initialization
         init_weights = layer_weights(init)
         records = []
-        for layer in select_layers(subject.model, subject.input_shape):
+        for layer in select_layers(subject.model, subject.input_shape, name=subject.name):
             init_weight = init_weights.get(layer.name) if init_weights is not None else None
             if init_weights is not None and init_weight is None:
                 raise UserError(f"{subject.name}: layer {layer.name} is missing from the initialization {init_path}")

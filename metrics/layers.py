@@ -29,18 +29,21 @@ class LayerInfo:
     fan_in: int  # size of one filter: C/groups * kh * kw, or in_features
     out_units: int  # filters or output features
     is_1x1: bool
+    matrix: torch.Tensor | None = None  # a weight that is not ``module.weight`` (an attention block's q, k or v)
 
     @property
     def weight(self) -> torch.Tensor:
-        return self.module.weight
+        return self.module.weight if self.matrix is None else self.matrix
 
     def filters(self) -> torch.Tensor:
         """Weights as ``(out_units, fan_in)``: one row per hyperplane normal."""
         return self.module.weight.detach().reshape(self.out_units, -1)
 
 
-def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
-    """``(name, module, per-sample input shape)`` of each conv/linear module, in the order of its first call."""
+def _trace(model: nn.Module, input_shape: tuple[int, ...], types: tuple[type, ...] = (nn.Conv2d, nn.Linear)
+           ) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+    """``(name, module, per-sample input shape)`` of each module of ``types`` (conv and linear), in the order of
+    its first call."""
     calls: list[tuple[str, nn.Module, tuple[int, ...]]] = []
     seen: set[int] = set()
 
@@ -52,7 +55,7 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...]) -> list[tuple[str, nn
         return hook
 
     hooks = [(module, record(name)) for name, module in model.named_modules()
-             if isinstance(module, (nn.Conv2d, nn.Linear))]
+             if isinstance(module, types)]
     hooked_forward(model, input_shape, forward_hooks=hooks)
     return calls
 
