@@ -1,14 +1,14 @@
 """compute_spectra's measurement vs weightwatcher 0.7.7's analyze(), on ResNet-18 and ViT-B/16, in one run.
 
-    python benchmarks/bench_spectra.py [--models resnet18 vit_b_16] [--repeats 1] [--traps]
+    python benchmarks/bench_spectra.py [--models resnet18 vit_b_16] [--repeats 1] [--no-traps]
 
 Both analyse torchvision's randomly initialized models (seeded), every weight matrix each tool covers:
 ours the conv and linear layers and, for the ViT, each attention's q, k, v and out_proj (metrics/matrices.py);
 weightwatcher its conv and linear layers (out_proj included, in_proj not). Ours computes the spectrum,
-alpha, entropy, stable rank, norms, rand_distance and the Marchenko-Pastur fit; weightwatcher runs
-``analyze()`` with its defaults (spectrum, alpha, entropy, norms; no randomization). ``--traps`` adds
-the correlation traps on both sides (ours: the default of compute_spectra.py; weightwatcher:
-``randomize=True, mp_fit=True``). Each time is the best of ``--repeats`` runs. Prints a final
+alpha, entropy, stable rank, norms, rand_distance, the Marchenko-Pastur fit and the correlation traps
+(compute_spectra.py's default); weightwatcher ``analyze(randomize=True, mp_fit=True)``, which computes
+the same (its rand_distance and traps come from the randomized spectrum). ``--no-traps`` compares ours
+without the traps against weightwatcher's default ``analyze()`` (no randomized spectrum, no rand_distance). Each time is the best of ``--repeats`` runs. Prints a final
 ``ratio: <weightwatcher time / our time>`` line for the last model (target: >= 5).
 """
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["resnet18", "vit_b_16"], help="torchvision model names [default = resnet18 vit_b_16]")
     parser.add_argument("--repeats", type=int, default=1, help="runs per measurement, the best is kept [default = 1]")
-    parser.add_argument("--traps", action="store_true", help="also the correlation traps (randomized spectra) on both sides [default = off]")
+    parser.add_argument("--no-traps", dest="traps", action="store_false", help="no correlation traps (randomized spectra) on either side [default = on, as compute_spectra.py]")
     args = parser.parse_args(argv)
     import weightwatcher
 
