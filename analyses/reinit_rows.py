@@ -16,6 +16,8 @@ import torch
 from analyses.loading import load_snapshot_model
 from analyses.subject import Subject
 from metrics.reinit import ResetRow
+from models.init import DEFAULT as DEFAULT_CONV_INIT
+from models.init import apply_conv_init, conv_init_of
 from models.registry import get_model
 from utils.checkpoints import one_per_epoch, resolve_snapshots, snapshot_sort_epoch
 from utils.errors import UserError
@@ -144,16 +146,18 @@ def unique_keys(rows: list[RowSource]) -> list[RowSource]:
 
 def rand_rows(subject: Subject, keep: set[str], *, repeats: int, seed: int | None) -> list[RowSource]:
     """``repeats`` fresh initializations of the architecture, reproducible from the seed (the
-    snapshot's by default, else 0)."""
+    snapshot's by default, else 0), drawn as the run drew its own (its ``--conv-init``)."""
     base = seed if seed is not None else (subject.seed if subject.seed is not None else 0)
+    scheme, std = conv_init_of(subject.args)
+    how = "" if scheme == DEFAULT_CONV_INIT else f", conv {scheme} std {std:g}"
     rows = []
     for repeat in range(repeats):
         row_seed = rand_seed(base, repeat)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(row_seed)
-            model = get_model(subject.arch, subject.num_classes, subject.in_channels, image_size=subject.image_size,
-                              check_input=False)
-        rows.append(RowSource(RAND_KEY, RAND_KEY, ResetRow(f"random init (seed {row_seed})", kept_state(model, keep)),
+            model = apply_conv_init(get_model(subject.arch, subject.num_classes, subject.in_channels,
+                                              image_size=subject.image_size, check_input=False), scheme, std)
+        rows.append(RowSource(RAND_KEY, RAND_KEY, ResetRow(f"random init (seed {row_seed}{how})", kept_state(model, keep)),
                               seed=row_seed))
     return rows
 

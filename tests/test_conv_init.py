@@ -6,6 +6,8 @@ import torch
 from torch import nn
 
 import models
+from analyses.loading import load_snapshot_model
+from analyses.reinit_rows import rand_rows
 from tests.train_helpers import read_run, run_dir, run_train
 from utils.cli import run_main
 from utils.errors import UserError
@@ -33,6 +35,14 @@ def test_the_convolutions_start_with_the_asked_std_and_the_rest_as_built(tmp_pat
     assert linear and all(abs(float(state[k].std()) / float(plain_state[k].std()) - 1) < 0.2 for k in linear)
     args = read_run(tmp_path / "low")["args"]
     assert (args["conv_init"], args["conv_init_std"]) == ("normal", 0.01)
+    # reinit --rand re-draws a layer as the run drew it: the low run's random rows have std 0.01 convolutions.
+    for run, expected in (("low", (0.008, 0.012)), ("plain", (0.05, 1.0))):
+        subject = load_snapshot_model(run_dir(tmp_path / run) / "lenet_epoch0001.pt")
+        names = {name.removesuffix(".weight") for name, value in state.items() if value.dim() == 4}
+        (row,) = rand_rows(subject, names, repeats=1, seed=None)
+        drawn = torch.cat([row.row.state[f"{name}.weight"].flatten() for name in sorted(names)])
+        assert expected[0] < float(drawn.std()) < expected[1], run
+        assert ("conv normal std 0.01" in row.row.label) == (run == "low")
 
 
 def test_a_resumed_run_keeps_its_initialization_scheme(tmp_path):
