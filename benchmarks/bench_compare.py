@@ -74,23 +74,35 @@ def write_family(root: Path, runs: int, snapshots: int, layers: int) -> int:
     return files
 
 
+def timed(function, *args, **kwargs):
+    """``(seconds, value)`` of one call."""
+    start = time.perf_counter()
+    value = function(*args, **kwargs)
+    return time.perf_counter() - start, value
+
+
+def parse_all(root: Path) -> int:
+    """Parse every JSON file under ``root`` (the I/O floor of any reader); the number of files."""
+    return sum(1 for path in root.rglob("*.json") if json.loads(path.read_text()) is not None)
+
+
+def family_parser(description: str) -> argparse.ArgumentParser:
+    """The size of the synthetic family (shared with bench_rank.py)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--runs", type=int, default=100, help="runs in the family [default = 100]")
+    parser.add_argument("--snapshots", type=int, default=10, help="snapshots per run [default = 10]")
+    parser.add_argument("--layers", type=int, default=20, help="layers per model [default = 20]")
+    return parser
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--snapshots", type=int, default=10)
-    parser.add_argument("--layers", type=int, default=20)
-    args = parser.parse_args()
+    args = family_parser(__doc__.splitlines()[0]).parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         files = write_family(root, args.runs, args.snapshots, args.layers)
         size = sum(path.stat().st_size for path in root.rglob("*.json"))
-        start = time.perf_counter()
-        for path in root.rglob("*.json"):
-            json.loads(path.read_text())
-        floor = time.perf_counter() - start
-        start = time.perf_counter()
-        table = schema.load_table([root])
-        ours = time.perf_counter() - start
+        floor, _ = timed(parse_all, root)
+        ours, table = timed(schema.load_table, [root])
     print(f"{args.runs} runs x {args.snapshots} snapshots x {args.layers} layers: {files} files, {size / 1e6:.0f} MB, "
           f"{len(table)} table rows")
     print(f"{'parse every JSON file (floor)':34s} {floor:7.2f} s")

@@ -12,11 +12,9 @@ its bootstrap are computed. Ends with ``ratio: <parse-only time / load-and-rank 
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_compare import write_family  # noqa: E402
+from bench_compare import family_parser, parse_all, timed, write_family  # noqa: E402
 
 from comparison.measures import load_measures  # noqa: E402
 from comparison.ranking import rank  # noqa: E402
@@ -44,26 +42,16 @@ def vary_accuracy(root: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=100)
-    parser.add_argument("--snapshots", type=int, default=10)
-    parser.add_argument("--layers", type=int, default=20)
-    parser.add_argument("--resamples", type=int, default=2000)
+    parser = family_parser(__doc__.splitlines()[0])
+    parser.add_argument("--resamples", type=int, default=2000, help="bootstrap draws [default = 2000]")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
         files = write_family(root, args.runs, args.snapshots, args.layers)
         vary_accuracy(root)
-        start = time.perf_counter()
-        for path in root.rglob("*.json"):
-            json.loads(path.read_text())
-        floor = time.perf_counter() - start
-        start = time.perf_counter()
-        table = load_measures([root])
-        read = time.perf_counter() - start
-        start = time.perf_counter()
-        ranking = rank(table, resamples=args.resamples)
-        ranked = time.perf_counter() - start
+        floor, _ = timed(parse_all, root)
+        read, table = timed(load_measures, [root])
+        ranked, ranking = timed(rank, table, resamples=args.resamples)
     print(f"{args.runs} runs x {args.snapshots} snapshots x {args.layers} layers: {files} files, "
           f"{table.measure.nunique()} measures x {ranking.target.nunique()} targets, {args.resamples} bootstrap draws")
     print(f"{'parse every JSON file (floor)':34s} {floor:7.2f} s")

@@ -46,7 +46,7 @@ def _order(run: Run, by: list[str]) -> tuple:
     return tuple(keys)
 
 
-def _finished(runs: list[Run], manifests: list[dict], notes: list[str]) -> list[Run]:
+def finished(runs: list[Run], manifests: list[dict], notes: list[str]) -> list[Run]:
     """The runs to compare; failed, stopped or unfinished ones (and sweep members that never ran)
     are one note each."""
     for manifest in manifests:
@@ -86,7 +86,7 @@ def build_family(inputs, *, by: list[str] | None = None) -> Family:
     """The family of the runs under ``inputs`` (sweep, run or results folders)."""
     found, manifests = find_runs(inputs)
     notes: list[str] = []
-    runs = _finished(found, manifests, notes)
+    runs = finished(found, manifests, notes)
     if not runs:
         raise UserError(f"no finished runs found in {', '.join(map(str, inputs))}; give sweep, run or results folders")
     factors = varying(runs)

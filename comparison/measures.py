@@ -133,18 +133,11 @@ def _varying(found: list[dict]) -> list[str]:
 
 def finished_runs(inputs) -> tuple[list, list[str]]:
     """The runs under ``inputs`` that ended well, and one note per run or sweep member left out."""
-    from comparison.family import FINISHED
+    from comparison.family import finished
 
     runs, manifests = schema.find_runs(inputs)
-    notes = [f"member {member['id']} of sweep {manifest.get('name')} is {member.get('status')}; left out"
-             for manifest in manifests for member in manifest.get("members") or [] if member.get("status") != "done"]
-    kept = []
-    for run in runs:
-        state = ((run.record or {}).get("status") or {}).get("state")
-        if run.record is not None and state not in FINISHED:
-            notes.append(f"run {run.folder} ended {state}; left out")
-        else:
-            kept.append(run)
+    notes: list[str] = []
+    kept = finished(runs, manifests, notes)
     if not kept:
         raise UserError(f"no finished runs found in {', '.join(map(str, inputs))} (no run.json or result JSON); "
                         "give sweep, run or results folders")

@@ -1,6 +1,9 @@
 """Checks shared by several test modules (a test module never imports another)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import matplotlib.image
 import numpy as np
 import torch
@@ -17,3 +20,16 @@ def probe_inputs(split, positions: np.ndarray) -> tuple[torch.Tensor, np.ndarray
     """The images (as the model sees them) and labels of ``split`` at ``positions``."""
     inputs = torch.cat([batch for batch, _ in split.batches(512, shuffle=False)])
     return inputs[torch.from_numpy(positions)], split.targets[positions]
+
+
+def write_document(path, document: dict) -> None:
+    """A hand-made result or run document, written where the readers look (parents made)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document))
+
+
+def document_header(kind: str, seed: int, epoch) -> dict:
+    """The common header of a hand-made LeNet-on-digits document."""
+    return {"schema_version": 1, "kind": kind, "arch": "lenet", "dataset": "digits", "seed": seed, "epoch": epoch,
+            "args": {}}

@@ -3,7 +3,6 @@ combined p-values, Spearman, the report's sentences), a real tiny sweep end to e
 differ, the reference tool's files, bad input."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ import compare_runs
 import schema
 from comparison import stats as family_stats
 from comparison.family import build_family
+from tests.checks import document_header, write_document
 from utils.cli import run_main
 
 LAYERS = ["conv0", "conv1", "conv2", "conv3"]
@@ -27,16 +27,6 @@ DSMI = {0.0: [1.5, 1.6, 1.7], 1.0: [0.5, 0.6, 0.4]}
 TOP1 = {0.0: [97.0, 98.0, 96.0], 1.0: [10.0, 11.0, 9.0]}
 
 
-def _write(path: Path, document: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document))
-
-
-def _header(kind: str, seed: int, epoch) -> dict:
-    return {"schema_version": 1, "kind": kind, "arch": "lenet", "dataset": "digits", "seed": seed, "epoch": epoch,
-            "args": {}}
-
-
 def make_run(root: Path, noise: float, seed: int, *, reinit: bool = True, state: str = "finished") -> Path:
     """One hand-made run in the standard layout: run.json, projections at epochs 0 and 5, reinit, DSE."""
     sub = Path("digits", *(["noise_100"] if noise else []), "lenet", str(seed))
@@ -46,22 +36,22 @@ def make_run(root: Path, noise: float, seed: int, *, reinit: bool = True, state:
               "epochs": [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.0, "val_top1": TOP1[noise][i] * e / 5,
                           "eval_split": "test"} for e in range(1, 6)],
               "snapshots": [{"epoch": 0}, {"epoch": 5}], "status": {"state": state, "reason": None, "last_epoch": 5}}
-    _write(root / "models" / sub / "run.json", record)
+    write_document(root / "models" / sub / "run.json", record)
     for epoch in (0, 5):
         layers = [{"name": name, "mass": MASS[noise][j] if epoch else 0.5, "mean": 0.0, "std": 1.0,
                    "sign_test_p": SIGN_P[noise][j] if epoch else 1.0} for j, name in enumerate(LAYERS)]
-        _write(root / "results" / sub / f"projections_lenet_epoch{epoch:04d}.json",
-               _header("projections", seed, epoch) | {"layers": layers, "net": {"mass": 0.5}})
-        _write(root / "results" / sub / f"dse_lenet_epoch{epoch:04d}.json",
-               _header("dse", seed, epoch) | {"settings": {"sigma": 10.0, "layer": None}, "dse": 2.0,
+        write_document(root / "results" / sub / f"projections_lenet_epoch{epoch:04d}.json",
+               document_header("projections", seed, epoch) | {"layers": layers, "net": {"mass": 0.5}})
+        write_document(root / "results" / sub / f"dse_lenet_epoch{epoch:04d}.json",
+               document_header("dse", seed, epoch) | {"settings": {"sigma": 10.0, "layer": None}, "dse": 2.0,
                                               "dsmi_y": DSMI[noise][i] if epoch else 0.1, "cse": 5.0})
     if reinit:
         top1 = 90.0
         rows = [{"key": "0", "source": "snapshot", "epoch": 0, "top1": [top1 * (1 - d) for d in DROP[noise]],
                  "relative_drop": DROP[noise]},
                 {"key": "rand", "source": "rand", "epoch": None, "top1": [9.0] * 4, "relative_drop": [0.9] * 4}]
-        _write(root / "results" / sub / "reinit_lenet_epoch0005.json",
-               _header("reinit", seed, 5) | {"top1_test": top1, "layer_names": LAYERS, "rows": rows,
+        write_document(root / "results" / sub / "reinit_lenet_epoch0005.json",
+               document_header("reinit", seed, 5) | {"top1_test": top1, "layer_names": LAYERS, "rows": rows,
                                              "init_from_epoch": {r["key"]: r["top1"] for r in rows}})
     return root / "models" / sub
 
@@ -145,7 +135,7 @@ def test_runs_that_differ_are_one_line_each_and_the_rest_is_compared(tmp_path, c
         make_run(root, 0.0, seed)
         make_run(root, 1.0, seed, reinit=seed == 0)  # the second run lacks its reinit sweep
     make_run(root, 1.0, 2, state="non_finite")
-    _write(root / "sweep.json", {"schema_version": 1, "kind": "sweep", "name": "fam", "members": [
+    write_document(root / "sweep.json", {"schema_version": 1, "kind": "sweep", "name": "fam", "members": [
         {"id": "noise=1.0,seed=3", "status": "failed", "error": "train: error: out of memory"}]})
     assert run_main(compare_runs.main, [str(root), "--out", str(tmp_path / "out")]) == 0
     err = capsys.readouterr().err
@@ -164,8 +154,8 @@ def test_reference_tool_files_are_compared_by_their_folders(tmp_path):
         document = {"0": {"0": {"projections": [-1.0] * negative + [1.0] * (20 - negative), "mass": mass,
                                 "mean": 0.0}}, "net": {"projections": [0.0], "mass": 1.0, "mean": 0.0},
                     "arch": "lenet", "dataset": "mnist", "seed": seed, "epoch": "4"}
-        _write(folder / "lenet_3.json", document)
-        _write(folder / "reinit_lenet_3.json", {"init_from_epoch": {"0": [50.0], "rand": [10.0]}, "arch": "lenet",
+        write_document(folder / "lenet_3.json", document)
+        write_document(folder / "reinit_lenet_3.json", {"init_from_epoch": {"0": [50.0], "rand": [10.0]}, "arch": "lenet",
                                                 "dataset": "mnist", "top1_test": 100.0, "seed": seed, "epoch": "4"})
     table = schema.load_table([tmp_path / "ref"])
     assert sorted(table.level.unique()) == ["noise=0.2", "noise=pixel shuffle"]

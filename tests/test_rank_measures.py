@@ -4,7 +4,6 @@ over settings against scipy on every resampled data set, the CLI's files and rep
 an analysis, bad input, and a real tiny sweep end to end."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,21 +14,12 @@ from scipy import stats
 import rank_measures
 from comparison import ranking as ranking_stats
 from comparison.measures import expected_sign, load_measures
+from tests.checks import document_header, write_document
 from utils.cli import run_main
 
 NOISES = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 LAYERS = ["conv0", "conv1", "conv2"]
 SHUFFLED = [3, 9, 0, 11, 5, 2, 7, 10, 1, 6, 8, 4]  # a fixed permutation of the 12 models
-
-
-def _write(path: Path, document: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document))
-
-
-def _header(kind: str, seed: int, epoch) -> dict:
-    return {"schema_version": 1, "kind": kind, "arch": "lenet", "dataset": "digits", "seed": seed, "epoch": epoch,
-            "args": {}}
 
 
 def top1_of(noise: float, seed: int) -> float:
@@ -49,7 +39,7 @@ def make_run(root: Path, noise: float, seed: int, *, lr: float = 0.01, index: in
                   "epochs": [{"epoch": e, "train_loss": 0.1 * e, "val_loss": 1.0 + e, "val_top1": top1 - 5 + e,
                               "train_top1": 99.0 + 0.1 * e, "eval_split": "test"} for e in range(1, 6)],
                   "snapshots": [{"epoch": 0}, {"epoch": 5}], "status": {"state": "finished", "last_epoch": 5}}
-        _write(root / "models" / sub / "run.json", record)
+        write_document(root / "models" / sub / "run.json", record)
     for epoch in (0, 5):
         trained = epoch == 5
         mass = [0.5 + (0.1 * (j + 1) * (1 - noise) if trained else 0.0) for j in range(len(LAYERS))]
@@ -57,16 +47,16 @@ def make_run(root: Path, noise: float, seed: int, *, lr: float = 0.01, index: in
                    "sign_test_p": 1e-4 if trained and j >= 1 and noise < 0.5 else 0.5, "l2_dist": 0.1 * (j + 1)}
                   for j, name in enumerate(LAYERS)]
         results = root / "results" / sub
-        _write(results / f"projections_lenet_epoch{epoch:04d}.json",
-               _header("projections", seed, epoch) | {"layers": layers, "net": {"mass": 0.5}})
-        _write(results / f"dse_lenet_epoch{epoch:04d}.json",
-               _header("dse", seed, epoch) | {"settings": {"sigma": 10.0, "layer": None}, "dse": 3.0,
+        write_document(results / f"projections_lenet_epoch{epoch:04d}.json",
+               document_header("projections", seed, epoch) | {"layers": layers, "net": {"mass": 0.5}})
+        write_document(results / f"dse_lenet_epoch{epoch:04d}.json",
+               document_header("dse", seed, epoch) | {"settings": {"sigma": 10.0, "layer": None}, "dse": 3.0,
                                               "dsmi_y": top1 / 50.0 if trained else 0.1, "cse": 5.0})
         if spectra:
             net = {"alpha": 10.0 - top1 / 20.0 if trained else 6.0, "alpha_weighted": 1.0,
                    "rand_distance": float(SHUFFLED[index]), "n_layers": 3}
-            _write(results / f"spectra_lenet_epoch{epoch:04d}.json",
-                   _header("spectra", seed, epoch) | {"conv_mode": "slices",
+            write_document(results / f"spectra_lenet_epoch{epoch:04d}.json",
+                   document_header("spectra", seed, epoch) | {"conv_mode": "slices",
                                                       "layers": [{"name": n, "alpha": net["alpha"]} for n in LAYERS],
                                                       "net": net})
     return root / "models" / sub
