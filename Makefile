@@ -33,7 +33,7 @@ demo: $(STAMP)
 # A family: LeNet on digits at noise 0 and 1.0 and pixel shuffle, 2 seeds each, then their comparison.
 FAMILY := sweep.py --root demo_output --name family --arch lenet --dataset digits --noise 0 1.0 -1 --seed 0 1 \
 	--epochs 15 --optimizer adam --lr 0.002 --batch-size 32 --lr-schedule cosine --split 0.1 --stratified \
-	--snapshot-all-until 5 --snapshot-every 5 --dse-sigma auto --jobs 2
+	--snapshot-all-until 5 --snapshot-every 5 --dse-sigma auto --analyses projections reinit spectra --jobs 2
 
 demo-family: $(STAMP)
 	$(PY) $(FAMILY)

@@ -1,5 +1,5 @@
 """``report.md`` of a family: per level, which layers are biased (in how many seeds), which are
-critical, bias against criticality, DSE and DSMI, accuracy; then the contrasts between levels with
+critical, bias against criticality, DSE and DSMI, accuracy, WeightWatcher's flags; then the contrasts between levels with
 their tests, the runs that differ, and the figures. Statistics in, Markdown out."""
 from __future__ import annotations
 
@@ -75,6 +75,30 @@ def dse_sigma(family: Family) -> str:
     return ", ".join(sigmas) or "n/a"
 
 
+def _flagged(rows, flag) -> str:
+    """``layer`` in k of n seeds (mean value), for the layers where ``flag(value)`` holds in a seed."""
+    found = []
+    for layer, group in rows.groupby("layer", sort=False):
+        count = int(sum(flag(value) for value in group.value))
+        if count:
+            found.append(f"`{layer}` in {count} of {group.run.nunique()} seeds (mean {group.value.mean():.2f})")
+    return ", ".join(found) or "none"
+
+
+def weightwatcher_sentence(family: Family, level: str) -> str | None:
+    """Which layers WeightWatcher would flag at the level's last snapshots (alpha < 2, alpha > 6, traps)."""
+    table = family.table[family.table.level == level]
+    alpha, traps = last_epoch(table, "alpha"), last_epoch(table, "num_traps")
+    if alpha.empty:
+        return None
+    sentence = (f"- **WeightWatcher's flags** at the last snapshot: over-trained (alpha < 2): "
+                f"{_flagged(alpha, lambda value: value < 2)}; under-trained (alpha > 6): "
+                f"{_flagged(alpha, lambda value: value > 6)}")
+    if not traps.empty:
+        sentence += f"; correlation traps: {_flagged(traps, lambda value: value > 0)}"
+    return sentence + "."
+
+
 def level_section(family: Family, level: str, bias, criticality, correlation: Correlation | None) -> list[str]:
     seeds = family.seeds(level)
     named, every = biased_sentence(bias, level)
@@ -90,8 +114,9 @@ def level_section(family: Family, level: str, bias, criticality, correlation: Co
              f"- **Bias vs criticality**: {correlation_sentence(correlation)}.",
              f"- **DSE(Z)**: {_dse(family, level, 'dse')}; **DSMI(Z; Y)**: {_dse(family, level, 'dsmi_y')}; "
              f"**DSMI(Z; X)**: {_dse(family, level, 'dsmi_x')}.",
-             f"- **Test top-1**: {_mean_std(accuracy.value)}% at the last epoch.", ""]
-    return lines
+             f"- **Test top-1**: {_mean_std(accuracy.value)}% at the last epoch."]
+    flags = weightwatcher_sentence(family, level)
+    return lines + ([flags] if flags else []) + [""]
 
 
 def contrast_sentence(contrast: Contrast) -> str:

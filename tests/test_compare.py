@@ -211,3 +211,24 @@ def test_a_level_without_projections_is_reported_not_a_crash(tmp_path):
     report = (tmp_path / "out" / "report.md").read_text()
     assert "### noise=1 (2 seeds)" in report and "none (no projection results); no layer analysed" in report
     assert "has no projections results; compared without it for bias" in report
+
+
+def test_the_report_names_the_layers_weightwatcher_flags_per_level():
+    from types import SimpleNamespace
+
+    from comparison.report import weightwatcher_sentence
+
+    rows = []
+    for run, alphas, traps in (("a", (1.5, 4.0, 7.0), (0, 2, 0)), ("b", (3.0, 4.0, 8.0), (0, 1, 0))):
+        for epoch, scale in ((0, 10.0), (5, 1.0)):  # only the last epoch counts
+            for layer, alpha, trap in zip(("conv0", "conv1", "fc"), alphas, traps):
+                rows += [{"level": "noise=0", "run": run, "epoch": epoch, "layer": layer, "metric": "alpha",
+                          "value": alpha * scale},
+                         {"level": "noise=0", "run": run, "epoch": epoch, "layer": layer, "metric": "num_traps",
+                          "value": trap}]
+    family = SimpleNamespace(table=pd.DataFrame(rows))
+    assert weightwatcher_sentence(family, "noise=0") == (
+        "- **WeightWatcher's flags** at the last snapshot: over-trained (alpha < 2): `conv0` in 1 of 2 seeds "
+        "(mean 2.25); under-trained (alpha > 6): `fc` in 2 of 2 seeds (mean 7.50); correlation traps: `conv1` in "
+        "2 of 2 seeds (mean 1.50).")
+    assert weightwatcher_sentence(family, "noise=1") is None
