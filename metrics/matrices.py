@@ -46,11 +46,8 @@ def weight_matrices(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[lis
                if isinstance(module, (nn.Conv2d, nn.Linear)) and id(module) not in seen | inner]
     layers: list[LayerInfo] = []
     for entry in staged:
-        if id(entry[1]) in attention:
-            layers += _attention_matrices(*entry, start=len(layers))
-        else:
-            layers += [_reindexed(layer, len(layers)) for layer in _select([entry], True, True)]
-    layers = _renumber_blocks(layers)
+        layers += _attention_matrices(*entry) if id(entry[1]) in attention else _select([entry], True, True)
+    layers = _renumbered(layers)
     covered = {id(layer.weight) for layer in layers if layer.matrix is None}
     covered |= {id(module.in_proj_weight) for name, module in model.named_modules()
                 if id(module) in attention and module.in_proj_weight is not None}
@@ -62,32 +59,29 @@ def weight_matrices(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[lis
     return layers, skipped
 
 
-def _attention_matrices(name: str, module: nn.MultiheadAttention, shape, stage: int, *, start: int) -> list[LayerInfo]:
+def _attention_matrices(name: str, module: nn.MultiheadAttention, shape, stage: int) -> list[LayerInfo]:
     if module.in_proj_weight is not None:
         blocks = module.in_proj_weight.chunk(3, dim=0)
     else:
         blocks = [getattr(module, f"{block}_proj_weight") for block in ATTENTION_BLOCKS]
-    found = [LayerInfo(f"{name}.in_proj_{block}", "attention", module, stage, 0, start + i, tuple(shape),
+    found = [LayerInfo(f"{name}.in_proj_{block}", "attention", module, stage, 0, 0, tuple(shape),
                        weight.shape[1], weight.shape[0], False, matrix=weight)
-             for i, (block, weight) in enumerate(zip(ATTENTION_BLOCKS, blocks))]
+             for block, weight in zip(ATTENTION_BLOCKS, blocks)]
     out = module.out_proj
-    found.append(LayerInfo(f"{name}.out_proj", "linear", out, stage, 0, start + 3, (out.in_features,), out.in_features,
+    found.append(LayerInfo(f"{name}.out_proj", "linear", out, stage, 0, 0, (out.in_features,), out.in_features,
                            out.out_features, False))
     return found
 
 
-def _reindexed(layer: LayerInfo, index: int) -> LayerInfo:
-    return LayerInfo(**{**layer.__dict__, "index": index})
-
-
-def _renumber_blocks(layers: list[LayerInfo]) -> list[LayerInfo]:
-    """``block``: the position within the stage, over every matrix (attention blocks included)."""
+def _renumbered(layers: list[LayerInfo]) -> list[LayerInfo]:
+    """``index``: the position among every matrix; ``block``: the position within its stage (attention
+    blocks included)."""
     counts: dict[int, int] = {}
     renumbered = []
-    for layer in layers:
+    for index, layer in enumerate(layers):
         block = counts.get(layer.stage, 0)
         counts[layer.stage] = block + 1
-        renumbered.append(LayerInfo(**{**layer.__dict__, "block": block}))
+        renumbered.append(LayerInfo(**{**layer.__dict__, "index": index, "block": block}))
     return renumbered
 
 
