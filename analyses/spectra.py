@@ -26,7 +26,7 @@ from analyses.registry import Declaration, summary_covers
 from analyses.subject import Subject
 from metrics.layers import LayerInfo
 from metrics.matrices import weight_matrices
-from metrics.spectral import CONV_MODES, layer_spectrum
+from metrics.spectral import CONV_MODES, layer_spectrum, shuffled_spectrum
 from metrics.ww_diagnostics import layer_diagnostics
 from utils.errors import UserError
 from utils.notices import notice
@@ -95,18 +95,23 @@ class Spectra(Analysis):
             if init_weights is not None and init_weight is None:
                 raise UserError(f"{subject.name}: layer {layer.name} is missing from the initialization {init_path}")
             try:
-                record = layer_spectrum(layer.weight, mode=self.settings.conv_mode, init_weight=init_weight,
-                                        seed=self.settings.shuffle_seed, name=layer.name)
-                record |= self.diagnostics(layer, record, init_weight)
+                mode, seed = self.settings.conv_mode, self.settings.shuffle_seed
+                randomized = shuffled_spectrum(layer.weight.detach(), mode=mode, seed=seed, name=layer.name)
+                record = layer_spectrum(layer.weight, mode=mode, init_weight=init_weight, seed=seed, name=layer.name,
+                                        randomized=randomized)
+                record |= self.diagnostics(layer, record, init_weight, randomized.eigenvalues)
             except UserError as err:
                 raise UserError(f"{subject.name}: {err}") from err
             records.append(layer_fields(layer) | record)
         return {"records": records, "init_from": init_path}
 
-    def diagnostics(self, layer: LayerInfo, record: dict, init_weight: torch.Tensor | None) -> dict:
-        """WeightWatcher's diagnostics of one layer (``metrics.ww_diagnostics``), the traps unless ``--no-traps``."""
+    def diagnostics(self, layer: LayerInfo, record: dict, init_weight: torch.Tensor | None,
+                    shuffled: torch.Tensor) -> dict:
+        """WeightWatcher's diagnostics of one layer (``metrics.ww_diagnostics``), the traps unless ``--no-traps``
+        (fitted to ``shuffled``, the spectrum behind rand_distance, where the layer is one large matrix)."""
         return layer_diagnostics(layer.weight.detach(), record, mode=self.settings.conv_mode, init_weight=init_weight,
-                                 seed=self.settings.shuffle_seed, name=layer.name, traps=self.settings.traps)
+                                 seed=self.settings.shuffle_seed, name=layer.name, traps=self.settings.traps,
+                                 shuffled=shuffled)
 
     def document(self, measured: dict, subject: Subject, args: dict) -> dict:
         """``spectra_<stem>.json``: the header, a ``layers`` list (forward order) and ``net`` averages."""

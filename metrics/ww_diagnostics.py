@@ -10,6 +10,8 @@ Next to the spectra of metrics/spectral.py (same matrices, same eigenvalues ``s^
   elements permuted separately, and layers with fewer than 100 eigenvalues pool 5 such draws
   (so their count covers 5 randomized spectra); ``rand_bulk_max`` and ``rand_eigenvalues`` are what
   was fitted, for the ESD figure. The draws are seeded per layer (:func:`metrics.spectral.layer_seed`);
+  a layer of one matrix with 100 or more eigenvalues takes the draw behind its ``rand_distance``, a
+  permutation of all its elements too (:func:`layer_diagnostics`);
 - ``warning``: ``"over-trained"`` for alpha < 2, ``"under-trained"`` for alpha > 6, else ``""``;
 - ``log_alpha_norm = log10(sum(lambda^alpha))``;
 - given an initialization: ``euclidean``, WeightWatcher's ``distances(method="euclidean")``, the mean
@@ -134,10 +136,14 @@ def correlation_traps(weight: torch.Tensor, *, mode: str = "slices", rng=None, s
     rng = np.random.default_rng(seed) if rng is None else rng
     eigenvalues = randomized_eigenvalues(weight, mode=mode, rng=rng)
     matrices_shape = layer_matrices(weight, mode).shape
-    n, m = max(matrices_shape[1:]), min(matrices_shape[1:])
-    fit = fit_marchenko_pastur(eigenvalues.cpu().numpy(), n, m)
+    return traps_of(eigenvalues, max(matrices_shape[1:]), min(matrices_shape[1:]))
+
+
+def traps_of(randomized: torch.Tensor, n: int, m: int) -> dict:
+    """``{num_traps, rand_bulk_max, rand_eigenvalues}`` of a randomized spectrum of ``n x m`` matrices."""
+    fit = fit_marchenko_pastur(randomized.detach().cpu().numpy(), n, m)
     return {"num_traps": fit.num_spikes if fit else None, "rand_bulk_max": fit.bulk_max if fit else None,
-            "rand_eigenvalues": eigenvalues.cpu().tolist()}
+            "rand_eigenvalues": randomized.cpu().tolist()}
 
 
 # -- distance from the initialization ---------------------------------------------------------------
@@ -175,19 +181,25 @@ def uncentered_cka(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 # -- one layer, every diagnostic --------------------------------------------------------------------
 def layer_diagnostics(weight: torch.Tensor, record: dict, *, mode: str = "slices",
                       init_weight: torch.Tensor | None = None, seed: int = 0, name: str = "?",
-                      traps: bool = True) -> dict:
+                      traps: bool = True, shuffled: torch.Tensor | None = None) -> dict:
     """The diagnostics of one layer, to merge into its :func:`metrics.spectral.layer_spectrum` ``record``
     (computed with the same ``mode``; its ``eigenvalues``, ``N``, ``M`` and ``alpha`` are reused).
 
     Keys: :data:`DIAGNOSTICS`, ``rand_eigenvalues`` and, with ``init_weight``, :data:`INIT_DISTANCES`.
     ``seed`` and ``name`` seed the randomization (:func:`metrics.spectral.layer_seed`). ``traps=False``
     skips the randomized spectra (their SVDs): ``num_traps``, ``rand_bulk_max`` and ``rand_eigenvalues`` are
-    then ``None``.
+    then ``None``. ``shuffled``: the eigenvalues of the layer with all its elements permuted (the
+    randomized spectrum behind ``rand_distance``, :func:`metrics.spectral.shuffled_spectrum`). A layer of
+    one matrix (linear, attention, a 1x1 or flattened conv) with :func:`trap_replicas` 1 is randomized
+    for its traps by just such a permutation, so they are fitted to ``shuffled`` rather than to a new draw
+    (one SVD fewer); any other layer gets its own draws.
     """
     eigenvalues = torch.as_tensor(record["eigenvalues"], dtype=torch.float64)
     alpha = record.get("alpha")
     result = mp_diagnostics(eigenvalues, record["N"], record["M"])
-    if traps:
+    if traps and shuffled is not None and record["n_matrices"] == 1 and trap_replicas(record["M"], 1) == 1:
+        result |= traps_of(shuffled, record["N"], record["M"])
+    elif traps:
         result |= correlation_traps(weight, mode=mode, seed=layer_seed(seed, name))
     else:
         result |= {"num_traps": None, "rand_bulk_max": None, "rand_eigenvalues": None}

@@ -22,6 +22,7 @@ from metrics.spectral import (
     matrix_entropy,
     matrix_rank,
     rand_distance,
+    squared_singular_values,
     stable_rank,
     weight_spectrum,
 )
@@ -59,6 +60,21 @@ def test_eigenvalues_are_squared_singular_values_over_n(mode):
     assert spec.eigenvalues.numel() == expected_m * count
     assert torch.all(spec.eigenvalues[1:] >= spec.eigenvalues[:-1])
     assert float(spec.eigenvalues.sum()) == pytest.approx(float((conv ** 2).sum()) / expected_n, rel=1e-12)
+    # flatten gives a wide 16 x 36 matrix, decomposed as its transpose: numpy's values of the matrix itself
+    singular = np.linalg.svd(layer_matrices(conv, mode).numpy(), compute_uv=False)
+    np.testing.assert_allclose(spec.eigenvalues.numpy(), np.sort((singular ** 2).ravel()) / expected_n, rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape, rank", [((300, 120), 120), ((128, 128), 128), ((300, 120), 70), ((64, 64), 0)])
+def test_squared_singular_values_match_numpy_and_keep_the_zeros_of_a_rank_deficient_matrix(shape, rank):
+    """Full rank: the Gram matrix's eigenvalues, equal to numpy's s^2. Rank-deficient (or zero): the
+    zeros stay below the rank tolerance (the Gram matrix would put them near N * eps * lambda_max)."""
+    rows, cols = shape
+    matrix = gaussian(rows, max(rank, 1), seed=3) @ gaussian(max(rank, 1), cols, seed=4) * (rank > 0)
+    squared = squared_singular_values(matrix.unsqueeze(0))[0]
+    expected = np.sort(np.linalg.svd(matrix.numpy(), compute_uv=False) ** 2)
+    np.testing.assert_allclose(squared.numpy(), expected, rtol=1e-9, atol=1e-12 * max(expected[-1], 1e-300))
+    assert matrix_rank(weight_spectrum(matrix)) == rank == np.linalg.matrix_rank(matrix.numpy())
 
 
 def test_rank_one_matrix_has_stable_rank_one_and_zero_entropy():

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from metrics.mp_fit import fit_marchenko_pastur, linear_kde
-from metrics.spectral import layer_spectrum
+from metrics.spectral import layer_spectrum, shuffled_spectrum
 from metrics.ww_diagnostics import (
     DIAGNOSTICS,
     INIT_DISTANCES,
@@ -277,6 +277,23 @@ def test_layer_diagnostics_record():
     assert result["warning"] == training_warning(record["alpha"])
     zero = layer_diagnostics(torch.zeros(6, 4), layer_spectrum(torch.zeros(6, 4)), name="zero")
     assert all(zero[key] is None for key in DIAGNOSTICS)
+
+
+def test_a_single_matrix_layer_takes_its_traps_from_the_rand_distance_draw():
+    """A linear layer with 100 or more eigenvalues: the permutation behind rand_distance is the traps'
+    randomization too (one SVD fewer), and the planted traps survive it; a conv layer draws its own."""
+    planted = _with_large_entries(_gaussian(200, 120, seed=4), seed=5, count=3, size=60.0).float()
+    shuffled = shuffled_spectrum(planted, seed=2, name="fc")
+    record = layer_spectrum(planted, seed=2, name="fc", randomized=shuffled)
+    assert record == layer_spectrum(planted, seed=2, name="fc")  # the same draw as rand_distance's own
+    shared = layer_diagnostics(planted, record, seed=2, name="fc", shuffled=shuffled.eigenvalues)
+    assert shared["rand_eigenvalues"] == shuffled.eigenvalues.tolist() and shared["num_traps"] == 3
+    assert shared["num_traps"] == layer_diagnostics(planted, record, seed=2, name="fc")["num_traps"]
+    conv = torch.randn(32, 16, 3, 3, generator=_generator(12))
+    conv_record = layer_spectrum(conv, name="features.0")
+    own = layer_diagnostics(conv, conv_record, name="features.0",
+                            shuffled=shuffled_spectrum(conv, name="features.0").eigenvalues)
+    assert own == layer_diagnostics(conv, conv_record, name="features.0")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
