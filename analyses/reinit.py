@@ -24,7 +24,8 @@ from utils.notices import notice
 from utils.progress import progress
 
 # Which layers are reset. 1x1 convolutions are always included: Zhang et al. reset every layer.
-LAYER_SELECTIONS = {"conv": {"with_linear": False}, "conv+linear": {"with_linear": True}}
+# conv+linear includes each attention block (nn.MultiheadAttention) as one layer: in_proj and out_proj.
+LAYER_SELECTIONS = {"conv": {"with_linear": False}, "conv+linear": {"with_linear": True, "with_attention": True}}
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class ReinitSettings:
         """The sweep's flags (with :meth:`add_inits_arguments`, every flag of the analysis)."""
         parser.add_argument("--rand", action="store_true", help="Perform weight randomization test: also reset each layer to a fresh random initialization [default = off].")
         parser.add_argument("--rand-repeats", type=int, default=1, help="With --rand: number of independent random initializations; the rand row is their mean (std in the JSON) [default = 1].")
-        parser.add_argument("--layers", choices=sorted(LAYER_SELECTIONS), default="conv", help="Layers to reset, one at a time; 1x1 convolutions included [default = conv].")
+        parser.add_argument("--layers", choices=sorted(LAYER_SELECTIONS), default="conv", help="Layers to reset, one at a time; 1x1 convolutions included; conv+linear also resets each attention block as one layer (its in_proj and out_proj) [default = conv].")
         parser.add_argument("--with-bn", action="store_true", help="Also reset the BatchNorm that directly follows a reset layer (affine parameters and running statistics) [default = off, as in the reference].")
         parser.add_argument("--method", choices=METHODS, default="auto", help="auto: prefix caching (recompute only from the reset layer on) where the model allows it, else naive; naive: a full forward pass per cell (slow, for checking) [default = auto].")
         parser.add_argument("--cache-mb", type=int, default=DEFAULT_CACHE_BYTES // 2**20, help=f"Memory for cached activations; the test set is processed in chunks of this size [default = {DEFAULT_CACHE_BYTES // 2**20}].")

@@ -131,8 +131,15 @@ def snapshot_row(path: Path, subject: Subject, keep: set[str]) -> RowSource:
 
 
 def kept_state(model: torch.nn.Module, keep: set[str]) -> dict[str, torch.Tensor]:
-    """The tensors of the ``keep`` modules only (a row of VGG19 need not hold its 100M-weight classifier)."""
-    return {key: value for key, value in model.state_dict().items() if key.rpartition(".")[0] in keep}
+    """The tensors of the ``keep`` modules only (a row of VGG19 need not hold its 100M-weight classifier),
+    those of their submodules included (an attention's out_proj)."""
+    return {key: value for key, value in model.state_dict().items() if _within(key, keep)}
+
+
+def _within(key: str, modules: set[str]) -> bool:
+    """``key`` (``a.b.weight``) is a tensor of one of ``modules`` or of a submodule of one (``a.b``, ``a``)."""
+    parts = key.split(".")
+    return any(".".join(parts[:end]) in modules for end in range(1, len(parts)))
 
 
 def unique_keys(rows: list[RowSource]) -> list[RowSource]:

@@ -5,6 +5,9 @@ where the spatial resolution drops: a conv's stage is the index of its *input* r
 the resolutions seen so far. On VGG, AlexNet and LeNet this equals the reference's MaxPool-based
 numbering; ResNets get one stage per resolution, MLPs one stage. Linear layers form one final
 stage after the convolutional ones. ``block`` numbers the selected layers within their stage.
+With ``with_attention``, each ``nn.MultiheadAttention`` is one layer too (kind ``attention``, in that
+final stage): its in-projection and its out_proj, which its forward uses without calling as a module,
+are one unit for a reset (metrics/reinit.py); the spectra take its matrices apart (metrics/matrices.py).
 The reference's own rule (module order, a new stage at each MaxPool) is ``rule="maxpool"``.
 """
 from __future__ import annotations
@@ -20,7 +23,7 @@ from models.forward import hooked_forward
 @dataclass(frozen=True)
 class LayerInfo:
     name: str  # module name, e.g. "features.0"
-    kind: str  # "conv" or "linear"
+    kind: str  # "conv", "linear" or "attention"
     module: nn.Module
     stage: int
     block: int
@@ -60,17 +63,20 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...], types: tuple[type, ..
     return calls
 
 
-def _module_order(model: nn.Module) -> list[tuple[str, nn.Module, tuple[int, ...], int]]:
-    """``(name, module, input shape (channels only), stage)`` of each conv/linear module in module
-    order, the stage advancing at each MaxPool (the reference's rule; it needs no forward pass)."""
+def _module_order(model: nn.Module, attention: bool = False) -> list[tuple[str, nn.Module, tuple[int, ...], int]]:
+    """``(name, module, input shape (channels only), stage)`` of each conv/linear module (and, with
+    ``attention``, each attention) in module order, the stage advancing at each MaxPool (the reference's
+    rule; it needs no forward pass)."""
     found, pools = [], 0
     for name, module in model.named_modules():
         if isinstance(module, (nn.MaxPool2d, nn.AdaptiveMaxPool2d)):
             pools += 1
         elif isinstance(module, nn.Conv2d):
             found.append((name, module, (module.in_channels,), pools))
-        elif isinstance(module, nn.Linear):
+        elif isinstance(module, nn.Linear) and not (attention and _inside_attention(model, name)):
             found.append((name, module, (module.in_features,), None))
+        elif attention and isinstance(module, nn.MultiheadAttention):
+            found.append((name, module, (module.embed_dim,), None))
     return [(name, module, shape, pools if stage is None else stage) for name, module, shape, stage in found]
 
 
@@ -80,6 +86,7 @@ def enumerate_layers(
     *,
     include_1x1: bool = False,
     with_linear: bool = False,
+    with_attention: bool = False,
     rule: str = "resolution",
 ) -> list[LayerInfo]:
     """Conv layers (and, with ``with_linear``, linear layers) of ``model`` in forward order.
@@ -88,12 +95,14 @@ def enumerate_layers(
     unless ``include_1x1`` (as in the reference); skipped layers take no block number. ``rule``
     ``maxpool`` numbers stages as the reference does, in module order without a forward pass (linear
     layers in the stage after the last pool); it is also the fallback when the model cannot run on
-    ``input_shape`` (AlexNet on 32x32 images), with a notice.
+    ``input_shape`` (AlexNet on 32x32 images), with a notice. ``with_attention`` adds each
+    ``nn.MultiheadAttention`` as one layer (module docstring).
     """
     if rule == "maxpool":
-        return _select(_module_order(model), include_1x1, with_linear)
+        return _select(_module_order(model, with_attention), include_1x1, with_linear)
+    types = (nn.Conv2d, nn.Linear, nn.MultiheadAttention) if with_attention else (nn.Conv2d, nn.Linear)
     try:
-        traced = _trace(model, input_shape)
+        traced = _trace(model, input_shape, types)
     except RuntimeError as err:
         from utils.notices import notice
 
@@ -101,8 +110,14 @@ def enumerate_layers(
         notice(f"no-forward:{type(model).__name__}:{input_shape}", "%s cannot run on %s inputs (%s): layers are "
                "taken in module order, stages advancing at each MaxPool (the reference's rule)",
                type(model).__name__, "x".join(map(str, input_shape)), first)
-        return _select(_module_order(model), include_1x1, with_linear)
+        return _select(_module_order(model, with_attention), include_1x1, with_linear)
     return _select(_by_resolution(traced), include_1x1, with_linear)
+
+
+def _inside_attention(model: nn.Module, name: str) -> bool:
+    """``name`` is a submodule of an ``nn.MultiheadAttention`` (its out_proj)."""
+    parent = name.rpartition(".")[0]
+    return bool(parent) and isinstance(model.get_submodule(parent), nn.MultiheadAttention)
 
 
 def _by_resolution(traced) -> list[tuple[str, nn.Module, tuple[int, ...], int]]:
@@ -125,7 +140,9 @@ def _select(staged, include_1x1: bool, with_linear: bool) -> list[LayerInfo]:
     block_in_stage: dict[int, int] = {}
     for name, module, shape, stage in staged:
         is_conv = isinstance(module, nn.Conv2d)
-        if is_conv:
+        if isinstance(module, nn.MultiheadAttention):
+            is_1x1, fan_in, out_units = False, module.embed_dim, module.embed_dim
+        elif is_conv:
             is_1x1 = tuple(module.kernel_size) == (1, 1)
             if is_1x1 and not include_1x1:
                 continue
@@ -138,7 +155,12 @@ def _select(staged, include_1x1: bool, with_linear: bool) -> list[LayerInfo]:
         block = block_in_stage.get(stage, 0)
         block_in_stage[stage] = block + 1
         layers.append(
-            LayerInfo(name, "conv" if is_conv else "linear", module, stage, block, len(layers), shape, fan_in,
-                      out_units, is_1x1)
+            LayerInfo(name, _kind(module), module, stage, block, len(layers), shape, fan_in, out_units, is_1x1)
         )
     return layers
+
+
+def _kind(module: nn.Module) -> str:
+    if isinstance(module, nn.MultiheadAttention):
+        return "attention"
+    return "conv" if isinstance(module, nn.Conv2d) else "linear"

@@ -72,9 +72,11 @@ class SweepResult:
 # -- what a cell replaces ------------------------------------------------------------------------
 def module_tensor_names(model: nn.Module, module_name: str) -> list[str]:
     """Names of ``module_name``'s own parameters and persistent buffers (``weight``, ``bias``,
-    ``running_mean``, ...), as they appear in its state dict."""
+    ``running_mean``, ...), as they appear in its state dict. An ``nn.MultiheadAttention`` is reset as
+    one layer: its in-projection and its ``out_proj`` (``out_proj.weight``, ``out_proj.bias``)."""
     module = model.get_submodule(module_name)
-    return [name for name in module.state_dict(keep_vars=True) if "." not in name]
+    whole = isinstance(module, nn.MultiheadAttention)
+    return [name for name in module.state_dict(keep_vars=True) if whole or "." not in name]
 
 
 def following_batchnorms(model: nn.Module, input_shape: tuple[int, ...],

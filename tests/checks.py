@@ -33,3 +33,24 @@ def document_header(kind: str, seed: int, epoch) -> dict:
     """The common header of a hand-made LeNet-on-digits document."""
     return {"schema_version": 1, "kind": kind, "arch": "lenet", "dataset": "digits", "seed": seed, "epoch": epoch,
             "args": {}}
+
+
+def tiny_vit(*, seed: int = 0, image_size: int = 16, hidden_dim: int = 16, num_classes: int = 5,
+             randomized: bool = True) -> torch.nn.Module:
+    """A 2-layer torchvision VisionTransformer (patches of 8, 2 heads), seeded, in eval mode.
+
+    ``randomized`` draws the head and the attention biases from N(0, 1): torchvision zeroes them, and a
+    zero head makes every logit 0 (and every loss the same).
+    """
+    from torchvision.models import VisionTransformer
+
+    torch.manual_seed(seed)
+    model = VisionTransformer(image_size=image_size, patch_size=8, num_layers=2, num_heads=2, hidden_dim=hidden_dim,
+                              mlp_dim=2 * hidden_dim, num_classes=num_classes).eval()
+    if randomized:
+        torch.nn.init.normal_(model.heads.head.weight)
+        for module in model.modules():
+            if isinstance(module, torch.nn.MultiheadAttention):
+                torch.nn.init.normal_(module.in_proj_bias)
+                torch.nn.init.normal_(module.out_proj.bias)
+    return model

@@ -14,13 +14,12 @@ from analyses.subject import INIT, Subject
 from metrics.layers import enumerate_layers
 from metrics.matrices import weight_matrices
 from metrics.spectral import layer_spectrum
+from tests import checks
 from utils import notices
 
 
 def tiny_vit() -> VisionTransformer:
-    torch.manual_seed(0)
-    return VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32, mlp_dim=64,
-                             num_classes=10).eval()
+    return checks.tiny_vit(image_size=32, hidden_dim=32, num_classes=10, randomized=False)
 
 
 def test_a_vit_s_attention_matrices_are_analysed_and_its_tokens_named():

@@ -19,6 +19,7 @@ from metrics.layers import enumerate_layers
 from metrics.prefix import PrefixPlan
 from metrics.reinit import ResetRow, following_batchnorms, reinit_sweep
 from plotting.reinit import reinit_heatmap_data
+from tests.checks import tiny_vit
 from training.evaluate import evaluate
 from utils.cli import run_main
 from utils.errors import UserError
@@ -329,3 +330,35 @@ def test_rand_depends_on_the_seed_for_plain_weight_files(digits_run, tmp_path):
         rows[seed] = json.loads(path.read_text())["rows"][-1]
     assert rows["0"]["seed"] != rows["1"]["seed"]
     assert rows["0"]["top1"] != rows["1"]["top1"]
+
+
+# -- an attention block is one layer ---------------------------------------------------------------
+def test_an_attention_block_is_reset_as_one_layer_with_its_out_proj():
+    model, donor = tiny_vit(seed=0), tiny_vit(seed=1)
+    layers = enumerate_layers(model, (3, 16, 16), include_1x1=True, with_linear=True, with_attention=True)
+    attention = "encoder.layers.encoder_layer_0.self_attention"
+    names = [layer.name for layer in layers]
+    assert names[:4] == ["conv_proj", attention, "encoder.layers.encoder_layer_0.mlp.0",
+                         "encoder.layers.encoder_layer_0.mlp.3"]
+    assert len(names) == 1 + 2 * 3 + 1 and not any(name.endswith("out_proj") for name in names)
+    assert layers[1].kind == "attention" and (layers[1].fan_in, layers[1].out_units) == (16, 16)
+    without = enumerate_layers(model, (3, 16, 16), include_1x1=True, with_linear=True)
+    assert [layer.name for layer in without] == [name for name in names if not name.endswith("self_attention")]
+    row = ResetRow("donor", reinit_rows.kept_state(donor, set(names)))
+    assert {f"{attention}.out_proj.weight", f"{attention}.in_proj_weight"} <= set(row.state)
+    batches = random_batches(32, (3, 16, 16), 5)
+    prefix = reinit_sweep(model, names, [row], batches, num_classes=5, method="prefix")
+    naive = reinit_sweep(model, names, [row], batches, num_classes=5, method="naive")
+    assert prefix.method == "prefix" and prefix.cells == naive.cells and prefix.reference == naive.reference
+    # the oracle: the donor's whole attention block (in_proj and out_proj) loaded into a copy of the model
+    swapped = tiny_vit(seed=0)
+    swapped.get_submodule(attention).load_state_dict(donor.get_submodule(attention).state_dict())
+    with torch.no_grad():
+        losses = [nn.functional.cross_entropy(swapped(x), y, reduction="sum") for x, y in batches]
+    assert naive.cells[0][1].loss == pytest.approx(float(sum(losses)) / 32, rel=1e-5)
+    assert naive.cells[0][1].loss != naive.reference.loss
+    # in_proj alone would differ: out_proj is part of the reset
+    swapped.get_submodule(attention).out_proj.load_state_dict(model.get_submodule(attention).out_proj.state_dict())
+    with torch.no_grad():
+        partial = sum(float(nn.functional.cross_entropy(swapped(x), y, reduction="sum")) for x, y in batches) / 32
+    assert partial != pytest.approx(naive.cells[0][1].loss, rel=1e-5)
