@@ -14,7 +14,7 @@ One ``dse_<stem>.json`` per model goes to
 (values per epoch, from every result file there measured with the same settings). With
 ``--layer`` the files are named ``dse_layer-<module>_<stem>.json`` and ``dse_layer-<module>_summary.json``.
 
-``--hsic`` adds, on the same probe, the HSIC information plane of every conv and linear layer's
+``--hsic`` adds, on the same probe, the HSIC information plane of every conv, linear and attention layer's
 output T: HSIC(T, X) with the inputs and HSIC(T, Y) with one-hot labels (Gaussian kernels, median
 heuristic bandwidths or ``--hsic-sigma``), written to ``hsic_<stem>.json`` and ``hsic_summary.json``.
 The analyses: ``analyses/dse.py`` and ``analyses/hsic.py``.

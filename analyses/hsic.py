@@ -1,6 +1,7 @@
-"""The HSIC information plane of every conv and linear layer on the DSE probe set.
+"""The HSIC information plane of every conv, linear and attention layer on the DSE probe set.
 
-For each conv/linear module (forward order, 1x1 convs included) its flattened output ``T`` on the
+For each conv/linear module and each ``nn.MultiheadAttention`` (one layer: its output, which is its
+``out_proj``'s; forward order, 1x1 convs included) its flattened output ``T`` on the
 probe gives ``HSIC(T, X)`` with the flattened inputs and ``HSIC(T, Y)`` with one-hot labels, and
 both normalized (math: ``metrics/hsic.py``). Memory: one layer's outputs ``(m, features)`` at a time,
 plus three ``m x m`` float64 matrices. Like DSE, the summary holds the folder's matching files.
@@ -46,7 +47,7 @@ class HSICSettings:
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
         """``--hsic``, ``--hsic-sigma``, ``--hsic-normalized`` (train.py and compute_dse.py)."""
-        parser.add_argument("--hsic", action="store_true", help="Also compute the HSIC information plane (HSIC(T, X), HSIC(T, Y)) of every conv and linear layer's output on the DSE probe set [default = off].")
+        parser.add_argument("--hsic", action="store_true", help="Also compute the HSIC information plane (HSIC(T, X), HSIC(T, Y)) of every conv, linear and attention layer's output on the DSE probe set [default = off].")
         parser.add_argument("--hsic-sigma", type=float, default=None, help="Bandwidth of the Gaussian kernels of HSIC (inputs, labels and layers) [default = the median heuristic, per kernel].")
         parser.add_argument("--hsic-normalized", action="store_true", help="Log and plot normalized HSIC, HSIC(A,B)/sqrt(HSIC(A,A) HSIC(B,B)) (both are stored) [default = off: the biased estimator].")
 
@@ -89,7 +90,7 @@ def measure_layers(model: torch.nn.Module, probe, settings: HSICSettings, *, dev
     reference_x = CenteredKernel.of(inputs, settings.sigma)
     reference_y = CenteredKernel.of(labels, settings.sigma)
     records = []
-    for layer in enumerate_layers(model, input_shape, include_1x1=True, with_linear=True):
+    for layer in enumerate_layers(model, input_shape, include_1x1=True, with_linear=True, with_attention=True):
         embeddings = collect_embeddings(model, batches(), layer=layer.name)
         values = dict.fromkeys(LAYER_VALUES)
         if bool(torch.isfinite(embeddings.features).all()):

@@ -12,6 +12,7 @@ from scipy.spatial.distance import pdist, squareform
 import compute_dse
 import datasets
 import plot_results
+from analyses.hsic import HSICSettings, measure_layers
 from analyses.loading import load_snapshot_model
 from analyses.registry import declaration
 from analyses.snapshots import SnapshotAnalysis
@@ -26,6 +27,7 @@ from metrics.hsic import (
 )
 from schema import read_json as read_result
 from tests.checks import assert_real_png as _assert_real_png
+from tests.checks import tiny_vit
 from tests.train_helpers import read_run, run_train
 from utils.cli import run_main
 from utils.errors import UserError
@@ -140,6 +142,42 @@ def test_gpu_tensors_give_the_cpu_values():
     exact = information_plane(y32, CenteredKernel.of(x), CenteredKernel.of(y))
     assert on_gpu["hsic_x"] == pytest.approx(exact["hsic_x"], rel=1e-9)
     assert on_gpu["hsic_x"] == pytest.approx(on_cpu["hsic_x"], rel=1e-5)
+
+
+class TensorProbe:
+    """A probe held as tensors, batched in order as ``Split.batches`` does."""
+
+    def __init__(self, inputs: torch.Tensor, targets: torch.Tensor):
+        self.inputs, self.targets = inputs, targets.numpy()
+
+    def batches(self, batch_size: int, *, device="cpu", shuffle: bool = False):
+        for start in range(0, len(self.inputs), batch_size):
+            stop = start + batch_size
+            yield self.inputs[start:stop].to(device), torch.as_tensor(self.targets[start:stop], device=device)
+
+
+def test_an_attention_block_is_one_hsic_layer_measured_at_its_output():
+    model = tiny_vit(seed=0)
+    inputs = torch.randn(60, 3, 16, 16, generator=torch.Generator().manual_seed(5))
+    probe = TensorProbe(inputs, torch.arange(60) % 5)
+    measured = measure_layers(model, probe, HSICSettings(samples=60, batch_size=25), device=torch.device("cpu"),
+                              input_shape=(3, 16, 16), num_classes=5)
+    layers = {record["name"]: record for record in measured["layers"]}
+    attention = "encoder.layers.encoder_layer_1.self_attention"
+    assert layers[attention]["kind"] == "attention" and not any(name.endswith("out_proj") for name in layers)
+    assert len(layers) == 1 + 2 * 3 + 1  # conv_proj, per block its attention and two MLP layers, the head
+    # the oracle: the block called by hand on its input (ln_1's output), the textbook HSIC of its output
+    captured = []
+    norm = model.get_submodule("encoder.layers.encoder_layer_1.ln_1")
+    handle = norm.register_forward_hook(lambda _module, _inputs, output: captured.append(output))
+    with torch.no_grad():
+        model(inputs)
+        output = model.get_submodule(attention)(captured[0], captured[0], captured[0], need_weights=False)[0]
+    handle.remove()
+    assert layers[attention]["feature_dim"] == output[0].numel() == 5 * 16  # 4 patches and the class token
+    flat = output.reshape(60, -1).double().numpy()
+    expected = numpy_hsic(flat, inputs.reshape(60, -1).double().numpy(), layers[attention]["sigma"], measured["sigma_x"])
+    assert layers[attention]["hsic_x"] == pytest.approx(expected, rel=1e-5)
 
 
 # -- the analyzer ----------------------------------------------------------------------------------
