@@ -31,9 +31,15 @@ def test_every_listed_model_is_registered():
     assert set(models.list_models()) < set(models.list_models(include_torchvision=True))
 
 
+def shape_case(name: str, in_channels: int, size: int):
+    """VGGs other than vgg11 and vgg11bn are slow to build (1.5-2 s each on two cores): ``make test`` only."""
+    slow = name.startswith("vgg") and name not in ("vgg11", "vgg11bn")
+    return pytest.param(name, in_channels, size, marks=[pytest.mark.slow] if slow else [])
+
+
 @pytest.mark.parametrize(
     "name,in_channels,size",
-    [(n, c, s) for n in sorted(EXPECTED) for c, s in SMALL_SHAPES] + [(n, 1, 28) for n in MNIST_FAMILY],
+    [shape_case(n, c, s) for n in sorted(EXPECTED) for c, s in SMALL_SHAPES] + [(n, 1, 28) for n in MNIST_FAMILY],
 )
 def test_model_runs_on_dataset_shape(name, in_channels, size):
     if needs_upscale(name, size):

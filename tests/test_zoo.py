@@ -41,6 +41,7 @@ def acc(name: str, key: str = "acc@1") -> float:
     return torchvision.models.get_model_weights(name).DEFAULT.meta["_metrics"]["ImageNet-1K"][key]
 
 
+@pytest.mark.slow
 def test_a_zoo_is_analysed_in_parallel_offline_and_ranked_against_its_metadata(tmp_path, capsys):
     cache(*SMALL)
     out = tmp_path / "zoo"
