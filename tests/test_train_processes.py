@@ -51,10 +51,28 @@ def _wait_for_epoch(run_json: Path, epoch: int, process, limit=120.0) -> None:
     raise AssertionError("training did not reach the epoch in time")
 
 
+EPOCHS = "6"  # the epoch at which a resumed run is compared with an uninterrupted one
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """The weights of an uninterrupted run at EPOCHS, trained on first use and shared by both signals."""
+    weights = {}
+
+    def get() -> dict:
+        if not weights:
+            full = tmp_path_factory.mktemp("full")
+            assert _run(full, *COMMON, "--epochs", EPOCHS).returncode == 0
+            weights.update(load_checkpoint(_run_dir(full) / f"lenet_epoch000{EPOCHS}.pt")["model_state_dict"])
+        return weights
+
+    return get
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_stops_with_resumable_checkpoint_and_exact_resume(tmp_path, signum, code):
-    epochs = "6"
+def test_signal_stops_with_resumable_checkpoint_and_exact_resume(tmp_path, signum, code, uninterrupted):
+    epochs = EPOCHS
     stopped = tmp_path / "stopped"
     process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *_paths(stopped), *COMMON, "--epochs", "200"],
                                env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -71,9 +89,7 @@ def test_signal_stops_with_resumable_checkpoint_and_exact_resume(tmp_path, signu
     assert resumed.returncode == 0, resumed.stderr
     if last["epoch"] >= int(epochs):
         pytest.skip("the signal arrived after the comparison epoch")
-    full = tmp_path / "full"
-    assert _run(full, *COMMON, "--epochs", epochs).returncode == 0
-    expected = load_checkpoint(_run_dir(full) / f"lenet_epoch000{epochs}.pt")["model_state_dict"]
+    expected = uninterrupted()
     got = load_checkpoint(_run_dir(stopped) / f"lenet_epoch000{epochs}.pt")["model_state_dict"]
     assert all(torch.equal(expected[k], got[k]) for k in expected)
 
