@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from utils.checkpoints import load_checkpoint
+from utils.checkpoints import load_checkpoint, snapshot_filename
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMON = ["--arch", "lenet", "--dataset", "digits", "--seed", "0", "--optimizer", "adam", "--lr", "0.003",
@@ -51,28 +51,20 @@ def _wait_for_epoch(run_json: Path, epoch: int, process, limit=120.0) -> None:
     raise AssertionError("training did not reach the epoch in time")
 
 
-EPOCHS = "6"  # the epoch at which a resumed run is compared with an uninterrupted one
+EPOCHS = 6  # the epoch at which a resumed run is compared with an uninterrupted one
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(tmp_path_factory):
-    """The weights of an uninterrupted run at EPOCHS, trained on first use and shared by both signals."""
-    weights = {}
-
-    def get() -> dict:
-        if not weights:
-            full = tmp_path_factory.mktemp("full")
-            assert _run(full, *COMMON, "--epochs", EPOCHS).returncode == 0
-            weights.update(load_checkpoint(_run_dir(full) / f"lenet_epoch000{EPOCHS}.pt")["model_state_dict"])
-        return weights
-
-    return get
+def uninterrupted(tmp_path_factory) -> dict:
+    """The weights of an uninterrupted run at EPOCHS, trained once and shared by both signals."""
+    full = tmp_path_factory.mktemp("full")
+    assert _run(full, *COMMON, "--epochs", str(EPOCHS)).returncode == 0
+    return load_checkpoint(_run_dir(full) / snapshot_filename("lenet", EPOCHS))["model_state_dict"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_stops_with_resumable_checkpoint_and_exact_resume(tmp_path, signum, code, uninterrupted):
-    epochs = EPOCHS
     stopped = tmp_path / "stopped"
     process = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *_paths(stopped), *COMMON, "--epochs", "200"],
                                env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -85,13 +77,12 @@ def test_signal_stops_with_resumable_checkpoint_and_exact_resume(tmp_path, signu
     assert record["status"]["state"] == "interrupted"
     last = load_checkpoint(_run_dir(stopped) / "last.pt")
     assert last["epoch"] >= 2
-    resumed = _run(stopped, "--resume-from", str(_run_dir(stopped) / "last.pt"), "--epochs", epochs)
+    resumed = _run(stopped, "--resume-from", str(_run_dir(stopped) / "last.pt"), "--epochs", str(EPOCHS))
     assert resumed.returncode == 0, resumed.stderr
-    if last["epoch"] >= int(epochs):
+    if last["epoch"] >= EPOCHS:
         pytest.skip("the signal arrived after the comparison epoch")
-    expected = uninterrupted()
-    got = load_checkpoint(_run_dir(stopped) / f"lenet_epoch000{epochs}.pt")["model_state_dict"]
-    assert all(torch.equal(expected[k], got[k]) for k in expected)
+    got = load_checkpoint(_run_dir(stopped) / snapshot_filename("lenet", EPOCHS))["model_state_dict"]
+    assert all(torch.equal(uninterrupted[k], got[k]) for k in uninterrupted)
 
 
 @pytest.mark.slow
