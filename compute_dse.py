@@ -1,7 +1,7 @@
 """Diffusion Spectral Entropy of a representation for snapshots, a run directory, a zoo model or a seed.
 
-    python compute_dse.py --load-from models/digits/lenet/0
-    python compute_dse.py --load-from models/digits/lenet/0/lenet_epoch0003.pt --layer classifier.3
+    python compute_dse.py --load-from runs/digits/lenet/0
+    python compute_dse.py --load-from runs/digits/lenet/0/lenet_epoch0003.pt --layer classifier.3
     python compute_dse.py --arch resnet18 --dataset cifar10 --pretrained --data-path ./data --cuda
 
 For every model: DSE(Z), DSMI(Z; Y) with the true labels and CSE(Z) of the representation Z (by
@@ -30,7 +30,7 @@ from analyses.data import DataSettings
 from analyses.dse import DSE, DSESettings
 from analyses.hsic import HSIC, HSICSettings
 from analyses.sources import SourceSettings, print_missing_choice
-from utils.cli import open_log_file, run_main, setup_logging
+from utils.cli import keeps_caller_logging, open_log_file, run_main, setup_logging
 from utils.devices import add_device_args, device_from_args
 
 
@@ -49,6 +49,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+@keeps_caller_logging
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(None)  # the console now; the log file, with these first lines, with the first result

@@ -1,6 +1,6 @@
 """Projection statistics of oriented hyperplanes for snapshots, a run directory, a zoo model or a seed.
 
-    python compute_projections.py --load-from models/digits/lenet/0 --normalize
+    python compute_projections.py --load-from runs/digits/lenet/0 --normalize
     python compute_projections.py --arch alexnet --dataset imagenet --normalize --pretrained
 
 For every conv layer (1x1 skipped unless ``--include-1x1``; linear layers with ``--with-linear``)
@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from analyses import runner
 from analyses.projections import Projections, ProjectionSettings
 from analyses.sources import InitSettings, SourceSettings, add_layout_argument, print_missing_choice
-from utils.cli import open_log_file, run_main, setup_logging
+from utils.cli import keeps_caller_logging, open_log_file, run_main, setup_logging
 from utils.devices import add_device_args, device_from_args
 
 
@@ -38,6 +38,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+@keeps_caller_logging
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(None)  # the console now; the log file, with these first lines, with the first result

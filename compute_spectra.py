@@ -1,7 +1,7 @@
 """Weight-spectrum metrics per layer (WeightWatcher's) for snapshots, a run directory, a zoo model or a seed.
 
-    python compute_spectra.py --load-from models/digits/lenet/0
-    python compute_spectra.py --load-from models/digits/lenet/0/lenet_epoch0003.pt --conv-mode flatten
+    python compute_spectra.py --load-from runs/digits/lenet/0
+    python compute_spectra.py --load-from runs/digits/lenet/0/lenet_epoch0003.pt --conv-mode flatten
 
 For every conv and linear layer: the eigenvalues of ``W^T W / N`` (conv layers as their kh*kw
 slices pooled into one spectrum, or flattened with ``--conv-mode flatten``), the normalized matrix
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from analyses import runner
 from analyses.sources import InitSettings, SourceSettings, print_missing_choice
 from analyses.spectra import Spectra, SpectraSettings
-from utils.cli import open_log_file, run_main, setup_logging
+from utils.cli import keeps_caller_logging, open_log_file, run_main, setup_logging
 from utils.devices import add_device_args, device_from_args
 
 
@@ -40,6 +40,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+@keeps_caller_logging
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(None)  # the console now; the log file, with these first lines, with the first result

@@ -28,7 +28,7 @@ import schema
 import train
 from plotting.report import report_markdown
 from utils.checkpoints import resolve_snapshots
-from utils.cli import run_main, setup_logging
+from utils.cli import keeps_caller_logging, run_main, setup_logging
 from utils.errors import UserError
 from utils.fileio import atomic_write
 from utils.paths import run_subdir
@@ -56,6 +56,7 @@ def step(name: str, cli_main, argv: list[str]) -> None:
     logger.info("   %s took %.1fs", name, time.perf_counter() - start)
 
 
+@keeps_caller_logging
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging()

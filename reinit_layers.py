@@ -1,7 +1,7 @@
 """Layer re-initialization robustness (Zhang, Bengio, Singer 2019, "Are All Layers Created Equal?").
 
-    python reinit_layers.py --load-from models/digits/lenet/0/lenet_epoch0012.pt \\
-        --inits-from models/digits/lenet/0 --rand
+    python reinit_layers.py --load-from runs/digits/lenet/0/lenet_epoch0012.pt \\
+        --inits-from runs/digits/lenet/0 --rand
 
 For a trained snapshot, each layer in turn gets its parameters from an earlier checkpoint
 (re-initialization) or from a fresh random initialization (``--rand``, re-randomization) while
@@ -22,7 +22,7 @@ from analyses.reinit import Reinit, ReinitSettings
 from analyses.sources import SourceSettings, add_layout_argument, print_missing_choice
 from plotting.common import style
 from plotting.reinit import reinit_figures_of
-from utils.cli import open_log_file, run_main, setup_logging
+from utils.cli import keeps_caller_logging, open_log_file, run_main, setup_logging
 from utils.devices import add_device_args, device_from_args
 from utils.errors import UserError
 
@@ -45,6 +45,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
+@keeps_caller_logging
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(None)  # the console now; the log file, with these first lines, with the first result

@@ -15,6 +15,7 @@ per probe and recorded in every document (``input_clusters``).
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import re
 import time
@@ -24,9 +25,9 @@ import numpy as np
 import torch
 
 import schema
-from analyses.base import SUMMARY_OF_FOLDER, Analysis, logger, or_nan
+from analyses.base import SUMMARY_OF_FOLDER, Analysis, log_written, model_label, or_nan
 from analyses.probe import probe_record
-from analyses.registry import Declaration
+from analyses.registry import Declaration, Measure, ZooUse
 from analyses.snapshots import SnapshotAnalysis
 from analyses.subject import Subject
 from metrics.dse import diffusion_spectral_entropy, diffusion_spectral_mutual_information
@@ -35,6 +36,8 @@ from metrics.embeddings import collect_embeddings
 from metrics.hsic import median_bandwidth, squared_distances
 from metrics.input_clusters import DEFAULT_CLUSTERS, input_cluster_ids, minimum_samples
 from utils.errors import UserError, require
+
+logger = logging.getLogger(__name__)
 
 VALUES = ("dse", "dsmi_y", "dsmi_x", "cse")  # DSE(Z), DSMI(Z; Y), DSMI(Z; X), CSE(Z), in bits
 DEFAULT_SAMPLES = 1000
@@ -246,11 +249,11 @@ class DSE(Analysis):
         return {"settings": document["settings"], "arch": document["arch"]}
 
     def log(self, document: dict, path) -> None:
-        logger.info("%s (epoch %s, %s of %s, %d samples of %s): DSE(Z) %.4f  DSMI(Z;Y) %.4f  DSMI(Z;X) %.4f  "
-                    "CSE(Z) %.4f bits (max %.2f, %.2fs) -> %s", document["snapshot"] or document["source"],
-                    document["epoch"], document["hook"], document["layer"], document["probe"]["size"],
-                    document["probe"]["split"], or_nan(document["dse"]), or_nan(document["dsmi_y"]),
-                    or_nan(document["dsmi_x"]), or_nan(document["cse"]), document["log2_size"], document["seconds"],
+        logger.info("%s (epoch %s): DSE(Z) %.4f  DSMI(Z;Y) %.4f  DSMI(Z;X) %.4f  CSE(Z) %.4f bits",
+                    model_label(document), document["epoch"], or_nan(document["dse"]), or_nan(document["dsmi_y"]),
+                    or_nan(document["dsmi_x"]), or_nan(document["cse"]))
+        log_written(logger, f"  {document['hook']} of {document['layer']}, {document['probe']['size']} samples of "
+                    f"{document['probe']['split']}, max {document['log2_size']:.2f} bits, {document['seconds']:.2f}s",
                     path)
         for key, value in (document.get("variants") or {}).items():
             logger.info("  %s %.4f bits", key, or_nan(value))
@@ -282,8 +285,25 @@ def table_rows(run) -> list[tuple]:
             if schema.finite(v)]
 
 
+# For the ranking of measures (comparison/measures.py): what each measure is, and its expected sign.
+MEASURES = {
+    "dse": Measure(0, "DSE(Z) of the penultimate representation on the probe (bits)",
+                   "DSE paper: it rises in generalizing and in memorizing training"),
+    "dsmi_y": Measure(+1, "DSMI(Z; Y) of the penultimate representation with the labels (bits)",
+                      "DSE paper: rises with generalization, flat when memorizing; tracks ImageNet accuracy"),
+    "dsmi_x": Measure(0, "DSMI(Z; X) of the penultimate representation with the inputs (bits)",
+                      "DSE paper: its trend depends on the dataset"),
+    "cse": Measure(0, "classic Shannon entropy of the penultimate representation (bits)", "no agreed sign"),
+}
+
+
+def zoo_dse(probe) -> DSE:
+    """DSE of a zoo model on the probe dataset's images (``rank_measures.py --probe-dataset``)."""
+    return DSE(DSESettings(samples=probe.samples, seed=probe.seed, sigma=probe.sigma, batch_size=probe.batch_size))
+
+
 DECLARATION = Declaration(
     "dse", kinds=("dse", "dse_summary"), cli="compute_dse.py", table_rows=table_rows, metrics=VALUES,
     train_arguments=DSESettings.add_train_arguments,
     train_analyzer=lambda args: None if args.no_dse else SnapshotAnalysis(DSE(DSESettings.from_train_args(args))),
-    compared_as="DSE")
+    compared_as="DSE", measures=MEASURES, zoo=ZooUse(build=zoo_dse, probe=True, optional=True))

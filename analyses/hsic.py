@@ -9,6 +9,7 @@ plus three ``m x m`` float64 matrices. Like DSE, the summary holds the folder's 
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 from dataclasses import dataclass
 
@@ -16,16 +17,18 @@ import numpy as np
 import torch
 
 import schema
-from analyses.base import SUMMARY_OF_FOLDER, Analysis, logger, or_nan
+from analyses.base import SUMMARY_OF_FOLDER, Analysis, log_written, model_label, or_nan
 from analyses.dse import DEFAULT_SAMPLES, DEFAULT_SEED
 from analyses.probe import probe_record
-from analyses.registry import Declaration
+from analyses.registry import Declaration, Measure
 from analyses.snapshots import SnapshotAnalysis
 from analyses.subject import Subject
 from metrics.embeddings import collect_embeddings
 from metrics.hsic import CenteredKernel, information_plane, one_hot
 from metrics.layers import enumerate_layers
 from utils.errors import require
+
+logger = logging.getLogger(__name__)
 
 LAYER_VALUES = ("hsic_x", "hsic_y", "nhsic_x", "nhsic_y", "sigma")
 LAYER_FIELDS = ("name", "kind", "stage", "block", "index")
@@ -136,9 +139,8 @@ class HSIC(Analysis):
 
     def log(self, document: dict, path) -> None:
         key_x, key_y = self.settings.plane_keys
-        logger.info("%s (epoch %s): HSIC information plane (%s, %s) on %d samples (%.2fs) -> %s",
-                    document["snapshot"] or document["source"], document["epoch"], key_x, key_y,
-                    document["probe"]["size"], document["seconds"], path)
+        log_written(logger, f"{model_label(document)} (epoch {document['epoch']}): HSIC information plane "
+                    f"({key_x}, {key_y}) on {document['probe']['size']} samples ({document['seconds']:.2f}s)", path)
         for layer in document["layers"]:
             logger.info("  %-22s %8d features  x %.4g  y %.4g", layer["name"], layer["feature_dim"],
                         or_nan(layer[key_x]), or_nan(layer[key_y]))
@@ -160,8 +162,16 @@ def table_rows(run) -> list[tuple]:
     return schema.layered_rows(run.of_kind("hsic"), TABLE_METRICS, run.summary("hsic_summary"))
 
 
+# For the ranking of measures (comparison/measures.py): what each measure is, and its expected sign.
+MEASURES = {
+    "hsic_x": Measure(0, "mean over layers of HSIC(T, X)", "information bottleneck debate: no agreed sign"),
+    "hsic_y": Measure(+1, "mean over layers of HSIC(T, Y)", "HSIC bottleneck (Ma et al. 2020)"),
+}
+
+
 DECLARATION = Declaration(
     "hsic", kinds=("hsic", "hsic_summary"), cli="compute_dse.py", table_rows=table_rows, metrics=TABLE_METRICS,
     sweep_train_flags=("--hsic",),  # per snapshot, during training (like DSE)
     train_arguments=HSICSettings.add_arguments,
-    train_analyzer=lambda args: SnapshotAnalysis(HSIC(HSICSettings.from_args(args))) if args.hsic else None)
+    train_analyzer=lambda args: SnapshotAnalysis(HSIC(HSICSettings.from_args(args))) if args.hsic else None,
+    measures=MEASURES)

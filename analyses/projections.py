@@ -9,17 +9,21 @@ pooled) and a flat ``layers`` list with module names.
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass
 
 import torch
 
 import schema
 from analyses.base import Analysis, fmt, log_table
-from analyses.registry import Declaration, summary_covers
+from analyses.registry import Declaration, Measure, ZooUse, summary_covers
 from analyses.subject import Subject
 from metrics.layers import LayerInfo, enumerate_layers
 from metrics.projections import LayerWeights, filter_projections, network_statistics, projection_mass
+from schema.thresholds import SIGNIFICANCE
 from utils.errors import UserError
+
+logger = logging.getLogger(__name__)
 
 LAYER_FIELDS = ("name", "kind", "stage", "block", "index", "input_shape", "out_units", "is_1x1")
 # Per-layer values the summary lays out as layers x epochs matrices.
@@ -109,7 +113,7 @@ class Projections(Analysis):
                    ("mass", "%6s"), ("sign_p", "%9s"), ("l2_dist", "%8s"), ("ks_p", "%8s")],
                   [[name, position, str(record["n_filters"]), fan_in, fmt(record["mean"], ".4g"),
                     fmt(record["mass"], ".3f"), fmt(record["sign_test_p"], ".2g"), fmt(record.get("l2_dist")),
-                    fmt(record.get("ks_p"))] for name, position, fan_in, record in rows])
+                    fmt(record.get("ks_p"))] for name, position, fan_in, record in rows], log=logger)
 
 
 def layer_fields(layer: LayerInfo) -> dict:
@@ -156,6 +160,20 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-projection-logging", action="store_true", help="Do not log per-layer projection mean/mass/histograms at each snapshot [default = logged].")
 
 
+# For the ranking of measures (comparison/measures.py derives them from the table's rows): what each
+# measure is, and its expected sign.
+MEASURES = {
+    "bias_mean": Measure(+1, "mean over analysed layers of |mass - 0.5|, mass = P(p <= 0) of the filters' projections",
+                         "hyperplane paper: bias emerges from training and correlates with learning"),
+    "bias_last_conv": Measure(+1, "|mass - 0.5| of the last analysed layer (the last conv layer)", "hyperplane paper"),
+    "biased_fraction": Measure(+1, f"fraction of analysed layers whose sign test of mass = 0.5 has p < {SIGNIFICANCE}",
+                               "hyperplane paper"),
+    "dist_init": Measure(-1, "mean over analysed layers of ||W - W0||_F / ||W0||_F (distance from init, relative)",
+                         "WeightWatcher; Jiang et al. 2020: it grows as a model memorizes"),
+    "cosine_init": Measure(+1, "mean over analysed layers of the cosine between W and W0", "the inverse of dist_init"),
+}
+
+
 DECLARATION = Declaration(
     "projections", kinds=("projections", "projections_summary"), cli="compute_projections.py",
     table_rows=table_rows, metrics=TABLE_METRICS,
@@ -163,4 +181,5 @@ DECLARATION = Declaration(
     sweep_default=True, done=summary_covers("projections"),
     train_arguments=add_train_arguments,
     train_analyzer=lambda args: None if args.no_projection_logging else ProjectionLogging(),
-    compared_as="bias")
+    compared_as="bias", measures=MEASURES,
+    zoo=ZooUse(build=lambda probe: Projections(ProjectionSettings(normalize=True)), default=True))

@@ -9,19 +9,23 @@ exact, fast sweep: ``metrics/reinit.py``.
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
 from dataclasses import dataclass
 
 import schema
-from analyses.base import Analysis, logger
-from analyses.registry import Declaration
+from analyses.base import Analysis, log_chance, log_wrapped, log_written, shown_path
+from analyses.registry import Declaration, Measure
 from analyses.reinit_rows import RAND_KEY, RowSource, init_rows, rand_rows
 from analyses.subject import Subject
+from metrics.chance import chance_verdict
 from metrics.layers import LayerInfo, enumerate_layers
 from metrics.reinit import DEFAULT_CACHE_BYTES, METHODS, SweepResult, following_batchnorms, reinit_sweep
 from utils.errors import UserError
 from utils.notices import notice
 from utils.progress import progress
+
+logger = logging.getLogger(__name__)
 
 # Which layers are reset. 1x1 convolutions are always included: Zhang et al. reset every layer.
 # conv+linear includes each attention block (nn.MultiheadAttention) as one layer: in_proj and out_proj.
@@ -79,6 +83,7 @@ class Reinit(Analysis):
     name = kind = "reinit"
     summary = None
     needs_data = True
+    logs_chance = True
 
     def select_layers(self, subject: Subject) -> list[LayerInfo]:
         selection, reference = self.settings.layers, self.settings.reference_layout
@@ -117,8 +122,8 @@ class Reinit(Analysis):
     def sweep(self, subject: Subject, layers: list[LayerInfo], rows: list[RowSource], data,
               batchnorms: dict[str, str | None], device) -> SweepResult:
         batches = data.test.batches(self.settings.batch_size, device=device, workers=self.settings.workers)
-        logger.info("trained model: %s (%s on %s, epoch %s, seed %s)", subject.path, subject.arch, subject.dataset,
-                    subject.epoch, subject.seed)
+        log_wrapped(logger, f"trained model: {shown_path(subject.path)} ({subject.arch} on {subject.dataset}, "
+                    f"epoch {subject.epoch}, seed {subject.seed})")
         logger.info("resetting %d layers from %d rows (%d cells) on %d test samples of %s", len(layers), len(rows),
                     len(rows) * len(layers), len(data.test), subject.dataset)
         bar = progress([], total=len(batches) * (1 + len(rows) * len(layers)), desc="reinit", unit="batch")
@@ -150,6 +155,7 @@ class Reinit(Analysis):
             "with_bn": self.settings.with_bn, "method": result.method,
             "top1_test": top1, "top5_test": result.reference.top5, "loss_test": result.reference.loss,
             "chance_top1": 100.0 / subject.num_classes,
+            "chance": chance_verdict(top1, n_test=result.reference.samples, num_classes=subject.num_classes).as_dict(),
             "chance_top5": 100.0 * 5 / subject.num_classes if subject.num_classes >= 5 else None,
             "layer_names": [layer.name for layer in layers],
             "layers": [layer_record(layer, measured["batchnorms"].get(layer.name)) for layer in layers],
@@ -158,17 +164,20 @@ class Reinit(Analysis):
         } | subject.conventions_record()
 
     def log(self, document: dict, path) -> None:
-        """Top-1 (%) per row and layer, the numbers a user looks at first."""
+        """Top-1 (%) per row and layer, the numbers a user looks at first, after whether the trained
+        model is above chance (when it is not, the table describes an untrained model)."""
         names = document["layer_names"]
         logger.info("trained: top-1 %.2f%%, top-5 %s, loss %.4f (chance %.3g%%)", document["top1_test"],
                     "-" if document["top5_test"] is None else f"{document['top5_test']:.2f}%", document["loss_test"],
                     document["chance_top1"])
+        log_chance(logger, document.get("chance"), label="the trained model",
+                   findings="the drops below do not show which layers the task needs")
         width = 7
         logger.info("  %-12s %s", "top-1 from", " ".join(f"{i:>{width}d}" for i in range(len(names))))
         for row in document["rows"]:
             logger.info("  %-12s %s", row["key"], " ".join(f"{acc:>{width}.2f}" for acc in row["top1"]))
-        logger.info("  layers: %s", ", ".join(f"{i}={name}" for i, name in enumerate(names)))
-        logger.info("results -> %s", path)
+        log_wrapped(logger, "  layers: " + ", ".join(f"{i}={name}" for i, name in enumerate(names)), indent="    ")
+        log_written(logger, "results", path)
 
 
 def layer_record(layer: LayerInfo, batchnorm: str | None) -> dict:
@@ -237,8 +246,18 @@ def sweep_done(results, arch: str, epochs: list[int]) -> bool:
     return bool(epochs) and (results / f"reinit_{arch}_epoch{epochs[-1]:04d}.json").is_file()
 
 
+# For the ranking of measures (comparison/measures.py): what each measure is, and its expected sign.
+MEASURES = {
+    "reinit_drop": Measure(0, "mean over layers of the relative test top-1 drop when the layer is reset to epoch 0",
+                           "contested: Chatterji et al. 2020 (less critical = better) vs. a chance-level model "
+                           "having nothing to lose"),
+    "reinit_drop_rand": Measure(0, "mean over layers of the relative test top-1 drop when the layer is re-randomized",
+                                "as reinit_drop"),
+}
+
+
 DECLARATION = Declaration(
     "reinit", kinds=("reinit",), cli="reinit_layers.py", table_rows=table_rows, metrics=TABLE_METRICS,
     sweep_arguments=lambda at: ["--load-from", at.run, "--inits-from", at.run, "--rand", "--results", at.results,
                                 "--plots", at.plots, *at.device],
-    sweep_default=True, done=sweep_done, compared_as="criticality")
+    sweep_default=True, done=sweep_done, compared_as="criticality", measures=MEASURES)

@@ -20,13 +20,14 @@ from pathlib import Path
 import torch
 
 import schema
-from analyses.base import SUMMARY_OF_FOLDER, Analysis
+from analyses.base import SUMMARY_OF_FOLDER, Analysis, log_chance, log_wrapped, log_written, shown_path
 from analyses.data import DataSettings
-from analyses.loading import subjects
+from analyses.loading import snapshot_paths, subjects
 from analyses.sources import REFERENCE_LAYOUT, InitSettings, SourceSettings, output_dir, subsample_of
 from analyses.subject import Subject
 from utils.fileio import atomic_savefig
 from utils.paths import check_log_folder, check_output_folder, log_path
+from utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -65,9 +66,15 @@ def run(analyses: Sequence[Analysis], sources: SourceSettings, *, outputs: Outpu
     files: list[Path] = []
     needs_init = any(analysis.needs_init for analysis in analyses)
     needs_data = any(analysis.needs_data for analysis in analyses)
-    for subject in subjects(sources, device=device, init=init if needs_init else None,
-                            data=data if needs_data else None):
+    models = subjects(sources, device=device, init=init if needs_init else None, data=data if needs_data else None)
+    total = len(snapshot_paths(sources)) if sources.load_from else 1
+    bar = progress(models, enabled=total > 1, total=total, desc=", ".join(analysis.name for analysis in analyses),
+                   unit="snapshot")
+    for subject in bar:
         documents = [analysis.run(subject, args) for analysis in analyses]
+        if subject.epoch != 0 and not any(analysis.logs_chance for analysis in analyses):  # an init is at chance
+            log_chance(logger, subject.chance, label=subject.stem,
+                       findings=f"its {', '.join(a.name for a in analyses)} describe such a model")
         out_dir = output_dir(subject, outputs.results, sources)
         if not files and outputs.open_log is not None:  # the log file appears with the first result
             outputs.open_log(log_path(outputs.log, out_dir))
@@ -79,10 +86,11 @@ def run(analyses: Sequence[Analysis], sources: SourceSettings, *, outputs: Outpu
                 written[number, out_dir].append((path, document))
             plots_dir = output_dir(subject, outputs.plots, sources) if outputs.plots is not None else None
             files += [path] + save_figures(analysis, document, outputs, plots_dir)
+    bar.close()
     for (number, out_dir), rows in written.items():
         summary = write_summary(analyses[number], out_dir, rows, args)
         if summary is not None:
-            logger.info("%s summary -> %s", analyses[number].name, summary)
+            log_written(logger, f"{analyses[number].name} summary", summary)
             files.append(summary)
     return files
 
@@ -118,7 +126,7 @@ def save_figures(analysis: Analysis, document: dict, outputs: Outputs, plots_dir
     if builder is None or plots_dir is None:
         return []
     paths = [path for stem, figure in builder(document) for path in atomic_savefig(figure, plots_dir / stem)]
-    logger.info("figures -> %s", ", ".join(map(str, paths)))
+    log_wrapped(logger, "figures -> " + ", ".join(shown_path(path) for path in paths), indent="  ")
     return paths
 
 

@@ -15,21 +15,25 @@ under-trained alpha > 6), ``log_alpha_norm`` and, given an initialization, its `
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 from dataclasses import dataclass
 
 import torch
 
 import schema
-from analyses.base import Analysis, fmt, log_table, logger
-from analyses.registry import Declaration, summary_covers
+from analyses.base import Analysis, fmt, log_table, log_written, model_label
+from analyses.registry import Declaration, Measure, ZooUse, summary_covers
 from analyses.subject import Subject
 from metrics.layers import LayerInfo
 from metrics.matrices import weight_matrices
-from metrics.spectral import CONV_MODES, layer_spectrum, shuffled_spectrum
+from metrics.spectral import CONV_MODES, DEFAULT_CONV_MODE, layer_spectrum, shuffled_spectrum
 from metrics.ww_diagnostics import layer_diagnostics
 from utils.errors import UserError
 from utils.notices import notice
+from utils.progress import progress
+
+logger = logging.getLogger(__name__)
 
 # Per-layer values the summary lays out as layers x epochs matrices.
 SUMMARY_METRICS = ("alpha", "alpha_weighted", "entropy", "stable_rank", "spectral_norm", "log_spectral_norm",
@@ -47,13 +51,13 @@ SUMMARY = schema.SummarySpec(
 
 @dataclass(frozen=True)
 class SpectraSettings:
-    conv_mode: str = "slices"
+    conv_mode: str = DEFAULT_CONV_MODE
     shuffle_seed: int = 0
     traps: bool = True  # correlation traps: one randomized SVD per matrix (5 for layers under 100 eigenvalues)
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--conv-mode", choices=CONV_MODES, default="slices", help="How a conv layer becomes matrices: its kh*kw (out x in) slices pooled into one spectrum, as WeightWatcher does, or one flattened out x (in*kh*kw) matrix [default = slices].")
+        parser.add_argument("--conv-mode", choices=CONV_MODES, default=DEFAULT_CONV_MODE, help="How a conv layer becomes matrices: its kh*kw (out x in) slices pooled into one spectrum, as WeightWatcher does, or one flattened out x (in*kh*kw) matrix [default = slices].")
         parser.add_argument("--shuffle-seed", type=int, default=0, help="Seed of the weight shuffle behind rand_distance and the correlation traps (combined with each layer's name) [default = 0].")
         parser.add_argument("--no-traps", action="store_true", help="Skip WeightWatcher's correlation traps (num_traps), which need the SVDs of each layer's randomized weights [default = computed].")
 
@@ -83,14 +87,15 @@ class Spectra(Analysis):
         """``spectra`` for the default slices, ``spectra_conv-flatten`` for flattened conv layers,
         so both modes can live in one folder."""
         mode = self.settings.conv_mode
-        return "spectra" if mode == "slices" else f"spectra_conv-{mode}"
+        return "spectra" if mode == DEFAULT_CONV_MODE else f"spectra_conv-{mode}"
 
     def measure(self, subject: Subject) -> dict:
         """``{"records": [per-layer record], "init_from"}``."""
         init_path, init = subject.initialization
         init_weights = layer_weights(init)
         records = []
-        for layer in select_layers(subject.model, subject.input_shape, name=subject.name):
+        layers = select_layers(subject.model, subject.input_shape, name=subject.name)
+        for layer in progress(layers, desc=f"spectra of {subject.stem}", unit="layer"):
             init_weight = init_weights.get(layer.name) if init_weights is not None else None
             if init_weights is not None and init_weight is None:
                 raise UserError(f"{subject.name}: layer {layer.name} is missing from the initialization {init_path}")
@@ -130,8 +135,8 @@ class Spectra(Analysis):
 
     def log(self, document: dict, path) -> None:
         """One table per snapshot: the numbers a user looks at first."""
-        logger.info("%s (epoch %s, conv mode %s) -> %s", document["snapshot"] or document["source"],
-                    document["epoch"], document["conv_mode"], path)
+        log_written(logger, f"{model_label(document)} (epoch {document['epoch']}, conv mode {document['conv_mode']})",
+                    path)
         rows = []
         for record in document["layers"]:
             size = f"{record['N']}x{record['M']}" + (f"x{record['n_matrices']}" if record["n_matrices"] > 1 else "")
@@ -140,7 +145,7 @@ class Spectra(Analysis):
                 "num_traps")), record.get("warning") or ""])
         log_table([("layer", "%-22s"), ("N x M (x B)", "%14s"), ("alpha", "%7s"), ("entropy", "%8s"),
                    ("st.rank", "%8s"), ("log_norm", "%8s"), ("rand_dist", "%9s"), ("l2_dist", "%8s"),
-                   ("spikes", "%6s"), ("traps", "%5s"), ("warning", "%-13s")], rows)
+                   ("spikes", "%6s"), ("traps", "%5s"), ("warning", "%-13s")], rows, log=logger)
 
 
 def layer_weights(init: Subject | None) -> dict[str, torch.Tensor] | None:
@@ -170,7 +175,7 @@ def _finite(value) -> bool:
 # -- what the rest of the suite knows about this analysis -----------------------------------------------
 TABLE_METRICS = ("alpha", "stable_rank", "entropy", "rand_distance", "num_spikes", "mp_softrank", "num_traps",
                  "log_alpha_norm")
-TABLE_CONV_MODE = "slices"  # the table holds the default conv mode's values
+TABLE_CONV_MODE = DEFAULT_CONV_MODE  # the table holds the default conv mode's values
 
 
 def table_rows(run) -> list[tuple]:
@@ -178,7 +183,28 @@ def table_rows(run) -> list[tuple]:
     return schema.layered_rows(documents, TABLE_METRICS, run.summary("spectra_summary", conv_mode=TABLE_CONV_MODE))
 
 
+_WW = "WeightWatcher (Martin & Mahoney 2021)"
+_LAYERS = "mean over conv and linear layers (WeightWatcher's get_summary)"
+# For the ranking of measures (comparison/measures.py): what each measure is, and its expected sign.
+MEASURES = {
+    "alpha": Measure(-1, f"power-law exponent of the layer ESD, {_LAYERS}", _WW),
+    "alpha_weighted": Measure(-1, f"alpha * log10(largest eigenvalue) (alpha-hat), {_LAYERS}", _WW),
+    "log_norm": Measure(-1, f"log10 of the squared Frobenius norm, {_LAYERS}", _WW),
+    "log_spectral_norm": Measure(-1, f"log10 of the largest eigenvalue, {_LAYERS}", _WW),
+    "stable_rank": Measure(0, f"||W||_F^2 / ||W||_2^2, {_LAYERS}", "no agreed sign"),
+    "entropy": Measure(-1, f"normalized matrix entropy, {_LAYERS}", "WeightWatcher: it decreases as a layer trains"),
+    "rand_distance": Measure(+1, f"Jensen-Shannon distance of the ESD to the shuffled weights' ESD, {_LAYERS}",
+                             "WeightWatcher: larger for well-trained layers"),
+    "log_alpha_norm": Measure(-1, f"log10 of the sum of eigenvalues^alpha (alpha-norm), {_LAYERS}", _WW),
+    "mp_softrank": Measure(0, f"Marchenko-Pastur bulk edge / largest eigenvalue, {_LAYERS}",
+                           "WeightWatcher: lower once a layer learns structure, near 1 for random weights"),
+    "num_spikes": Measure(0, "mean over conv and linear layers of the eigenvalues beyond the MP bulk edge", _WW),
+    "num_traps": Measure(-1, "mean over conv and linear layers of the correlation traps of the randomized ESD",
+                         "WeightWatcher: traps mark over-trained layers"),
+}
+
+
 DECLARATION = Declaration(
     "spectra", kinds=("spectra", "spectra_summary"), cli="compute_spectra.py", table_rows=table_rows,
     metrics=TABLE_METRICS, sweep_arguments=lambda at: ["--load-from", at.run, "--results", at.results, *at.device],
-    done=summary_covers("spectra"))
+    done=summary_covers("spectra"), measures=MEASURES, zoo=ZooUse(build=lambda probe: Spectra(SpectraSettings()), default=True))

@@ -15,6 +15,7 @@ from torch import nn
 
 import schema
 from analyses.probe import probe_split
+from metrics.chance import chance_verdict
 
 SNAPSHOT, PRETRAINED, INIT, TRAINING = "snapshot", "pretrained", "init", "training"  # the source kinds
 PRETRAINED_EPOCH = -1
@@ -42,6 +43,7 @@ class Subject:
     path: Path | None = None
     args: dict = field(default_factory=dict)  # the training run's arguments, when known
     data_facts: dict = field(default_factory=dict)  # the training run's data facts (classes, view), when known
+    metrics: dict = field(default_factory=dict)  # the snapshot's metrics (its held-out top-1...), when known
     reference: bool = False  # a file without our header: the reference tool's (its conventions apply)
     device: torch.device = torch.device("cpu")
     results_dir: Path | None = None  # train.py's run results folder (the runner decides for the CLIs)
@@ -81,6 +83,18 @@ class Subject:
         if key not in self.probes:
             self.probes[key] = probe_split(data, samples, seed)
         return self.probes[key]
+
+    @property
+    def chance(self) -> dict | None:
+        """Is the model above chance? :func:`metrics.chance.chance_verdict` of the snapshot's held-out
+        top-1 (its run's evaluation split: test, or val with ``--split``) as a dict; None when the
+        snapshot does not record it (the init, a zoo model, a reference file)."""
+        split = self.metrics.get("eval_split")
+        top1 = self.metrics.get("val_top1")  # train.py's name for the top-1 on its evaluation split
+        size = (self.data_facts.get("sizes") or {}).get(split)
+        if top1 is None or not size or self.num_classes < 2:
+            return None
+        return chance_verdict(top1, n_test=size, num_classes=self.num_classes, split=split).as_dict()
 
     def header(self, kind: str, args: dict) -> dict:
         """The documents' header; ``args``: the arguments of the analysis run (the CLI's)."""

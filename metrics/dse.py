@@ -1,5 +1,5 @@
 """Diffusion Spectral Entropy (DSE), Diffusion Spectral Mutual Information (DSMI) and the classic
-binned Shannon entropy (CSE) of a set of representations (DESIGN.md, section 3).
+binned Shannon entropy (CSE) of a set of representations.
 
 Same definitions, defaults and seeded subsampling as the reference package ``dse-dsmi`` 1.1
 (Liao, Liu et al., "Assessing Neural Network Representations During Training Using

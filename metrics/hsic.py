@@ -1,4 +1,5 @@
-"""Hilbert-Schmidt Independence Criterion with Gaussian kernels (DESIGN.md, section 4; seeds/002).
+"""Hilbert-Schmidt Independence Criterion with Gaussian kernels (Gretton et al., 2005), for the HSIC
+information plane of a network's layers (HSIC of each layer's output with the inputs and with the labels).
 
 For ``m`` paired samples ``x_i`` (rows of ``X``) and ``y_i``, with Gram matrices
 ``K_ij = k(x_i, x_j)``, ``L_ij = l(y_i, y_j)`` and the centering matrix ``H = I - 11^T / m``, the

@@ -9,10 +9,15 @@ With ``with_attention``, each ``nn.MultiheadAttention`` is one layer too (kind `
 final stage): its in-projection and its out_proj, which its forward uses without calling as a module,
 are one unit for a reset (metrics/reinit.py); the spectra take its matrices apart (metrics/matrices.py).
 The reference's own rule (module order, a new stage at each MaxPool) is ``rule="maxpool"``.
+
+The steps are public for modules that enumerate more than layers (``metrics/matrices.py``):
+:func:`traced_stages` or :func:`module_order` give :class:`StagedModule` entries, and
+:func:`select_layers` turns them into :class:`LayerInfo`.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -43,6 +48,22 @@ class LayerInfo:
         return self.module.weight.detach().reshape(self.out_units, -1)
 
 
+class StagedModule(NamedTuple):
+    """A conv, linear (or attention) module found in a model, with the stage it belongs to."""
+
+    name: str  # module name, e.g. "features.0"
+    module: nn.Module
+    input_shape: tuple[int, ...]  # per sample as traced, e.g. (C, H, W); (channels,) in module order
+    stage: int
+
+
+def traced_stages(model: nn.Module, input_shape: tuple[int, ...],
+                  types: tuple[type, ...] = (nn.Conv2d, nn.Linear)) -> list[StagedModule]:
+    """The modules of ``types`` in forward order (one dummy forward with hooks on ``input_shape``), staged
+    by resolution; raises ``RuntimeError`` when the model cannot run on that shape."""
+    return _by_resolution(_trace(model, input_shape, types))
+
+
 def _trace(model: nn.Module, input_shape: tuple[int, ...], types: tuple[type, ...] = (nn.Conv2d, nn.Linear)
            ) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
     """``(name, module, per-sample input shape)`` of each module of ``types`` (conv and linear), in the order of
@@ -63,7 +84,7 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...], types: tuple[type, ..
     return calls
 
 
-def _module_order(model: nn.Module, attention: bool = False) -> list[tuple[str, nn.Module, tuple[int, ...], int]]:
+def module_order(model: nn.Module, attention: bool = False) -> list[StagedModule]:
     """``(name, module, input shape (channels only), stage)`` of each conv/linear module (and, with
     ``attention``, each attention) in module order, the stage advancing at each MaxPool (the reference's
     rule; it needs no forward pass)."""
@@ -77,7 +98,7 @@ def _module_order(model: nn.Module, attention: bool = False) -> list[tuple[str, 
             found.append((name, module, (module.in_features,), None))
         elif attention and isinstance(module, nn.MultiheadAttention):
             found.append((name, module, (module.embed_dim,), None))
-    return [(name, module, shape, pools if stage is None else stage) for name, module, shape, stage in found]
+    return [StagedModule(name, module, shape, pools if stage is None else stage) for name, module, shape, stage in found]
 
 
 def enumerate_layers(
@@ -99,10 +120,10 @@ def enumerate_layers(
     ``nn.MultiheadAttention`` as one layer (module docstring).
     """
     if rule == "maxpool":
-        return _select(_module_order(model, with_attention), include_1x1, with_linear)
+        return select_layers(module_order(model, with_attention), include_1x1=include_1x1, with_linear=with_linear)
     types = (nn.Conv2d, nn.Linear, nn.MultiheadAttention) if with_attention else (nn.Conv2d, nn.Linear)
     try:
-        traced = _trace(model, input_shape, types)
+        staged = traced_stages(model, input_shape, types)
     except RuntimeError as err:
         from utils.notices import notice
 
@@ -110,8 +131,8 @@ def enumerate_layers(
         notice(f"no-forward:{type(model).__name__}:{input_shape}", "%s cannot run on %s inputs (%s): layers are "
                "taken in module order, stages advancing at each MaxPool (the reference's rule)",
                type(model).__name__, "x".join(map(str, input_shape)), first)
-        return _select(_module_order(model, with_attention), include_1x1, with_linear)
-    return _select(_by_resolution(traced), include_1x1, with_linear)
+        staged = module_order(model, with_attention)
+    return select_layers(staged, include_1x1=include_1x1, with_linear=with_linear)
 
 
 def _inside_attention(model: nn.Module, name: str) -> bool:
@@ -120,7 +141,7 @@ def _inside_attention(model: nn.Module, name: str) -> bool:
     return bool(parent) and isinstance(model.get_submodule(parent), nn.MultiheadAttention)
 
 
-def _by_resolution(traced) -> list[tuple[str, nn.Module, tuple[int, ...], int]]:
+def _by_resolution(traced) -> list[StagedModule]:
     """Stages of traced layers: a conv's stage is the index of its input resolution among those seen."""
     staged, resolutions, conv_stages = [], [], 0
     for name, module, shape in traced:
@@ -129,13 +150,16 @@ def _by_resolution(traced) -> list[tuple[str, nn.Module, tuple[int, ...], int]]:
             if not resolutions or pixels < resolutions[-1]:
                 resolutions.append(pixels)
             conv_stages = len(resolutions)
-            staged.append((name, module, shape, conv_stages - 1))
+            staged.append(StagedModule(name, module, shape, conv_stages - 1))
         else:
-            staged.append((name, module, shape, conv_stages))
+            staged.append(StagedModule(name, module, shape, conv_stages))
     return staged
 
 
-def _select(staged, include_1x1: bool, with_linear: bool) -> list[LayerInfo]:
+def select_layers(staged: list[StagedModule], *, include_1x1: bool, with_linear: bool) -> list[LayerInfo]:
+    """The :class:`LayerInfo` of the ``staged`` modules kept (1x1 convolutions with ``include_1x1``,
+    linear layers with ``with_linear``; attention always), numbered in order (``index``) and within
+    their stage (``block``)."""
     layers: list[LayerInfo] = []
     block_in_stage: dict[int, int] = {}
     for name, module, shape, stage in staged:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from metrics.layers import LayerInfo, _by_resolution, _module_order, _select, _trace
+from metrics.layers import LayerInfo, StagedModule, module_order, select_layers, traced_stages
 
 ATTENTION_BLOCKS = ("q", "k", "v")
 
@@ -31,22 +31,23 @@ def weight_matrices(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[lis
     """``(layers, skipped)``: every conv (1x1 included), linear and attention matrix of ``model`` in forward
     order, and ``(parameter name, why)`` for each other parameter with two or more dimensions."""
     try:
-        traced = _trace(model, input_shape, types=(nn.Conv2d, nn.Linear, nn.MultiheadAttention))
-        staged = _by_resolution(traced)
+        staged = traced_stages(model, input_shape, types=(nn.Conv2d, nn.Linear, nn.MultiheadAttention))
     except RuntimeError:  # enumerate_layers says why, once; here the module order serves as well
-        staged = _module_order(model)
-        staged += [(name, module, (module.embed_dim,), max((entry[3] for entry in staged), default=0))
+        staged = module_order(model)
+        last = max((entry.stage for entry in staged), default=0)
+        staged += [StagedModule(name, module, (module.embed_dim,), last)
                    for name, module in model.named_modules() if isinstance(module, nn.MultiheadAttention)]
-    attention = {id(module) for _, module, _, _ in staged if isinstance(module, nn.MultiheadAttention)}
-    inner = {id(module.out_proj) for _, module, _, _ in staged if id(module) in attention}
-    staged = [entry for entry in staged if id(entry[1]) not in inner]
-    seen = {id(module) for _, module, _, _ in staged}
-    last_stage = max((entry[3] for entry in staged), default=0)
-    staged += [(name, module, (), last_stage) for name, module in model.named_modules()
+    attention = {id(entry.module) for entry in staged if isinstance(entry.module, nn.MultiheadAttention)}
+    inner = {id(entry.module.out_proj) for entry in staged if id(entry.module) in attention}
+    staged = [entry for entry in staged if id(entry.module) not in inner]
+    seen = {id(entry.module) for entry in staged}
+    last_stage = max((entry.stage for entry in staged), default=0)
+    staged += [StagedModule(name, module, (), last_stage) for name, module in model.named_modules()
                if isinstance(module, (nn.Conv2d, nn.Linear)) and id(module) not in seen | inner]
     layers: list[LayerInfo] = []
     for entry in staged:
-        layers += _attention_matrices(*entry) if id(entry[1]) in attention else _select([entry], True, True)
+        layers += _attention_matrices(entry) if id(entry.module) in attention else \
+            select_layers([entry], include_1x1=True, with_linear=True)
     layers = _renumbered(layers)
     covered = {id(layer.weight) for layer in layers if layer.matrix is None}
     covered |= {id(module.in_proj_weight) for name, module in model.named_modules()
@@ -59,7 +60,8 @@ def weight_matrices(model: nn.Module, input_shape: tuple[int, ...]) -> tuple[lis
     return layers, skipped
 
 
-def _attention_matrices(name: str, module: nn.MultiheadAttention, shape, stage: int) -> list[LayerInfo]:
+def _attention_matrices(entry: StagedModule) -> list[LayerInfo]:
+    name, module, shape, stage = entry
     if module.in_proj_weight is not None:
         blocks = module.in_proj_weight.chunk(3, dim=0)
     else:

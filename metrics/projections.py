@@ -1,4 +1,5 @@
-"""Oriented-hyperplane projection statistics (DESIGN.md, section 1).
+"""Oriented-hyperplane projection statistics (Gamba, Carlsson, Azizpour, Björkman, "Hyperplane
+Arrangements of Trained ConvNets Are Biased", 2020).
 
 A filter ``w`` (one row of a layer's ``(out_units, fan_in)`` weight matrix, ``d = fan_in``) is the
 normal of the hyperplanes it induces. Inputs that follow a ReLU live in the positive orthant, so the

@@ -1,4 +1,6 @@
-"""Weight-spectrum metrics of one layer, after WeightWatcher (DESIGN.md, section 4; seeds/003).
+"""Weight-spectrum metrics of one layer, after WeightWatcher (the `weightwatcher` package; Martin and
+Mahoney, "Predicting trends in the quality of state-of-the-art neural networks without access to
+training or testing data", Nature Communications 2021).
 
 A layer's weight tensor becomes one or more matrices ``W`` (``n x m``; ``N = max(n, m)``,
 ``M = min(n, m)``):
@@ -54,6 +56,7 @@ from metrics.projections import distance_from_init
 from utils.errors import UserError
 
 CONV_MODES = ("slices", "flatten")
+DEFAULT_CONV_MODE = "slices"  # WeightWatcher's: the mode of the tidy table, the comparisons and the reports
 _LOG10 = math.log(10.0)
 # CPU SVDs of matrices up to this many elements run on one thread: LeNet's layers took 200x longer
 # with 2 OpenMP threads than with 1 on a busy 2-core CPU (threads only pay off for large matrices).

@@ -1,4 +1,5 @@
-"""WeightWatcher's per-layer diagnostics and distances from the initialization (seeds/003, issue 25).
+"""WeightWatcher's per-layer diagnostics and distances from the initialization (the `weightwatcher`
+package; Martin and Mahoney, "Implicit Self-Regularization in Deep Neural Networks", JMLR 2021).
 
 Next to the spectra of metrics/spectral.py (same matrices, same eigenvalues ``s^2 / N``):
 

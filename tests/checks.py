@@ -54,3 +54,9 @@ def tiny_vit(*, seed: int = 0, image_size: int = 16, hidden_dim: int = 16, num_c
                 torch.nn.init.normal_(module.in_proj_bias)
                 torch.nn.init.normal_(module.out_proj.bias)
     return model
+
+
+def unwrap_notices(text: str) -> str:
+    """``text`` (captured log output) with every long notice on one line again: utils.notices wraps a
+    notice at 120 characters, each continuation line starting with ``"notice:   "``."""
+    return text.replace("\nnotice:   ", " ")

@@ -23,6 +23,7 @@ from datasets import DataOptions, build_data
 from datasets.reference import REFERENCE_STATISTICS
 from models import get_model
 from tests import formats
+from tests.checks import unwrap_notices
 from utils.cli import run_main
 
 CIFAR_REFERENCE_MEAN, CIFAR_REFERENCE_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
@@ -272,7 +273,7 @@ def test_reference_files_are_labelled_by_completed_epochs_one_per_epoch(tmp_path
     assert sorted(p.name for p in folder.glob("projections_lenet_*.json")) == [
         "projections_lenet_0.json", "projections_lenet_1.json", "projections_lenet_3.json",
         "projections_lenet_init_0.json"]
-    assert "leaving out lenet_2.tar" in capsys.readouterr().err
+    assert "leaving out lenet_2.tar" in unwrap_notices(capsys.readouterr().err)
 
 
 def _notebook_loop(document: dict) -> list[float]:
@@ -335,7 +336,7 @@ def test_reinit_layout_reference_and_default_rows(tmp_path, reference_run, mnist
     assert run_main(reinit_layers.main, base + ["--results", str(tmp_path / "ours")]) == 0
     ours = json.loads(next((tmp_path / "ours").rglob("reinit_lenet_3.json")).read_text())
     assert [row["key"] for row in ours["rows"]] == ["0", "1", "2", "3", "rand"]
-    assert "leaving out lenet_2.tar" in capsys.readouterr().err
+    assert "leaving out lenet_2.tar" in unwrap_notices(capsys.readouterr().err)
 
     assert run_main(reinit_layers.main, base + ["--results", str(tmp_path / "ref"), "--layout", "reference"]) == 0
     path = tmp_path / "ref" / "mnist" / "lenet" / "5" / "reinit_lenet_3.json"
@@ -356,7 +357,7 @@ def test_alexnet_on_cifar_sizes_falls_back_to_the_maxpool_rule(tmp_path, capsys)
     stages = {layer["name"]: (layer["stage"], layer["block"]) for layer in document["layers"]}
     assert stages == {"features.0": (0, 0), "features.3": (1, 0), "features.6": (2, 0), "features.8": (2, 1),
                       "features.10": (2, 2)}
-    assert "stages advancing at each MaxPool" in capsys.readouterr().err
+    assert "stages advancing at each MaxPool" in unwrap_notices(capsys.readouterr().err)
     assert run_main(compute_projections.main, ["--arch", "alexnet", "--dataset", "cifar10", "--seed", "0",
                                                "--upscale-padding", "--results", str(tmp_path / "r2")]) == 0
     padded = json.loads(next((tmp_path / "r2").rglob("projections_init_alexnet.json")).read_text())
@@ -411,25 +412,26 @@ def test_label_noise_with_a_shuffled_split_corrupts_the_reference_samples(tmp_pa
 
 
 # -- 9. notices ----------------------------------------------------------------------------------------
-def test_deliberate_differences_print_one_notice_each(tmp_path, capsys):
+def test_deliberate_differences_print_one_notice_each(tmp_path, capsys, caplog):
     argv = ["--arch", "lenet", "--dataset", "digits", "--seed", "0", "--epochs", "1", "--optimizer", "adam",
             "--kill-plateaus", "--noise", "-1", "--no-progress", "--models-path", str(tmp_path / "m"),
             "--tb-logdir", str(tmp_path / "tb"), "--results", str(tmp_path / "r"), "--batch-size", "256",
             "--no-projection-logging"]
     assert run_main(train.main, argv) == 0
-    notices = [line for line in capsys.readouterr().err.splitlines() if line.startswith("notice: ")]
+    notices = [line for line in unwrap_notices(capsys.readouterr().err).splitlines() if line.startswith("notice: ")]
     for flag in ("--optimizer adam", "--kill-plateaus", "--noise -1"):
         assert sum(flag in message for message in notices) == 1, flag
     assert "notice: --optimizer adam" in (tmp_path / "m" / "digits" / "pixel_shuffle" / "lenet" / "0"
                                                           / "train.log").read_text()
     assert run_main(train.main, argv[:8] + ["--eval-regularization-loss", "--models-path", str(tmp_path / "m")]) == 0
-    assert "notice: --eval-regularization-loss" in capsys.readouterr().err
+    assert "notice: --eval-regularization-loss" in unwrap_notices(capsys.readouterr().err)
 
     from training.arguments import get_args_parser, notice_reference_differences
 
-    notice_reference_differences(get_args_parser().parse_args(["--dataset", "cifar10", "--augmentation",
-                                                               "--upscale"]))
-    assert "crops +-4 px at the native 32x32 before upscaling (+-28 px after it)" in capsys.readouterr().err
+    with caplog.at_level("WARNING", logger="utils.notices"):  # outside a CLI: no handler of ours on the root
+        notice_reference_differences(get_args_parser().parse_args(["--dataset", "cifar10", "--augmentation",
+                                                                   "--upscale"]))
+    assert "crops +-4 px at the native 32x32 before upscaling (+-28 px after it)" in unwrap_notices(caplog.text)
 
 
 def test_noise_folders_round_as_the_reference():

@@ -15,12 +15,14 @@ import reinit_layers
 import schema
 from analyses import reinit_rows
 from analyses.loading import load_snapshot_model
+from metrics.chance import chance_verdict
 from metrics.layers import enumerate_layers
 from metrics.prefix import PrefixPlan
 from metrics.reinit import ResetRow, following_batchnorms, reinit_sweep
 from plotting.reinit import reinit_heatmap_data
 from tests.checks import tiny_vit
 from training.evaluate import evaluate
+from utils import progress
 from utils.cli import run_main
 from utils.errors import UserError
 
@@ -228,6 +230,9 @@ def test_cli_on_a_run_directory_writes_the_json_and_the_heatmap(digits_run, tmp_
     run = json.loads((digits_run / "run.json").read_text())
     assert document["top1_test"] == pytest.approx(run["epochs"][-1]["val_top1"])  # what training measured
     assert document["chance_top1"] == 10.0
+    assert document["chance"] == chance_verdict(document["top1_test"], n_test=document["test_samples"],
+                                                num_classes=10).as_dict()
+    assert document["chance"]["above_chance"] and document["chance"]["n_test"] == 450
     rows = {row["key"]: row for row in document["rows"]}
     assert rows["3"]["relative_drop"] == [0.0] * len(layers)  # the snapshot itself
     for row in document["rows"]:
@@ -239,6 +244,24 @@ def test_cli_on_a_run_directory_writes_the_json_and_the_heatmap(digits_run, tmp_
     assert image.shape[0] > 300 and image.shape[1] > 400
     assert image[..., :3].std() > 0.05  # not blank
     assert (plots / "reinit_lenet_epoch0003.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_an_untrained_model_is_named_as_such_and_the_sweep_shows_progress(digits_run, tmp_path, capsys, monkeypatch):
+    """The init snapshot (epoch 0) is at chance: its document and its log say so, and the drops are not
+    called critical layers; with progress lines forced (as in a log file), the sweep reports its cells."""
+    monkeypatch.setenv("HP_PROGRESS", "lines")
+    monkeypatch.setattr(progress, "LINE_INTERVAL", 0.0)
+    assert run_cli("--load-from", str(digits_run / "lenet_epoch0000.pt"), "--rand", "--results", str(tmp_path / "results"),
+                   "--plots", str(tmp_path / "plots")) == 0
+    document = read_json(tmp_path, "lenet_epoch0000")
+    expected = chance_verdict(document["top1_test"], n_test=450, num_classes=10)
+    assert document["chance"] == expected.as_dict() and not expected.above_chance
+    err = capsys.readouterr().err
+    assert f"warning: the trained model is {expected.describe()}" in err
+    assert "do not show which layers the task needs" in err
+    lines = [line for line in err.splitlines() if line.startswith("reinit: ")]
+    assert lines and "batches (100%)" in lines[-1] and all("batches" in line for line in lines)
+    assert max(map(len, err.splitlines())) <= 120
 
 
 def test_rand_is_reproducible_with_the_seed_and_independent_of_the_run_init(digits_run, tmp_path):

@@ -1,7 +1,13 @@
-"""What every CLI shares: turning user errors into one line and exit code 2, and logging setup."""
+"""What every CLI shares: turning user errors into one line and exit code 2, and logging setup.
+
+A CLI's ``main(argv)`` is also called from notebooks and from other scripts (``demo.py``): decorated
+with :func:`keeps_caller_logging`, it configures the root logger for its own run and gives the
+caller's back when it returns, on error too.
+"""
 from __future__ import annotations
 
 import collections
+import functools
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -10,6 +16,7 @@ from utils import notices
 from utils.errors import UserError
 
 EXIT_USER_ERROR = 2
+_SAVED: list[_RootState] = []  # the root loggers of the callers of the CLIs' mains now running
 
 
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> int:
@@ -20,6 +27,59 @@ def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | 
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+
+
+def keeps_caller_logging(main: Callable[..., int]) -> Callable[..., int]:
+    """Decorate a CLI's ``main`` so that it leaves the root logger as it found it: the same handlers
+    (with their formatters and levels) and the same level, and none of the CLI's own handlers (its
+    console, its pending records, its log file, closed), whether ``main`` returns or raises."""
+
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs) -> int:
+        saved = _RootState.save()
+        _SAVED.append(saved)
+        try:
+            return main(*args, **kwargs)
+        finally:
+            _SAVED.pop()
+            saved.restore()
+
+    wrapper.keeps_caller_logging = True
+    return wrapper
+
+
+def _close_unless_saved(handler: logging.Handler) -> None:
+    """Close a CLI's own handler once no caller (an enclosing ``main``) will put it back."""
+    if getattr(handler, "owned_by_cli", False) and not any(state.holds(handler) for state in _SAVED):
+        handler.close()
+
+
+class _RootState:
+    """The root logger's handlers, their formatters and levels, and its level."""
+
+    def __init__(self, handlers: list[tuple[logging.Handler, logging.Formatter | None, int]], level: int) -> None:
+        self.handlers = handlers
+        self.level = level
+
+    @classmethod
+    def save(cls) -> _RootState:
+        root = logging.getLogger()
+        return cls([(handler, handler.formatter, handler.level) for handler in root.handlers], root.level)
+
+    def holds(self, handler: logging.Handler) -> bool:
+        return any(handler is saved for saved, _, _ in self.handlers)
+
+    def restore(self) -> None:
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+            if not self.holds(handler):
+                _close_unless_saved(handler)
+        for handler, formatter, level in self.handlers:
+            handler.setFormatter(formatter)
+            handler.setLevel(level)
+            root.addHandler(handler)
+        root.setLevel(self.level)
 
 
 def setup_logging(log_file: str | None = None, *, verbose: bool = False) -> None:
@@ -37,9 +97,9 @@ def setup_logging(log_file: str | None = None, *, verbose: bool = False) -> None
         if isinstance(handler, _PendingRecords):
             pending = list(handler.records)
         root.removeHandler(handler)
-        handler.close()
+        _close_unless_saved(handler)  # a caller's handler comes back when its main returns
     root.setLevel(logging.DEBUG)
-    console = logging.StreamHandler(sys.stderr)
+    console = _Console(sys.stderr)
     console.setLevel(logging.DEBUG if verbose else logging.INFO)
     console.setFormatter(logging.Formatter("%(message)s"))
     root.addHandler(console)
@@ -61,8 +121,16 @@ def open_log_file(path) -> None:
     setup_logging(str(path))
 
 
+class _Console(logging.StreamHandler):
+    """The CLI's console handler (closed when the CLI's ``main`` returns)."""
+
+    owned_by_cli = True
+
+
 class _PendingRecords(logging.Handler):
     """Keeps the records logged before the log file is known (the last 10,000)."""
+
+    owned_by_cli = True
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -77,6 +145,7 @@ class _LogFile(logging.FileHandler):
     traceback per record; the console keeps logging."""
 
     failed = False
+    owned_by_cli = True
 
     def __init__(self, filename: str) -> None:
         try:

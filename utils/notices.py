@@ -6,9 +6,11 @@ The README's "Differences from the reference tool" table lists every such notice
 from __future__ import annotations
 
 import logging
+import textwrap
 
 logger = logging.getLogger(__name__)
 _shown: set[str] = set()
+WIDTH = 120  # a long notice continues on further "notice:" lines, so that log lines stay readable
 
 
 def notice(key: str, message: str, *args) -> bool:
@@ -16,7 +18,10 @@ def notice(key: str, message: str, *args) -> bool:
     if key in _shown:
         return False
     _shown.add(key)
-    logger.warning("notice: " + message, *args)
+    text = "notice: " + (message % args if args else message)
+    # every line starts with "notice:", so that a reader (or a filter) tells notices from other lines
+    logger.warning("%s", "\n".join(textwrap.wrap(text, WIDTH, subsequent_indent="notice:   ", break_long_words=False,
+                                                  break_on_hyphens=False)))
     return True
 
 
