@@ -18,14 +18,15 @@ from training.analyzers import analyzers_from_args
 from training.arguments import check_output_folders, check_resumed_epoch, get_args_parser, validate_args
 from training.distributed import init_distributed, shutdown
 from training.performance import SpeedOptions
-from training.resume import load_resume
+from training.resume import already_converged, load_resume
 from training.session import deterministic_mode, stop_signals, train
-from utils.cli import open_log_file, run_main, setup_logging
+from utils.cli import keeps_caller_logging, open_log_file, run_main, setup_logging
 from utils.devices import resolve_device
 
 __all__ = ["get_args_parser", "main"]
 
 
+@keeps_caller_logging
 def main(argv: Sequence[str] | None = None, *, analyzers: list | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(None)  # the console now; the run's log file, with these first lines, once it has a folder
@@ -33,6 +34,8 @@ def main(argv: Sequence[str] | None = None, *, analyzers: list | None = None) ->
     if checkpoint is None and print_missing_choice(args):
         return 0
     validate_args(args)
+    if already_converged(args, checkpoint):
+        return 0
     check_resumed_epoch(args, checkpoint)
     check_output_folders(args)
     if args.seed is None:

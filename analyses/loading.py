@@ -21,7 +21,7 @@ from analyses.sources import REFERENCE_LAYOUT, InitSettings, SourceSettings
 from analyses.subject import INIT, PRETRAINED, PRETRAINED_EPOCH, SNAPSHOT, Subject
 from datasets import get_dataset_spec
 from datasets.transforms import UPSCALE_SIZE
-from models.registry import get_model
+from models.registry import get_model, model_options
 from utils.checkpoints import (
     is_reference_file,
     load_checkpoint,
@@ -137,11 +137,13 @@ def load_snapshot_model(
         shape = (like.num_classes, like.in_channels, like.image_size) if like is not None else \
             model_shape(dataset, subsample_classes=subsample_classes or 0, upscale=upscale)
         epoch, args, data_facts, reference = reference_epoch(path), {}, {}, True
-    model = get_model(arch, shape[0], shape[1], image_size=shape[2], check_input=False)
+    model = get_model(arch, shape[0], shape[1], image_size=shape[2], check_input=False,
+                      options=model_options(args or (like.args if like is not None else {})))  # a convnet's shape
     load_model_state(model, checkpoint["model_state_dict"], source=str(path))
     device = torch.device(device)
+    metrics = {} if reference else checkpoint.get("metrics") or {}
     return Subject(model.to(device).eval(), arch, dataset, *shape, epoch, seed, source=SNAPSHOT, path=path, args=args,
-                   data_facts=data_facts, reference=reference, device=device)
+                   data_facts=data_facts, metrics=metrics, reference=reference, device=device)
 
 
 def fresh_model(

@@ -18,7 +18,7 @@ from analyses.subject import Subject
 from metrics.reinit import ResetRow
 from models.init import DEFAULT as DEFAULT_CONV_INIT
 from models.init import apply_conv_init, conv_init_of
-from models.registry import get_model
+from models.registry import get_model, model_options
 from utils.checkpoints import one_per_epoch, resolve_snapshots, snapshot_sort_epoch
 from utils.errors import UserError
 
@@ -163,7 +163,8 @@ def rand_rows(subject: Subject, keep: set[str], *, repeats: int, seed: int | Non
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(row_seed)
             model = apply_conv_init(get_model(subject.arch, subject.num_classes, subject.in_channels,
-                                              image_size=subject.image_size, check_input=False), scheme, std)
+                                              image_size=subject.image_size, check_input=False,
+                                              options=model_options(subject.args)), scheme, std)
         rows.append(RowSource(RAND_KEY, RAND_KEY, ResetRow(f"random init (seed {row_seed}{how})", kept_state(model, keep)),
                               seed=row_seed))
     return rows

@@ -13,12 +13,12 @@ from utils.errors import UserError
 
 EXPECTED = {
     "lenet", "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11bn", "vgg13bn", "vgg16bn", "vgg19bn",
-    "vgg19_orig", "resnet18", "resnet34", "resnet50", "mlp", "mlp_bn",
+    "vgg19_orig", "resnet18", "resnet34", "resnet50", "mlp", "mlp_bn", "convnet",
 }
 # (in_channels, image size) of the datasets: digits/MNIST-like, CIFAR/SVHN, upscaled.
 SMALL_SHAPES = [(1, 32), (3, 32)]
 # MNIST-sized inputs for one member of each family (VGG builds are slow on two cores).
-MNIST_FAMILY = ["lenet", "alexnet", "vgg11", "resnet18", "mlp_bn"]
+MNIST_FAMILY = ["lenet", "alexnet", "vgg11", "resnet18", "mlp_bn", "convnet"]
 
 
 def needs_upscale(name: str, size: int) -> bool:
@@ -154,3 +154,27 @@ def test_pretrained_loads_from_the_local_cache():
 def test_pretrained_refuses_what_it_cannot_honour(kwargs, match):
     with pytest.raises(UserError, match=match):
         models.get_model(pretrained=True, **kwargs)
+
+
+@pytest.mark.parametrize("depth,convs,channels", [(1, [0], [8]), (2, [0, 5], [8, 16]), (4, [0, 3, 8, 13], [8, 8, 16, 32]),
+                                                   (7, [0, 3, 6, 11, 14, 19, 22], [8, 8, 8, 16, 16, 32, 32])])
+def test_convnet_shape_follows_depth_and_width(depth, convs, channels):
+    """depth convolutions in up to three stages (earlier stages take the extra ones), channels doubling."""
+    for size, in_channels in ((8, 1), (28, 1), (32, 3)):  # digits, MNIST-like, CIFAR-like
+        model = models.get_model("convnet", 10, in_channels, image_size=size,
+                                 options={"depth": depth, "width": 8, "dropout": 0.5}).eval()
+        assert model(torch.randn(2, in_channels, size, size)).shape == (2, 10)
+    found = [(int(name.split(".")[1]), m.out_channels) for name, m in model.named_modules() if isinstance(m, nn.Conv2d)]
+    assert found == list(zip(convs, channels))
+    assert model.classifier.in_features == channels[-1]
+    assert {m.p for m in model.modules() if isinstance(m, nn.Dropout)} == {0.5}
+
+
+def test_shape_options_are_recorded_defaults_and_refused_elsewhere():
+    assert models.default_options("convnet") == {"depth": 4, "width": 16, "dropout": 0.0}
+    assert models.default_options("lenet") == {}
+    assert models.model_options({"depth": 2, "width": None, "lr": 0.1}) == {"depth": 2}
+    with pytest.raises(UserError, match="--depth: architecture 'lenet' has a fixed shape"):
+        models.get_model("lenet", 10, 1, image_size=8, options={"depth": 2})
+    with pytest.raises(UserError, match="--width 0 must be at least 1"):
+        models.get_model("convnet", 10, 1, image_size=8, options={"width": 0})

@@ -26,6 +26,7 @@ def test_three_epochs_write_snapshots_run_json_and_tensorboard(tmp_path):
     assert record["data"]["sizes"] == {"train": 1347, "val": 0, "test": 450}
     assert set(record["versions"]) >= {"torch", "torchvision", "python"}
     assert record["epochs"][-1]["val_top1"] > 50  # it learns
+    assert record["stopping"] is None and "train_eval_loss" not in record["epochs"][0]  # no criterion
     tb_files = list((tmp_path / "tb" / "digits" / "lenet" / "0").glob("events.out.tfevents.*"))
     assert tb_files
 

@@ -88,7 +88,7 @@ def test_signal_stops_with_resumable_checkpoint_and_exact_resume(tmp_path, signu
 @pytest.mark.slow
 def test_torchrun_two_cpu_processes_match_one_process(tmp_path):
     args = ["--arch", "tiny_cnn", "--dataset", "digits", "--seed", "0", "--lr", "0.05", "--batch-size", "64",
-            "--epochs", "2", "--no-progress"]
+            "--epochs", "2", "--no-progress", "--stop-train-loss", "1e-6"]  # never met: every rank goes to the cap
     single = _run(tmp_path / "single", *args, script="tests/ddp_worker.py")
     assert single.returncode == 0, single.stderr
     launcher = (sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2")
@@ -100,3 +100,7 @@ def test_torchrun_two_cpu_processes_match_one_process(tmp_path):
     for key, value in one["model_state_dict"].items():
         torch.testing.assert_close(two["model_state_dict"][key], value, atol=1e-4, rtol=1e-3)  # float summation order differs
     assert one["metrics"]["val_top1"] == pytest.approx(two["metrics"]["val_top1"], abs=0.5)
+    assert one["metrics"]["train_eval_loss"] == pytest.approx(two["metrics"]["train_eval_loss"], rel=1e-2)
+    for folder in ("single", "multi"):
+        record = json.loads((_run_dir(tmp_path / folder, "tiny_cnn") / "run.json").read_text())
+        assert record["stopping"] == {"criterion": {"train_loss": 1e-6}, "outcome": "cap reached", "epoch": 2}

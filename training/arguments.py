@@ -13,7 +13,7 @@ from datasets import get_dataset_spec
 from datasets.data import PIPELINES
 from datasets.options import PIXEL_SHUFFLE_MODES, DataOptions, flag_of
 from datasets.reference import SNAPSHOT, add_convention_arguments
-from models import CONV_INITS, DEFAULT_CONV_STD
+from models import CONV_INITS, DEFAULT_CONV_STD, check_model_options, default_options, model_options
 from training.analyzers import add_analyzer_arguments
 from training.optim import OPTIMIZERS, SCHEDULES
 from training.performance import AMP_DTYPES
@@ -50,6 +50,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     model.add_argument("--conv-init", choices=CONV_INITS, default="default", help="Initialization of the convolutions' weights: default = the architecture's own; normal = N(0, --conv-init-std), as the DSE paper's utility study (0.1 starts with a high DSE, 0.01 with a low one). Recorded in the snapshot; a resumed run keeps it [default = default].")
     model.add_argument("--conv-init-std", type=float, default=DEFAULT_CONV_STD, help=f"Standard deviation of --conv-init normal [default = {DEFAULT_CONV_STD:g}].")
     model.add_argument("--pretrained", action="store_true", help="Load pretrained architecture on ImageNet from the local model-zoo cache [default = off].")
+    model.add_argument("--depth", type=int, default=None, help="Convolutions of --arch convnet, in up to three stages (other architectures refuse it) [default = 4].")
+    model.add_argument("--width", type=int, default=None, help="Channels of the first stage of --arch convnet, doubled at each downsampling (other architectures refuse it) [default = 16].")
+    model.add_argument("--dropout", type=float, default=None, help="Dropout probability after each stage of --arch convnet (other architectures refuse it) [default = 0].")
     optimization = p.add_argument_group("optimization", "How it is trained.")
     optimization.add_argument("--epochs", type=int, default=20, help="The number of epochs used for training [default = 20].")
     optimization.add_argument("--batch-size", type=int, default=128, help="The minibatch size for training (global, across processes) [default = 128].")
@@ -65,10 +68,12 @@ def get_args_parser() -> argparse.ArgumentParser:
     optimization.add_argument("--kill-plateaus", action="store_true", help="Quit training if the model validation accuracy plateaus in the first 10 epochs.")
     optimization.add_argument("--plateau-patience", type=int, default=3, help="Epochs without improvement that count as a plateau [default = 3].")
     optimization.add_argument("--train-acc", action="store_true", help="(Optional) compute train accuracy and report it during training.")
+    optimization.add_argument("--stop-train-loss", type=float, default=None, help="Stop once the cross-entropy on the whole training set (eval mode, no augmentation) is at most this after an epoch; --epochs stays the cap (Jiang et al.'s protocol: 0.01) [default = off].")
+    optimization.add_argument("--stop-train-acc", type=float, default=None, help="Stop once the top-1 accuracy (%%) on the whole training set (eval mode, no augmentation) is at least this after an epoch; --epochs stays the cap [default = off].")
     snapshots = p.add_argument_group("snapshots", "Snapshots, resuming and where files go.")
     snapshots.add_argument("--snapshot-every", type=int, default=0, help="Snapshot the model state every E epochs [default = 0: only the first and last].")
     snapshots.add_argument("--snapshot-all-until", type=int, default=0, help="Optional. Snapshot every epoch until the specified one, then snapshot according to the --snapshot-every argument.")
-    snapshots.add_argument("--models-path", default="./models", help="The dirname where to store/load models [default = './models'].")
+    snapshots.add_argument("--models-path", default="./runs", help="The dirname where to store/load models (the reference tool's: ./models) [default = './runs'].")
     snapshots.add_argument("--results", default="./results", help="Where per-snapshot analyses are written [default = './results'].")
     snapshots.add_argument("--tb-logdir", default="./tensorboard", help="The tensorboard log folder [default = './tensorboard'].")
     snapshots.add_argument("--log", default="train.log", help="Logfile name, inside the run directory unless it has a folder [default = 'train.log'].")
@@ -78,7 +83,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     snapshots.add_argument("--evaluate", action="store_true", help="Evaluate the --resume-from model on the test (and validation) set and exit.")
     snapshots.add_argument("--evaluate-train", action="store_true", help="Evaluate the --resume-from model on the training set and exit.")
     snapshots.add_argument("--eval-regularization-loss", action="store_true", help="Print the regularization loss wd/2 * sum ||W||^2 of the model and quit. The WEIGHT_DECAY option should be set as well.")
-    snapshots.add_argument("--no-progress", action="store_true", help="Disable the progress bar [default: shown on terminals].")
+    snapshots.add_argument("--no-progress", action="store_true", help="Disable the progress of each epoch [default: a bar on terminals, a log line every few seconds otherwise].")
     devices = p.add_argument_group("devices", "Devices and speed.")
     add_device_args(devices)
     devices.add_argument("--channels-last", action="store_true", help="Use the channels-last memory format (faster convolutions on recent GPUs) [default = off].")
@@ -94,7 +99,15 @@ def explicit_flags(argv: Sequence[str] | None) -> set[str]:
     return set(vars(parser.parse_args(argv)))
 
 
+def evaluation_only(args: argparse.Namespace) -> bool:
+    """--evaluate, --evaluate-train or --eval-regularization-loss: report on a model and exit (nothing is written)."""
+    return bool(args.evaluate or args.evaluate_train or args.eval_regularization_loss)
+
+
 def validate_args(args: argparse.Namespace) -> None:
+    """Every check of train.py's flags that needs no file (sweep.py runs it on each member); fills in
+    the defaults of the architecture's shape options (``--depth``...), so that snapshots record them."""
+    stop_loss, stop_acc = args.stop_train_loss, args.stop_train_acc
     checks = [
         (args.epochs >= 1, f"--epochs {args.epochs} must be at least 1"),
         (args.batch_size >= 1, f"--batch-size {args.batch_size} must be at least 1"),
@@ -107,16 +120,30 @@ def validate_args(args: argparse.Namespace) -> None:
         (args.conv_init_std > 0, f"--conv-init-std {args.conv_init_std} must be positive"),
         (args.conv_init == "default" or not args.pretrained,
          "--conv-init normal redraws the convolutions, which --pretrained loads; choose one"),
-        (args.resume_from or args.start_epoch < args.epochs or args.evaluate or args.evaluate_train,
+        (args.resume_from or args.start_epoch < args.epochs or evaluation_only(args),
          f"--start-epoch {args.start_epoch} must be in [0, --epochs)"),
+        (stop_loss is None or stop_loss > 0, f"--stop-train-loss {stop_loss} must be positive (Jiang et al.: 0.01)"),
+        (stop_acc is None or 0 < stop_acc <= 100, f"--stop-train-acc {stop_acc} must be a percentage in (0, 100]"),
+        (stop_loss is None or stop_acc is None, "--stop-train-loss and --stop-train-acc exclude each other; choose one"),
     ]
     require(checks)
+    if args.arch is not None:
+        check_model_options(args.arch, model_options(vars(args)))
+        vars(args).update(default_options(args.arch) | model_options(vars(args)))
+
+
+def stop_criterion(args: argparse.Namespace) -> dict | None:
+    """run.json's ``stopping.criterion``: ``{"train_loss": X}``, ``{"train_top1": P}``, or None."""
+    if args.stop_train_loss is not None:
+        return {"train_loss": args.stop_train_loss}
+    if args.stop_train_acc is not None:
+        return {"train_top1": args.stop_train_acc}
+    return None
 
 
 def check_resumed_epoch(args: argparse.Namespace, checkpoint: dict | None) -> None:
     """A full snapshot continues after its epoch: refuse, before any work, one already at --epochs."""
-    training = not (args.evaluate or args.evaluate_train or args.eval_regularization_loss)
-    if training and checkpoint is not None and ("optimizer_state_dict" in checkpoint or checkpoint.get("reference")):
+    if not evaluation_only(args) and checkpoint is not None and ("optimizer_state_dict" in checkpoint or checkpoint.get("reference")):
         epoch = args.start_epoch if checkpoint.get("reference") else int(checkpoint.get("epoch") or 0)
         if epoch >= args.epochs:
             raise UserError(f"the snapshot is at epoch {epoch}, already at --epochs {args.epochs}; raise --epochs")
@@ -125,7 +152,7 @@ def check_resumed_epoch(args: argparse.Namespace, checkpoint: dict | None) -> No
 def check_output_folders(args: argparse.Namespace) -> None:
     """Training writes snapshots, analyses, TensorBoard events and a log: fail before any work
     when one of those folders cannot be written (the evaluation modes write nothing)."""
-    if args.evaluate or args.evaluate_train or args.eval_regularization_loss:
+    if evaluation_only(args):
         return
     for folder, flag in ((args.models_path, "--models-path"), (args.results, "--results"),
                          (args.tb_logdir, "--tb-logdir")):
@@ -145,7 +172,7 @@ def data_options(args: argparse.Namespace) -> DataOptions:
 def notice_reference_differences(args: argparse.Namespace) -> None:
     """One notice per flag whose meaning here differs on purpose from the reference tool's (the
     README's "Differences from the reference tool" table); called once the data and model are built."""
-    training = not (args.evaluate or args.evaluate_train or args.eval_regularization_loss)
+    training = not evaluation_only(args)
     schedule = args.lr_schedule == "cosine" or (args.lr_schedule == "step" and args.lr_step > 0 and args.lr_decay > 0)
     if training and args.optimizer == "adam" and (args.weight_decay > 0 or schedule):
         applied = [f"--weight-decay {args.weight_decay:g}"] * (args.weight_decay > 0) + ["the learning-rate schedule"] * schedule

@@ -59,6 +59,17 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
+def rank0_decides(decision: bool, ctx: DistContext) -> bool:
+    """Rank 0's ``decision``, on every rank (so that all ranks stop at the same epoch)."""
+    if not ctx.enabled:
+        return decision
+    flag = torch.tensor([int(decision)], dtype=torch.int64)
+    if dist.get_backend() == "nccl":
+        flag = flag.cuda()
+    dist.broadcast(flag, src=0)
+    return bool(flag.item())
+
+
 def shutdown(ctx: DistContext) -> None:
     if ctx.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -1,9 +1,10 @@
 """Resuming a run: reconciling the command line with the snapshot, and restoring its state.
 
-Flags that define the run (architecture, data options, seed) must agree with the snapshot: those
-not given are taken from it. Hyperparameters stored in the snapshot win unless ``--override`` is
-given, in which case the command line wins. Everything else (epochs, device, paths) comes from
-the command line.
+Flags that define the run (architecture and its shape options, data options, seed) must agree
+with the snapshot: those not given are taken from it. Hyperparameters stored in the snapshot win
+unless ``--override`` is given, in which case the command line wins. The stopping criterion
+(``--stop-train-loss``/``--stop-train-acc``) is the command line's when it names one, else the
+snapshot's. Everything else (epochs, device, paths) comes from the command line.
 """
 from __future__ import annotations
 
@@ -13,19 +14,25 @@ from collections.abc import Sequence
 
 from datasets.options import HYPER, IDENTITY, data_flags
 from datasets.reference import resolve_conventions as conventions
+from models import MODEL_OPTIONS
 from training import rng
-from training.arguments import explicit_flags
+from training.arguments import evaluation_only, explicit_flags, stop_criterion
+from training.trainer import criterion_met, describe_criterion
 from utils.checkpoints import is_reference_file, load_checkpoint, reference_epoch
 from utils.errors import UserError
 from utils.notices import notice
 
 logger = logging.getLogger(__name__)
 
-IDENTITY_KEYS = ("arch", "dataset", *data_flags(IDENTITY), "seed", "pretrained", "conv_init", "conv_init_std")
+IDENTITY_KEYS = ("arch", "dataset", *data_flags(IDENTITY), "seed", "pretrained", "conv_init", "conv_init_std",
+                 *MODEL_OPTIONS)
 HYPER_KEYS = (
     "optimizer", "lr", "lr_step", "lr_decay", "lr_schedule", "weight_decay", "momentum", "batch_size",
     *data_flags(HYPER), "snapshot_every", "snapshot_all_until", "kill_plateaus", "plateau_patience",
 )
+# The stopping criterion: the command line's when it names one, else the snapshot's (a resumed run
+# converges to the criterion it started with; a new one can be given without --override).
+STOPPING_KEYS = ("stop_train_loss", "stop_train_acc")
 
 
 def merge_resume_args(args: dict, explicit: set[str], saved: dict, *, override: bool) -> dict:
@@ -53,6 +60,8 @@ def merge_resume_args(args: dict, explicit: set[str], saved: dict, *, override: 
                 key, saved[key], args[key],
             )
         merged[key] = saved[key]
+    if not explicit & set(STOPPING_KEYS):
+        merged |= {key: saved[key] for key in STOPPING_KEYS if key in saved}
     return merged
 
 
@@ -74,6 +83,17 @@ def load_resume(args: argparse.Namespace, argv: Sequence[str] | None) -> dict | 
         checkpoint["reference"] = str(args.resume_from)  # marks a reference file, and names it
         args.start_epoch = reference_start_epoch(checkpoint, args, "start_epoch" in explicit)
     return checkpoint
+
+
+def already_converged(args: argparse.Namespace, checkpoint: dict | None) -> bool:
+    """A resumed snapshot whose epoch already met the stopping criterion: say so in one line (the run
+    has nothing more to do)."""
+    criterion = stop_criterion(args)
+    if checkpoint is None or evaluation_only(args) or not criterion_met(criterion, checkpoint.get("metrics") or {}):
+        return False
+    logger.info("%s already converged at epoch %s (%s); nothing more to train", args.resume_from,
+                checkpoint.get("epoch"), describe_criterion(criterion, checkpoint["metrics"]))
+    return True
 
 
 def resolve_conventions(args: argparse.Namespace, checkpoint: dict | None, saved: dict) -> None:
@@ -98,7 +118,7 @@ def reference_start_epoch(checkpoint: dict, args: argparse.Namespace, explicit: 
         return args.start_epoch
     if explicit or found is None:
         return args.start_epoch
-    if not (args.evaluate or args.evaluate_train or args.eval_regularization_loss):
+    if not evaluation_only(args):
         logger.info("%s is a reference-tool file holding %d completed epochs (%s); continuing with epoch %d "
                     "(--start-epoch to choose)", args.resume_from, found, how, found + 1)
     return found

@@ -1,4 +1,11 @@
-"""``run.json``: arguments, versions, dataset facts, per-epoch metrics and how the run ended."""
+"""``run.json``: arguments, versions, dataset facts, per-epoch metrics and how the run ended.
+
+With a stopping criterion (``train.py --stop-train-loss/--stop-train-acc``) every epoch row holds
+``train_eval_loss`` and ``train_eval_top1`` (the whole training set in eval mode), and the top-level
+``stopping`` is ``{"criterion": {"train_loss": X} | {"train_top1": P}, "outcome": "converged" |
+"cap reached" | "plateau" | null (still running, or stopped by an error), "epoch": E}``; without one,
+``stopping`` is null.
+"""
 from __future__ import annotations
 
 import json
@@ -27,7 +34,8 @@ def library_versions() -> dict:
 class RunRecord:
     """The run's record, rewritten atomically after every change (rank 0 only)."""
 
-    def __init__(self, path: Path, *, args: dict, data: dict, model: dict, enabled: bool = True) -> None:
+    def __init__(self, path: Path, *, args: dict, data: dict, model: dict, criterion: dict | None = None,
+                 enabled: bool = True) -> None:
         self.path, self.enabled = Path(path), enabled
         self.data = {
             "schema_version": schema.SCHEMA_VERSION,
@@ -43,6 +51,7 @@ class RunRecord:
             "epochs": [],
             "snapshots": [],
             "status": {"state": "running", "reason": None, "last_epoch": None},
+            "stopping": None if criterion is None else {"criterion": criterion, "outcome": None, "epoch": None},
             "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
 
@@ -89,6 +98,11 @@ class RunRecord:
 
     def set_status(self, state: str, reason: str | None, last_epoch: int | None) -> None:
         self.data["status"] = {"state": state, "reason": reason, "last_epoch": last_epoch}
+
+    def set_stopping(self, outcome: str, epoch: int) -> None:
+        """How a run with a stopping criterion ended: ``converged``, ``cap reached`` or ``plateau`` at ``epoch``."""
+        if self.data["stopping"] is not None:
+            self.data["stopping"] |= {"outcome": outcome, "epoch": epoch}
 
     def save(self) -> None:
         if self.enabled:

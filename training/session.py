@@ -13,7 +13,7 @@ import torch
 import datasets
 import models
 from training import rng
-from training.arguments import data_options, notice_reference_differences
+from training.arguments import data_options, evaluation_only, notice_reference_differences, stop_criterion
 from training.distributed import wrap_model
 from training.evaluate import evaluate
 from training.loop import NonFiniteLoss, StopRequested
@@ -26,7 +26,6 @@ from utils.checkpoints import LAST_CHECKPOINT, load_model_state, snapshot_sort_e
 from utils.errors import UserError
 from utils.fileio import remove_stale_temp_files
 from utils.paths import run_subdir
-from utils.progress import progress_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +62,7 @@ def deterministic_mode(enabled: bool):
 def build_model(args: argparse.Namespace, data: datasets.DataBundle, device: torch.device, checkpoint: dict | None):
     model = models.get_model(
         args.arch, data.num_classes, data.in_channels, args.pretrained,
-        image_size=data.image_size, download=args.download,
+        image_size=data.image_size, download=args.download, options=models.model_options(vars(args)),
     )
     if checkpoint is not None:
         load_model_state(model, checkpoint["model_state_dict"], source=args.resume_from)
@@ -124,7 +123,7 @@ def train(args, checkpoint, ctx, device, stop, analyzers, open_log=None) -> int:
     model = build_model(args, data, device, checkpoint)
     if ctx.is_main:  # the run is valid: now say where it differs from the reference's
         notice_reference_differences(args)
-    if args.evaluate or args.evaluate_train or args.eval_regularization_loss:
+    if evaluation_only(args):
         return run_evaluation(args, model, data, device)
     run_dir, results_dir, tb_dir = prepare_run(args, ctx.is_main, open_log)
     generator = torch.Generator().manual_seed(args.seed)
@@ -175,7 +174,7 @@ def run_record(args, model, facts: dict, run_dir: Path, checkpoint, start_epoch:
     """run.json; a resumed run keeps its history and lists the snapshots a killed update missed."""
     record = RunRecord(run_dir / "run.json", args=dict(vars(args)), data=facts,
                        model={"arch": args.arch, "parameters": sum(p.numel() for p in model.parameters())},
-                       enabled=enabled)
+                       criterion=stop_criterion(args), enabled=enabled)
     if start_epoch:
         record.resume_from(start_epoch, history=(checkpoint or {}).get("history"))
         on_disk = {snapshot_sort_epoch(path): path.name for path in run_dir.glob(f"{args.arch}_epoch*.pt")}
@@ -197,10 +196,15 @@ def train_settings(args) -> TrainSettings:
     return TrainSettings(
         epochs=args.epochs, batch_size=args.batch_size, snapshot_every=args.snapshot_every,
         snapshot_all_until=args.snapshot_all_until, kill_plateaus=args.kill_plateaus,
-        plateau_patience=args.plateau_patience, train_acc=args.train_acc,
-        show_progress=not args.no_progress and progress_enabled(), workers=args.workers,
+        plateau_patience=args.plateau_patience, train_acc=args.train_acc, criterion=stop_criterion(args),
+        show_progress=not args.no_progress, workers=args.workers,  # a bar on a terminal, else lines
         pipeline=args.data_pipeline,
     )
+
+
+def stopping_outcome(outcome) -> str:
+    """run.json's ``stopping.outcome`` of a run that ended normally."""
+    return "converged" if outcome.converged else "plateau" if outcome.state == "plateau" else "cap reached"
 
 
 def finish(trainer: Trainer, start_epoch: int, run_dir: Path) -> int:
@@ -221,12 +225,18 @@ def finish(trainer: Trainer, start_epoch: int, run_dir: Path) -> int:
                        name, epoch + 1, run_dir / LAST_CHECKPOINT)
         return 128 + err.signum
     record.set_status(outcome.state, outcome.reason, outcome.last_epoch)
+    record.set_stopping(stopping_outcome(outcome), outcome.last_epoch)
     test = trainer.evaluate(trainer.data.test) if trainer.data.val is not None else None
     if test is not None:
         record.data["test"] = test.to_dict()
     record.save()
-    if outcome.reason:
+    if outcome.converged:
+        logger.info("%s at epoch %d", outcome.reason, outcome.last_epoch)
+    elif outcome.reason:
         logger.info("stopped early at epoch %d: %s", outcome.last_epoch, outcome.reason)
+    elif record.data["stopping"] is not None and trainer.ctx.is_main:
+        logger.warning("the stopping criterion was not met by epoch %d (--epochs, the cap); raise --epochs or "
+                       "resume to go on", outcome.last_epoch)
     summary = f"; test top1 {test.top1:.2f}%" if test is not None else ""
     if trainer.ctx.is_main:
         logger.info("done: snapshots and run.json in %s%s", run_dir, summary)

@@ -1,6 +1,8 @@
 """The epoch loop: train, evaluate, snapshot, analyze, record. Entry scripts assemble its parts."""
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -11,7 +13,7 @@ from torch import nn
 
 from training import rng
 from training.analyzers import run_analyzers, snapshot_subject
-from training.distributed import DistContext, barrier, unwrap
+from training.distributed import DistContext, barrier, rank0_decides, unwrap
 from training.evaluate import EvalResult, evaluate
 from training.loop import train_one_epoch
 from training.optim import current_lr
@@ -22,6 +24,33 @@ from utils.checkpoints import LAST_CHECKPOINT, save_snapshot, snapshot_filename
 logger = logging.getLogger(__name__)
 
 PLATEAU_WINDOW = 10  # --kill-plateaus only looks at the first epochs, as in the reference
+EVAL_PIXELS = 2**20  # pixels per channel of an evaluation batch: 1024 images of 32x32 (at 224x224: the training batch)
+MAX_EVAL_BATCH = 4096
+
+
+def eval_batch_size(batch_size: int, image_size: int, device: torch.device) -> int:
+    """Evaluation needs no gradients: on a GPU, batches far larger than training's for small images
+    (never smaller); on the CPU the training batch, which measured faster there (cache-sized)."""
+    if device.type == "cpu":
+        return batch_size
+    return max(batch_size, min(MAX_EVAL_BATCH, EVAL_PIXELS // image_size**2))
+
+
+def criterion_met(criterion: dict | None, row: dict) -> bool:
+    """Whether an epoch's row (its ``train_eval_loss``/``train_eval_top1``) meets the stopping criterion
+    (``{"train_loss": X}``: loss <= X; ``{"train_top1": P}``: top-1 >= P %); False without one."""
+    if not criterion:
+        return False
+    if "train_loss" in criterion:
+        return row.get("train_eval_loss") is not None and row["train_eval_loss"] <= criterion["train_loss"]
+    return row.get("train_eval_top1") is not None and row["train_eval_top1"] >= criterion["train_top1"]
+
+
+def describe_criterion(criterion: dict, row: dict) -> str:
+    """``train loss 0.0087 <= 0.01`` or ``train top-1 100.00% >= 99.5%`` for a log line."""
+    if "train_loss" in criterion:
+        return f"train loss {row.get('train_eval_loss', float('nan')):.4g} <= {criterion['train_loss']:g}"
+    return f"train top-1 {row.get('train_eval_top1', float('nan')):.2f}% >= {criterion['train_top1']:g}%"
 
 
 def should_snapshot(epoch: int, *, every: int, all_until: int, last_epoch: int) -> bool:
@@ -38,6 +67,7 @@ class TrainSettings:
     kill_plateaus: bool = False
     plateau_patience: int = 3
     train_acc: bool = False
+    criterion: dict | None = None  # training.arguments.stop_criterion: stop once an epoch meets it
     show_progress: bool = True
     workers: int = 0
     pipeline: str = "fast"  # datasets.data.PIPELINES
@@ -48,6 +78,7 @@ class Outcome:
     state: str  # finished | plateau
     last_epoch: int
     reason: str | None = None
+    converged: bool = False  # the stopping criterion was met at last_epoch
 
 
 @dataclass
@@ -89,10 +120,21 @@ class Trainer:
             pipeline=self.settings.pipeline,
         )
 
+    @functools.cached_property
+    def train_eval_split(self):
+        """The training images and the labels the run trains on (noisy ones included), without augmentation."""
+        train = self.data.train
+        return dataclasses.replace(train, view=train.view.for_eval())
+
     def evaluate(self, split) -> EvalResult:
+        batches = split.batches(
+            eval_batch_size(self.settings.batch_size, self.data.image_size, self.device), device=self.device,
+            generator=self.generator, workers=self.settings.workers, rank=self.ctx.rank,
+            world_size=self.ctx.world_size, pipeline=self.settings.pipeline,
+        )
         return evaluate(
             self.model,
-            self._batches(split, shuffle=False),
+            batches,
             num_classes=self.data.num_classes,
             distributed=self.ctx.enabled,
             speed=self.speed,
@@ -159,7 +201,8 @@ class Trainer:
                 and epoch <= PLATEAU_WINDOW
                 and since_best >= self.settings.plateau_patience
             )
-            last = plateau or epoch == self.settings.epochs
+            converged = rank0_decides(criterion_met(self.settings.criterion, row), self.ctx)
+            last = plateau or converged or epoch == self.settings.epochs
             due = should_snapshot(
                 epoch,
                 every=self.settings.snapshot_every,
@@ -168,6 +211,9 @@ class Trainer:
             )
             self.record.add_epoch(row)
             self._checkpoint(epoch, row, snapshot=due or last)
+            if converged:
+                reason = f"converged: {describe_criterion(self.settings.criterion, row)}"
+                return Outcome("finished", epoch, reason, converged=True)
             if plateau:
                 reason = (
                     f"validation top-1 did not improve for {since_best} epochs "
@@ -202,9 +248,11 @@ class Trainer:
             "val_top5": val.top5,
             "eval_split": self.eval_split.name,
         }
-        if self.settings.train_acc:
-            train_eval = self.evaluate(self.data.train)
-            row |= {"train_top1": train_eval.top1, "train_top5": train_eval.top5}
+        if self.settings.train_acc or self.settings.criterion:
+            train_eval = self.evaluate(self.train_eval_split)
+            row |= {"train_eval_loss": train_eval.loss, "train_eval_top1": train_eval.top1}
+            if self.settings.train_acc:
+                row |= {"train_top1": train_eval.top1, "train_top5": train_eval.top5}
         row["time_s"] = round(time.perf_counter() - start, 3)
         self._log_epoch(row)
         return row
@@ -212,12 +260,13 @@ class Trainer:
     def _log_epoch(self, row: dict) -> None:
         if not self.ctx.is_main:
             return
-        top5 = f"  top5 {row['val_top5']:6.2f}" if row["val_top5"] is not None else ""
-        train_acc = f"  train top1 {row['train_top1']:6.2f}" if "train_top1" in row else ""
+        top5 = f" top5 {row['val_top5']:.2f}" if row["val_top5"] is not None else ""
+        train_eval = (f"  train-eval loss {row['train_eval_loss']:.4f} top1 {row['train_eval_top1']:.2f}"
+                      if "train_eval_loss" in row else "")
         logger.info(
-            "epoch %3d/%d  train loss %.4f  %s loss %.4f  top1 %6.2f%s%s  lr %.3g  (%.1fs)",
+            "epoch %d/%d  train loss %.4f  %s loss %.4f top1 %.2f%s%s  lr %.3g (%.1fs)",
             row["epoch"], self.settings.epochs, row["train_loss"], row["eval_split"], row["val_loss"],
-            row["val_top1"], top5, train_acc, row["lr"], row["time_s"],
+            row["val_top1"], top5, train_eval, row["lr"], row["time_s"],
         )
         if self.writer is None:
             return
@@ -229,5 +278,8 @@ class Trainer:
             self.writer.add_scalar(f"Accuracy/{split}/top5", row["val_top5"], step)
         if "train_top1" in row:
             self.writer.add_scalar("Accuracy/train/top1", row["train_top1"], step)
+        if "train_eval_loss" in row:  # the whole training set in eval mode (the stopping criterion's)
+            self.writer.add_scalar("Loss/train_eval", row["train_eval_loss"], step)
+            self.writer.add_scalar("Accuracy/train_eval/top1", row["train_eval_top1"], step)
         self.writer.add_scalar("Lr", row["lr"], step)
         self.writer.flush()

@@ -1,6 +1,6 @@
 """Checkpoint I/O: the one module that writes and reads snapshots.
 
-A snapshot is self-describing (DESIGN.md): ``format_version, arch, num_classes, in_channels,
+A snapshot is self-describing (docs/training.md): ``format_version, arch, num_classes, in_channels,
 image_size, dataset, epoch, args, model_state_dict, metrics`` and, when written by training,
 optimizer/scheduler/RNG state. Files are written atomically and read with
 ``torch.load(weights_only=True)``, so a file from a stranger cannot run code. Plain
@@ -58,9 +58,24 @@ def load_checkpoint(path: str | os.PathLike, *, map_location: str | torch.device
             f"(weights_only load failed); only load snapshots you trust, re-saved as plain state dicts"
         ) from err
     except Exception as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"cannot read snapshot {path}: {first}; the file is truncated or not a checkpoint") from err
+        raise UserError(f"cannot read snapshot {path} ({load_failure(err)}): the file is truncated or not a "
+                        "checkpoint; use another one") from err
     return _normalize(obj, path)
+
+
+# PyTorch's reader prefixes its cause and appends generic advice ("This is an internal miniz error...").
+_READER_PREFIX = "PytorchStreamReader failed reading zip archive: "
+
+
+def load_failure(err: Exception) -> str:
+    """The cause of a failed ``torch.load`` in a few words: the first sentence of its first line, without
+    the reader's prefix (``failed finding central directory``, ``not a ZIP archive``)."""
+    text = str(err).strip()
+    if not text:
+        return type(err).__name__
+    cause = text.splitlines()[0].split(". ")[0].rstrip(".")
+    cause = cause.removeprefix(_READER_PREFIX)
+    return cause if len(cause) <= 80 else cause[:77] + "..."
 
 
 def is_reference_file(checkpoint: dict) -> bool:

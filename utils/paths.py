@@ -62,3 +62,14 @@ def results_dir(root: str | os.PathLike, *, dataset: str, arch: str, seed, subsa
     seed_part = seed if seed is not None else "none"
     return Path(root) / run_subdir(dataset=dataset, arch=arch, seed=seed_part,
                                    subsample_classes=subsample_classes, noise=noise)
+
+
+# The names of a snapshot root whose sibling folders hold results and plots: train.py's default
+# (``runs``) and the reference tool's (``models``).
+SNAPSHOT_ROOTS = ("runs", "models")
+
+
+def snapshot_root_index(parts: tuple[str, ...]) -> int | None:
+    """The index in ``parts`` (a run folder's path parts) of its last snapshot root, or None."""
+    found = [at for at, part in enumerate(parts) if part in SNAPSHOT_ROOTS]
+    return found[-1] if found else None
