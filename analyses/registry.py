@@ -7,17 +7,42 @@ train.py, and how a family comparison names it. ``sweeper/``, ``schema/``, ``com
 
 This module imports no analysis at import time (``schema`` reads it, and the analyses import
 ``schema``): the modules of :data:`MODULES` are imported the first time :func:`declarations` is
-called. A test or a plug-in adds one with :func:`register`.
+called. A test or a plug-in adds one with :func:`register` (``replace=True`` to swap a declaration of
+the same name); a declaration whose name, or one of whose metric or measure names, another already
+takes is refused.
+
+For the ranking of measures (``comparison/measures.py``) each declaration says, in ``measures``,
+what each of its measures means: :class:`Measure` ``(direction, aggregation, source)``.
 """
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # The analyses, in the order they run in a sweep and appear in tables: one line each.
-MODULES = ("analyses.projections", "analyses.reinit", "analyses.dse", "analyses.spectra", "analyses.hsic")
+MODULES = ("analyses.projections", "analyses.reinit", "analyses.dse", "analyses.spectra", "analyses.hsic",
+           "analyses.norms", "analyses.margin", "analyses.sharpness", "analyses.optimization")
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One measure of a model, for the ranking: what it is and which way the literature expects it to go."""
+
+    direction: int  # +1: higher means better generalization in the literature, -1: worse, 0: no agreed sign
+    aggregation: str  # how one number per model is made (over layers, over training samples, ...)
+    source: str  # where the definition and the expected sign come from
+
+
+@dataclass(frozen=True)
+class ZooUse:
+    """How the zoo (``analyses/zoo.py``) runs an analysis on a pretrained model."""
+
+    build: Callable  # (zoo probe settings or None) -> the Analysis
+    default: bool = False  # in the zoo's analyses unless --analyses says otherwise
+    probe: bool = False  # reads the zoo's probe dataset (--probe-dataset), recorded in its arguments
+    optional: bool = False  # a model it cannot measure (a UserError) gets a note, not a failure
 
 
 @dataclass(frozen=True)
@@ -52,6 +77,14 @@ class Declaration:
     train_arguments: Callable | None = None
     train_analyzer: Callable | None = None
     compared_as: str | None = None  # what a family comparison reads it for ("bias", "criticality", ...)
+    # For the ranking of measures: metric (a table metric, or a measure comparison derives) -> Measure
+    measures: Mapping[str, Measure] = field(default_factory=dict)
+    zoo: ZooUse | None = None  # how the zoo runs it (None: not on zoo models)
+    # One of the field's trusted measures (rank_measures marks its measures as baselines), not one of the seeds'
+    baseline: bool = False
+    # A CLI shared by several analyses (compute_measures.py) builds it: (settings, missing) -> Analysis,
+    # ``missing`` naming the data the model lacks (None: it has them)
+    make: Callable | None = None
 
     @property
     def in_sweeps(self) -> bool:
@@ -62,8 +95,25 @@ _registered: dict[str, Declaration] = {}
 _loaded = False
 
 
-def register(declaration: Declaration) -> Declaration:
-    """Add ``declaration`` (replacing one of the same name); returns it."""
+def names_of(declaration: Declaration) -> set[str]:
+    """The metric and measure names ``declaration`` takes."""
+    return {*declaration.metrics, *declaration.measures}
+
+
+def register(declaration: Declaration, *, replace: bool = False) -> Declaration:
+    """Add ``declaration``; returns it. A name another declaration has, or a metric or measure name
+    another takes, is refused (a ``ValueError``: a programming error, not a user's), unless
+    ``replace`` swaps the declaration of the same name."""
+    if declaration.name in _registered and not replace:
+        raise ValueError(f"analysis {declaration.name!r} is already registered; unregister it first, or pass "
+                         "replace=True")
+    for other in _registered.values():
+        if other.name == declaration.name:
+            continue
+        taken = sorted(names_of(declaration) & names_of(other))
+        if taken:
+            raise ValueError(f"analysis {declaration.name!r} declares {', '.join(taken)}, which analysis "
+                             f"{other.name!r} already declares; rename the metric(s)")
     _registered[declaration.name] = declaration
     return declaration
 
@@ -79,8 +129,13 @@ def declarations() -> list[Declaration]:
         found = [importlib.import_module(module).DECLARATION for module in MODULES]
         extras = dict(_registered)
         _registered.clear()
-        for declaration in [*found, *extras.values()]:
-            register(declaration)
+        try:
+            for declaration in [*found, *extras.values()]:
+                register(declaration)
+        except ValueError:
+            _registered.clear()
+            _registered.update(extras)
+            raise
         _loaded = True
     return list(_registered.values())
 
@@ -97,6 +152,17 @@ def declaration(name: str) -> Declaration:
 def result_kinds() -> tuple[str, ...]:
     """Every kind of document the suite writes: train.py's ``run`` and each analysis's kinds."""
     return ("run", *(kind for found in declarations() for kind in found.kinds))
+
+
+def measures() -> dict[str, tuple[str, Measure]]:
+    """``{measure: (analysis, Measure)}`` of every declaration: the ranking's expected signs and aggregations."""
+    return {name: (found.name, measure) for found in declarations() for name, measure in found.measures.items()}
+
+
+def zoo_analyses() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``(choices, defaults)`` of the zoo's analyses (``rank_measures.py --analyses``)."""
+    found = [found for found in declarations() if found.zoo is not None]
+    return tuple(f.name for f in found), tuple(f.name for f in found if f.zoo.default)
 
 
 def sweep_analyses() -> tuple[tuple[str, ...], tuple[str, ...]]:

@@ -7,19 +7,19 @@ results layout so that every other CLI reads them.
   file is named, with the URL to copy it from, before any model is analysed.
 - **Targets**: ImageNet-1K acc@1 and acc@5 from ``torchvision.models.get_model_weights(name).DEFAULT.meta``;
   ``--accuracy file.csv`` (columns ``model, top1[, top5]``) overrides or supplies them.
-- **Analyses**: projections (normalized, as sweeps run them) and spectra of the weights, and, with
-  a probe dataset, DSE/DSMI of the penultimate representation on that dataset's images (upscaled to
-  224x224; the 1000-class head is kept). Each model runs in its own process (``jobs``), through the
+- **Analyses**: those whose declaration says how a zoo model gets them (``Declaration.zoo``):
+  by default projections (normalized, as sweeps run them) and spectra of the weights, and, with a
+  probe dataset, DSE/DSMI of the penultimate representation on that dataset's images (upscaled to
+  224x224; the 1000-class head is kept); on request the field's measures (norms; margin and
+  sharpness name the training data a zoo model lacks in one note). Each model runs in its own process (``jobs``), through the
   analyses' own ``measure``/``document`` and the runner's writers, into
   ``<root>/<model>/<dataset>/<arch>/none/``. Results already there for the same model and settings
   are reused.
 """
 from __future__ import annotations
 
-import csv
 import difflib
 import logging
-import math
 import multiprocessing
 import os
 import re
@@ -42,8 +42,6 @@ logger = logging.getLogger(__name__)
 
 ZOO_DATASET = "imagenet"
 TIMM_PREFIX = "timm/"
-ANALYSES = ("projections", "spectra", "dse")
-DEFAULT_ANALYSES = ("projections", "spectra")  # + dse with a probe dataset
 TORCHVISION, TIMM, WEIGHTS = "torchvision", "timm", "weights"
 
 
@@ -177,62 +175,6 @@ def check_cached(entries: list[ZooEntry], *, download: bool) -> None:
                         "files there (or set TORCH_HOME), or pass --download")
 
 
-# -- the targets -----------------------------------------------------------------------------------------
-def torchvision_targets(entries: list[ZooEntry]) -> dict[str, dict[str, float]]:
-    """``{name: {"test_top1", "test_top5"}}``: ImageNet-1K acc@1 and acc@5 of torchvision's weights."""
-    import torchvision
-
-    found = {}
-    for entry in entries:
-        if entry.source != TORCHVISION:
-            continue
-        metrics = (torchvision.models.get_model_weights(entry.arch).DEFAULT.meta.get("_metrics") or {})
-        imagenet = metrics.get("ImageNet-1K") or {}
-        values = {"test_top1": imagenet.get("acc@1"), "test_top5": imagenet.get("acc@5")}
-        found[entry.name] = {key: float(value) for key, value in values.items() if value is not None}
-    return found
-
-
-def _number(text: str, *, path, line: int, column: str) -> float | None:
-    if text is None or not text.strip():
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise UserError(f"--accuracy {path}, line {line}: {column} {text!r} is not a number; give accuracies in %")
-    return value
-
-
-def read_accuracy(path: str | os.PathLike) -> dict[str, dict[str, float]]:
-    """``--accuracy``: ``{model: {"test_top1"[, "test_top5"]}}`` from a CSV with columns ``model, top1[, top5]``."""
-    try:
-        with open(path, newline="") as handle:
-            rows = list(csv.DictReader(handle))
-            header = [name.strip().lower() for name in (rows[0].keys() if rows else [])]
-    except OSError as err:
-        raise UserError(f"cannot read --accuracy {path}: {err.strerror}; check the path") from err
-    except (csv.Error, UnicodeDecodeError) as err:
-        raise UserError(f"--accuracy {path} is not a CSV file ({err}); give columns model, top1[, top5]") from err
-    missing = [column for column in ("model", "top1") if column not in header]
-    if missing:
-        raise UserError(f"--accuracy {path} lacks the column(s) {', '.join(missing)} (it has: "
-                        f"{', '.join(header) or 'no rows'}); give columns model, top1[, top5]")
-    found: dict[str, dict[str, float]] = {}
-    for line, row in enumerate(rows, start=2):
-        row = {key.strip().lower(): value for key, value in row.items() if key is not None}
-        model = (row.get("model") or "").strip()
-        if not model:
-            raise UserError(f"--accuracy {path}, line {line}: no model name; fill the model column")
-        if model in found:
-            raise UserError(f"--accuracy {path}: model {model!r} appears twice; keep one row per model")
-        values = {"test_top1": _number(row.get("top1"), path=path, line=line, column="top1"),
-                  "test_top5": _number(row.get("top5"), path=path, line=line, column="top5")}
-        found[model] = {key: value for key, value in values.items() if value is not None}
-    return found
-
-
 # -- the probe -------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ProbeSettings:
@@ -304,18 +246,41 @@ def build_model(entry: ZooEntry, device: torch.device, *, download: bool) -> Sub
                    PRETRAINED_EPOCH, None, source=PRETRAINED, device=device)
 
 
-def _analysis(name: str, probe: ProbeSettings | None):
-    if name == "projections":
-        from analyses.projections import Projections, ProjectionSettings
+def _declared(name: str):
+    from analyses.registry import declaration
 
-        return Projections(ProjectionSettings(normalize=True))
-    if name == "spectra":
-        from analyses.spectra import Spectra, SpectraSettings
+    return declaration(name)
 
-        return Spectra(SpectraSettings())
-    from analyses.dse import DSE, DSESettings
 
-    return DSE(DSESettings(samples=probe.samples, seed=probe.seed, sigma=probe.sigma, batch_size=probe.batch_size))
+def _zoo_use(name: str):
+    """How the zoo runs analysis ``name`` (its declaration's ``zoo``)."""
+    use = _declared(name).zoo
+    if use is None:
+        raise UserError(f"analysis {name!r} does not run on zoo models; choose one of: {', '.join(analyses_choices())}")
+    return use
+
+
+def analyses_choices() -> tuple[str, ...]:
+    """The analyses a zoo model can get (their declarations say how)."""
+    from analyses.registry import zoo_analyses
+
+    return zoo_analyses()[0]
+
+
+def default_analyses() -> tuple[str, ...]:
+    """The zoo's analyses without --analyses (+ those that read a probe dataset, when one is given)."""
+    from analyses.registry import zoo_analyses
+
+    return zoo_analyses()[1]
+
+
+def __getattr__(name: str):
+    """``ANALYSES`` and ``DEFAULT_ANALYSES``, read from the registry when asked for (not at import)."""
+    if name == "ANALYSES":
+        return analyses_choices()
+    if name == "DEFAULT_ANALYSES":
+        return default_analyses()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _done(path: Path, args: dict) -> bool:
@@ -334,15 +299,16 @@ def analyse(task: ZooTask) -> dict:
     base = {"zoo": entry.name, "source": entry.source, "arch": entry.arch, "weights": entry.path}
     files, notes, subject = [], [], None
     for name in task.analyses:
-        analysis = _analysis(name, task.probe)
-        args = base | (task.probe.record() if name == "dse" else {})
+        use = _zoo_use(name)
+        analysis = use.build(task.probe)
+        args = base | (task.probe.record() if use.probe else {})
         path = out_dir / f"{analysis.file_prefix}_{entry.stem}.json"
         if _done(path, args):
             logger.info("%s: reusing %s", entry.name, path)
             continue
         if subject is None:
             subject = build_model(entry, torch.device(task.device), download=task.download)
-        if name == "dse" and subject.data_bundle is None:
+        if use.probe and subject.data_bundle is None:
             from analyses.data import conventions_of
 
             subject.data_bundle = probe_data(task.probe)
@@ -350,12 +316,14 @@ def analyse(task: ZooTask) -> dict:
         try:
             document = analysis.run(subject, args)
         except UserError as err:
-            if name != "dse":
+            if not use.optional:
                 raise
-            notes.append(f"zoo model {entry.name} has no DSE: {err}")  # e.g. no linear layer to probe
+            what = _declared(name).compared_as or name  # e.g. "DSE": no linear layer to probe
+            notes.append(f"zoo model {entry.name} has no {what}: {err}")
             continue
-        if name == "dse":
+        if use.probe:
             document["probe"]["dataset"] = task.probe.dataset
+        notes += [f"zoo model {entry.name}: {note}" for note in document.get("notes") or []]
         files.append(str(runner.write_document(analysis, document, out_dir, entry.stem)))
         summary = runner.write_summary(analysis, out_dir, [(Path(files[-1]), document)], args)
         files += [str(summary)] if summary is not None else []

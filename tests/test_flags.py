@@ -12,13 +12,17 @@ from itertools import combinations
 
 import pytest
 
-ANALYSIS_CLIS = ("compute_projections", "compute_spectra", "compute_dse", "reinit_layers")
+from analyses.registry import declarations
+
+# Every analysis CLI, from the registry (each declaration names the CLI that runs it).
+ANALYSIS_CLIS = tuple(dict.fromkeys(found.cli.removesuffix(".py") for found in declarations() if found.cli))
 OTHER_CLIS = ("train", "plot_results", "compare_runs", "sweep")
 # (flag, CLI): why its default or help differs from the other CLIs'.
 ON_PURPOSE = {
     ("--log", "compute_projections"): "each CLI's log file keeps its reference name",
     ("--log", "compute_spectra"): "each CLI's log file is named after its analysis",
     ("--log", "compute_dse"): "each CLI's log file is named after its analysis",
+    ("--log", "compute_measures"): "each CLI's log file is named after its analysis",
     ("--log", "reinit_layers"): "each CLI's log file keeps its reference name",
     ("--log", "plot_results"): "plot_results.py writes no results folder, so no log file by default",
     ("--load-from", "reinit_layers"): "reinit sweeps one snapshot: a run directory means its latest",
@@ -94,7 +98,7 @@ def test_without_arch_the_architectures_are_listed(cli, capsys):
     assert "lenet" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("cli", ["train", "compute_projections", "compute_spectra", "compute_dse"])
+@pytest.mark.parametrize("cli", ["train", *(cli for cli in ANALYSIS_CLIS if cli != "reinit_layers")])
 def test_without_dataset_the_datasets_are_listed(cli, capsys):
     assert importlib.import_module(cli).main(["--arch", "lenet"]) == 0
     assert "digits" in capsys.readouterr().out

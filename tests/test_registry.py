@@ -39,8 +39,41 @@ def _toy_document(epoch: int) -> dict:
 
 
 def test_the_built_in_analyses_in_their_order():
-    assert [found.name for found in registry.declarations()] == ["projections", "reinit", "dse", "spectra", "hsic"]
-    assert registry.sweep_analyses() == (("projections", "reinit", "spectra", "hsic"), ("projections", "reinit"))
+    """The list is the registry's modules, each declaring itself once, in order."""
+    import importlib
+
+    declared = [importlib.import_module(module).DECLARATION.name for module in registry.MODULES]
+    assert [found.name for found in registry.declarations()] == declared
+    assert len(set(declared)) == len(declared)
+    choices, defaults = registry.sweep_analyses()
+    assert choices == tuple(found.name for found in registry.declarations() if found.in_sweeps)
+    assert defaults == tuple(found.name for found in registry.declarations() if found.sweep_default)
+    assert set(defaults) <= set(choices)
+
+
+def test_every_metric_and_measure_belongs_to_one_analysis():
+    owners: dict[str, str] = {}
+    for found in registry.declarations():
+        for name in registry.names_of(found):
+            assert owners.setdefault(name, found.name) == found.name, name
+    # every measure the ranking expects a sign for is declared with one of -1, 0, +1
+    assert all(measure.direction in (-1, 0, 1) for _, measure in registry.measures().values())
+
+
+def test_a_taken_name_or_metric_is_refused():
+    registry.declarations()
+    with pytest.raises(ValueError, match="'spectra' is already registered"):
+        registry.register(Declaration("spectra", kinds=("spectra",)))
+    with pytest.raises(ValueError, match="alpha, which analysis 'spectra' already declares"):
+        registry.register(Declaration("toy2", kinds=("toy2",), metrics=("alpha",)))
+    with pytest.raises(ValueError, match="path_norm, which analysis 'norms'"):
+        registry.register(Declaration("toy3", kinds=("toy3",), measures={"path_norm": registry.Measure(-1, "", "")}))
+    assert "toy2" not in [found.name for found in registry.declarations()]
+
+
+def test_replace_swaps_a_declaration_of_the_same_name(toy):
+    changed = registry.register(Declaration("toy", kinds=("toy",), metrics=("toy_value",)), replace=True)
+    assert registry.declaration("toy") is changed
 
 
 def test_a_toy_analysis_reaches_the_sweep_plan(toy, tmp_path, capsys):

@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 import compute_dse
+import compute_measures
 import compute_projections
 import compute_spectra
 import reinit_layers
@@ -28,6 +29,8 @@ def every_kind(digits_run, tmp_path_factory):
     assert run_main(compute_dse.main, ["--load-from", snapshots, "--dse-samples", "60", "--hsic", *common]) == 0
     assert run_main(reinit_layers.main, ["--load-from", str(digits_run / "lenet_epoch0003.pt"), "--inits-from",
                                          str(digits_run), "--rand", "--plots", str(out / "plots"), *common]) == 0
+    assert run_main(compute_measures.main, ["--load-from", snapshots, "--margin-samples", "100", "--sharpness-samples",
+                                            "32", "--mc-samples", "4", "--ascent-steps", "2", *common]) == 0
     return [*sorted((out / "results").rglob("*.json")), digits_run / "run.json"]
 
 
