@@ -25,9 +25,10 @@ from sweeper.family import plan_of_entry, plans_of, reconcile
 from sweeper.grid import Definition, flags_of, parse_train_tokens
 from sweeper.local import uses_gpu
 from sweeper.manifest import SweepFolder, merge_status, new_manifest
-from sweeper.options import launch_of, launch_settings
+from sweeper.options import launch_of, launch_settings, recorded_slurm
+from sweeper.slurm import pending_reasons
 from sweeper.slurm import wait as slurm_wait
-from utils.cli import run_main, setup_logging
+from utils.cli import keeps_caller_logging, run_main, setup_logging
 from utils.errors import UserError
 
 logger = logging.getLogger("sweep")
@@ -52,10 +53,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--extend", action="store_true", help="Add the members of a changed grid to an existing sweep (existing members are never touched).")
     p.add_argument("--wait", action="store_true", help="With --launcher slurm (or --status): follow the jobs until they end.")
     p.add_argument("--slurm-partition", default=None, help="SLURM partition [default = the cluster's].")
-    p.add_argument("--slurm-time", type=int, default=None, help="Wall time of each member's job, in minutes [default = 120]. SLURM sends SIGUSR2 90 s before it (30 s to a quarter of it when shorter); the member then stops at the next training step and its job requeues itself to continue from last.pt. Give at least 2 minutes more than the longest epoch or analysis (docs/slurm.md).")
+    p.add_argument("--slurm-time", type=int, default=None, help="Wall time of each member's job, in minutes; 0 is SLURM's no limit (the time-limit signal then has nothing to precede) [default = 120]. SLURM sends SIGUSR2 90 s before it (30 s to a quarter of it when shorter); the member then stops at the next training step and its job requeues itself to continue from last.pt. Give at least 2 minutes more than the longest epoch or analysis (docs/slurm.md).")
     p.add_argument("--slurm-gpus-per-member", type=int, default=None, help="GPUs per member's job [default = 1 for CUDA members, else 0].")
-    p.add_argument("--slurm-mem", type=int, default=None, help="Memory per member's job, in GB [default = the cluster's].")
-    p.add_argument("--slurm-cpus-per-member", type=int, default=None, help="CPUs per member's job [default = the cluster's].")
+    p.add_argument("--slurm-mem", type=int, default=None, help="Memory per member's job, in GB, at least 1 [default = the cluster's]. A request larger than every node of the partition is refused before submission.")
+    p.add_argument("--slurm-cpus-per-member", type=int, default=None, help="CPUs per member's job, at least 1 [default = the cluster's]. A request larger than every node of the partition is refused before submission.")
     p.add_argument("--slurm-array-parallelism", type=int, default=None, help="Members running at once in the job array [default = all].")
     p.add_argument("--slurm-extra", nargs="+", metavar="KEY=VALUE", default=None, help="Other sbatch parameters, e.g. account=lab qos=high [default = none].")
     p.add_argument("--submitit-local", action="store_true", help="With --launcher slurm: use submitit's local executor on this machine instead of SLURM (for testing the SLURM path).")
@@ -136,18 +137,28 @@ def status(path: str, *, wait: bool) -> int:
     ``sweep.json`` is brought up to date, unless a running sweep.py holds the folder and does it)."""
     folder = SweepFolder(path)
     manifest = folder.load()
+    settings = recorded_slurm(manifest.get("launcher"))
     if wait:
-        local = bool((manifest.get("launcher") or {}).get("submitit_local"))
         jobs = {entry["id"]: entry["job_id"] for entry in manifest["members"]
                 if entry.get("job_id") and entry["status"] not in ("done", "failed")}
-        slurm_wait(folder, jobs, local=local)
+        slurm_wait(folder, jobs, local=settings.local, settings=settings)
     for entry in manifest["members"]:
         merge_status(entry, folder.member_status(entry["id"]))
     if wait:
         save_unless_held(folder, manifest)
+    show_pending_reasons(manifest, local=settings.local)
     for line in launching.table(manifest):
         print(line.rstrip())
     return launching.exit_code(manifest)
+
+
+def show_pending_reasons(manifest: dict, *, local: bool) -> None:
+    """A pending member's error column says why SLURM keeps its job waiting (shown, not saved)."""
+    pending = {entry["job_id"]: entry for entry in manifest["members"]
+               if entry["status"] == "pending" and entry.get("job_id")}
+    for job_id, reason in pending_reasons(list(pending), local=local).items():
+        if job_id in pending:
+            pending[job_id]["error"] = f"pending: {reason}"
 
 
 def save_unless_held(folder: SweepFolder, manifest: dict) -> None:
@@ -158,6 +169,7 @@ def save_unless_held(folder: SweepFolder, manifest: dict) -> None:
         logger.info("another sweep.py holds %s; it keeps sweep.json up to date", folder.path)
 
 
+@keeps_caller_logging
 def main(argv: Sequence[str] | None = None) -> int:
     args, tokens = parse(argv)
     setup_logging(None)

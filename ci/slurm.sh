@@ -8,34 +8,89 @@
 # cluster checks it and changes nothing (unless its slurm.conf changed: then slurmctld and slurmd
 # restart); stop on a stopped one does nothing. One line per step.
 #
+# The cluster keeps its state, PID files and logs in a folder of its own (SLURM_CI_HOME, default
+# /var/lib/slurm-ci), never in SLURM's default state folder: what another cluster left there (another
+# ClusterName: "fatal: CLUSTER NAME MISMATCH") cannot break it. A start that fails part-way stops
+# the daemons it started (those it found running are left alone) and exits 1 with the failing step's
+# own error.
+#
 # Accounting (slurmdbd on MariaDB, so that sacct works as on real clusters) is on by default;
 # SLURM_ACCOUNTING=0 starts the cluster without it (AccountingStorageType=accounting_storage/none).
-# Every daemon listens on loopback addresses only. Logs: /var/log/slurm/.
+# Every daemon listens on loopback addresses only. Logs: $SLURM_CI_HOME/log/.
+#
+# For a second, throwaway cluster (tests/test_slurm.py starts one to check the failure path):
+# SLURM_CI_HOME, SLURM_CI_CONF_DIR (default /etc/slurm, where the clients look), SLURM_CI_CLUSTER
+# (default ci), SLURM_CI_PORT (slurmctld's; slurmd takes the next; default 6817), and
+# SLURM_CI_FAIL_AFTER=STEP, which fails the start right after STEP (packages, munged, mariadbd,
+# slurmdbd, slurmctld, slurmd), as a real failure there would.
 set -euo pipefail
 
 ACCOUNTING="${SLURM_ACCOUNTING:-1}"
-CLUSTER=ci
+CLUSTER="${SLURM_CI_CLUSTER:-ci}"
 NODE="$(hostname -s)"
-CONF_DIR=/etc/slurm
-RUN_DIR=/var/run/slurm
-LOG_DIR=/var/log/slurm
-SPOOL=/var/spool
+HOME_DIR="${SLURM_CI_HOME:-/var/lib/slurm-ci}"
+CONF_DIR="${SLURM_CI_CONF_DIR:-/etc/slurm}"
+PORT="${SLURM_CI_PORT:-6817}"
+FAIL_AFTER="${SLURM_CI_FAIL_AFTER:-}"
+RUN_DIR=$HOME_DIR/run
+LOG_DIR=$HOME_DIR/log
+STATE_DIR=$HOME_DIR/slurmctld
+SPOOL_DIR=$HOME_DIR/slurmd
 DB_PASS=slurm-ci  # a loopback-only database of a throwaway cluster
+export SLURM_CONF="$CONF_DIR/slurm.conf"  # the daemons and the clients this script runs read this one
+STARTED=()  # "NAME PIDFILE" of each daemon this start started, in order
 PACKAGES=(slurmctld slurmd slurm-client munge)
 DB_PACKAGES=(slurmdbd mariadb-server)
 
 say() { echo "slurm.sh: $*"; }
 die() { echo "slurm.sh: error: $*" >&2; exit 1; }
 
+started() {  # started NAME PIDFILE: remember a daemon this start started
+    STARTED+=("$1 $2")
+}
+
+step_done() {  # step_done STEP: SLURM_CI_FAIL_AFTER=STEP fails the start here
+    [[ "$FAIL_AFTER" != "$1" ]] || die "SLURM_CI_FAIL_AFTER=$1: failing the start after $1"
+}
+
+undo_start() {  # on a failed start: stop what it started, newest first
+    local code=$? index name pidfile
+    ((code != 0)) || return 0
+    for ((index = ${#STARTED[@]} - 1; index >= 0; index--)); do
+        read -r name pidfile <<<"${STARTED[index]}"
+        stop_daemon "$name" "$pidfile"
+    done
+    ((${#STARTED[@]} == 0)) || echo "slurm.sh: the start failed: stopped the ${#STARTED[@]} daemon(s) it had started" >&2
+    exit "$code"
+}
+
 alive() {  # alive PIDFILE: the daemon whose PID is in PIDFILE still runs
     [[ -s "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null
+}
+
+last_words() {  # last_words NAME: ": <the last lines of NAME's log>", if it has one
+    local log="$LOG_DIR/$1.log"
+    [[ -s "$log" ]] && printf ': %s' "$(tail -n 2 "$log" | tr '\n' ' ')"
+    return 0
 }
 
 wait_for() {  # wait_for SECONDS WHAT COMMAND...: poll COMMAND until it succeeds
     local limit=$1 what=$2 waited=0
     shift 2
     until "$@" >/dev/null 2>&1; do
-        ((waited++ < limit * 5)) || die "$what not ready after ${limit}s (logs in $LOG_DIR)"
+        ((waited++ < limit * 5)) || die "$what not ready after ${limit}s$(last_words "$what") (logs in $LOG_DIR)"
+        sleep 0.2
+    done
+}
+
+wait_daemon() {  # wait_daemon SECONDS NAME PIDFILE COMMAND...: as wait_for, failing at once if NAME exits
+    local limit=$1 name=$2 pidfile=$3 waited=0
+    shift 3
+    until "$@" >/dev/null 2>&1; do
+        if ((waited > 10)) && ! alive "$pidfile"; then
+            die "$name exited during its start$(last_words "$name")"
+        fi
+        ((waited++ < limit * 5)) || die "$name not ready after ${limit}s$(last_words "$name") (logs in $LOG_DIR)"
         sleep 0.2
     done
 }
@@ -52,8 +107,8 @@ install_packages() {
     fi
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>"$LOG_DIR.apt.log" \
-        || { cat "$LOG_DIR.apt.log" >&2; die "apt-get install ${missing[*]} failed"; }
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>"$LOG_DIR/apt.log" \
+        || { cat "$LOG_DIR/apt.log" >&2; die "apt-get install ${missing[*]} failed"; }
     say "installed ${missing[*]} in $((SECONDS - started))s"
 }
 
@@ -78,6 +133,8 @@ slurm_conf() {
 # Written by ci/slurm.sh: one node, loopback only.
 ClusterName=$CLUSTER
 SlurmctldHost=$NODE(127.0.0.1)
+SlurmctldPort=$PORT
+SlurmdPort=$((PORT + 1))
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
@@ -85,8 +142,8 @@ AuthType=auth/munge
 # are scheduled every sched_interval (60) or bf_interval (30) seconds: short here, for quick tests.
 AuthInfo=cred_expire=10
 SchedulerParameters=sched_interval=2,bf_interval=2
-StateSaveLocation=$SPOOL/slurmctld
-SlurmdSpoolDir=$SPOOL/slurmd
+StateSaveLocation=$STATE_DIR
+SlurmdSpoolDir=$SPOOL_DIR
 SlurmctldPidFile=$RUN_DIR/slurmctld.pid
 SlurmdPidFile=$RUN_DIR/slurmd.pid
 SlurmctldLogFile=$LOG_DIR/slurmctld.log
@@ -115,6 +172,7 @@ start_munge() {
     mkdir -p /run/munge && chown munge:munge /run/munge && chmod 755 /run/munge
     [[ -s /etc/munge/munge.key ]] || { mungekey --create --keyfile /etc/munge/munge.key && chown munge:munge /etc/munge/munge.key; }
     runuser -u munge -- /usr/sbin/munged --force
+    started munged /run/munge/munged.pid
     wait_for 10 munged munge -n
     say "munged started"
 }
@@ -126,6 +184,7 @@ start_database() {
         mkdir -p /run/mysqld && chown mysql:mysql /run/mysqld
         setsid mariadbd --user=mysql --bind-address=127.0.0.1 --pid-file=/run/mysqld/mysqld.pid \
             >"$LOG_DIR/mariadbd.log" 2>&1 </dev/null &
+        started mariadbd /run/mysqld/mysqld.pid
         wait_for 60 mariadbd mariadb-admin ping
         say "mariadbd started on 127.0.0.1"
     fi
@@ -153,7 +212,8 @@ EOF
         say "slurmdbd running"
     else
         slurmdbd
-        wait_for 120 slurmdbd sacctmgr --noheader list cluster
+        started slurmdbd "$RUN_DIR/slurmdbd.pid"
+        wait_daemon 120 slurmdbd "$RUN_DIR/slurmdbd.pid" sacctmgr --noheader list cluster
         say "slurmdbd started"
     fi
     if [[ -z "$(sacctmgr --noheader --parsable2 list cluster format=cluster "cluster=$CLUSTER")" ]]; then
@@ -178,16 +238,20 @@ start_slurm() {  # start_slurm CHANGED: CHANGED=1 when slurm.conf was just rewri
     if alive "$RUN_DIR/slurmctld.pid"; then
         say "slurmctld running"
     else
-        slurmctld
-        wait_for 30 slurmctld scontrol ping
-        say "slurmctld started"
+        slurmctld || die "slurmctld did not start$(last_words slurmctld)"
+        started slurmctld "$RUN_DIR/slurmctld.pid"
+        wait_daemon 30 slurmctld "$RUN_DIR/slurmctld.pid" scontrol ping
+        say "slurmctld started (pid $(cat "$RUN_DIR/slurmctld.pid"))"
     fi
+    step_done slurmctld
     if alive "$RUN_DIR/slurmd.pid"; then
         say "slurmd running"
     else
-        slurmd
+        slurmd || die "slurmd did not start$(last_words slurmd)"
+        started slurmd "$RUN_DIR/slurmd.pid"
         say "slurmd started"
     fi
+    step_done slurmd
     if ! node_ready; then
         sleep 1
         node_ready || scontrol update nodename="$NODE" state=resume 2>/dev/null || true
@@ -215,14 +279,19 @@ stop_daemon() {  # stop_daemon NAME PIDFILE: SIGTERM, then SIGKILL after 20 s
 }
 
 start() {
-    mkdir -p "$LOG_DIR" "$RUN_DIR" "$SPOOL/slurmctld" "$SPOOL/slurmd" "$CONF_DIR"
+    trap undo_start EXIT
+    mkdir -p "$LOG_DIR" "$RUN_DIR" "$STATE_DIR" "$SPOOL_DIR" "$CONF_DIR"
     install_packages
+    step_done packages
     local changed=0
     slurm_conf | write_if_changed "$CONF_DIR/slurm.conf" 644 && changed=1  # the clients read it too
     start_munge
+    step_done munged
     if [[ "$ACCOUNTING" == 1 ]]; then
         start_database
+        step_done mariadbd
         start_slurmdbd
+        step_done slurmdbd
     fi
     start_slurm "$changed"
 }

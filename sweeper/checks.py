@@ -59,11 +59,14 @@ def check_models(members: Iterable[Member], parsed: dict[str, argparse.Namespace
         args = parsed[member.id]
         spec = datasets.get_dataset_spec(args.dataset)
         size = UPSCALE_SIZE if args.upscale or args.upscale_padding else spec.image_size
-        shape = (args.arch, args.subsample_classes or spec.num_classes, spec.in_channels, size, args.pretrained)
+        options = models.model_options(vars(args))  # --depth/--width/--dropout
+        shape = (args.arch, args.subsample_classes or spec.num_classes, spec.in_channels, size, args.pretrained,
+                 tuple(sorted(options.items())))
         if shape in checked:
             continue
         try:
-            models.get_model(shape[0], shape[1], shape[2], args.pretrained, image_size=size, download=args.download)
+            models.get_model(shape[0], shape[1], shape[2], args.pretrained, image_size=size, download=args.download,
+                             options=options)
         except UserError as err:
             raise UserError(f"member {member.id}: {err}") from err
         checked.add(shape)

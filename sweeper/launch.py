@@ -8,11 +8,13 @@ import time
 from dataclasses import dataclass
 
 from sweeper import slurm
-from sweeper.local import LocalEngine, eta, uses_gpu, visible_gpus
+from sweeper.attempts import describe, duration
+from sweeper.local import LocalEngine, uses_gpu, visible_gpus
 from sweeper.manifest import SweepFolder, merge_status
 from sweeper.member import pending_steps
 from sweeper.plan import Plan
 from sweeper.slurm import SlurmSettings
+from sweeper.watch import Heartbeat, activity, eta, running_line
 from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -58,15 +60,24 @@ def to_run(manifest: dict, plans: dict[str, Plan], folder: SweepFolder, *, retry
 
 
 class Progress:
-    """Keeps the manifest up to date (atomically, on every change) and says what starts and ends."""
+    """Keeps the manifest up to date (atomically, on every change) and says what starts and ends; the ETA
+    counts ``jobs`` members at a time. :meth:`line` says what the running members do (for
+    :class:`sweeper.watch.Heartbeat`)."""
 
-    def __init__(self, folder: SweepFolder, manifest: dict, total: int) -> None:
-        self.folder, self.manifest, self.total = folder, manifest, total
+    def __init__(self, folder: SweepFolder, manifest: dict, total: int, *, jobs: int = 1) -> None:
+        self.folder, self.manifest, self.total, self.jobs = folder, manifest, total, jobs
         self.entries = {entry["id"]: entry for entry in manifest["members"]}
-        self.started, self.ended = time.monotonic(), 0
+        self.ended, self.seconds = 0, []
+        self.running: dict[str, Plan] = {}
+        self.since: dict[str, float] = {}  # when each running member started (monotonic seconds)
         self._lock = threading.Lock()
 
     def __call__(self, plan: Plan, status: dict) -> None:
+        with self._lock:
+            if status["status"] == "running":
+                self.running[plan.member.id] = plan
+            else:
+                self.running.pop(plan.member.id, None)
         self.member(plan.member.id, status)
 
     def member(self, member: str, status: dict) -> None:
@@ -74,22 +85,41 @@ class Progress:
             merge_status(self.entries[member], status)
             self.folder.save(self.manifest)
             if status["status"] == "running":
+                self.since[member] = time.monotonic()
                 logger.info("started %s", member)
                 return
+            self.since.pop(member, None)
             self.ended += 1
             seconds = status.get("seconds")
+            if isinstance(seconds, (int, float)):
+                self.seconds.append(seconds)
             took = f" in {seconds:.0f}s" if isinstance(seconds, (int, float)) else ""
             error = f": {status['error']}" if status.get("error") else ""
             logger.info("%s %s%s%s (%d of %d; ETA %s)", status["status"], member, took, error, self.ended,
-                        self.total, eta(self.started, self.ended, self.total - self.ended))
+                        self.total, self.eta())
+
+    def eta(self) -> str:
+        """(Called with the lock held.)"""
+        under_way = [time.monotonic() - since for since in self.since.values()]
+        return eta(self.seconds, self.total - self.ended, self.jobs, under_way=under_way)
+
+    def line(self) -> str | None:
+        """``running: <member> (train epoch 3/30), ...; 2 of 12 ended; ETA 4m 10s``, or None when idle."""
+        with self._lock:
+            running = dict(self.running)
+            tail = f"{self.ended} of {self.total} ended; ETA {self.eta()}"
+        return running_line({member: activity(plan) for member, plan in running.items()}, tail) if running else None
 
 
 def run_local(folder: SweepFolder, manifest: dict, plans: list[Plan], launch: Launch) -> int:
     """The embedded engine; returns the exit code (see :func:`report`)."""
     jobs = launch.jobs_for(plans)
     logger.info("%d member(s) to run, %d at a time, in %s", len(plans), jobs, folder.path)
-    signum = LocalEngine(folder, plans, jobs=jobs, on_change=Progress(folder, manifest, len(plans))).run() \
-        if plans else None
+    progress = Progress(folder, manifest, len(plans), jobs=jobs)
+    signum = None
+    if plans:
+        with Heartbeat(progress.line):
+            signum = LocalEngine(folder, plans, jobs=jobs, on_change=progress).run()
     return report(folder, manifest, signum=signum)
 
 
@@ -129,20 +159,20 @@ def run_slurm(folder: SweepFolder, manifest: dict, plans: list[Plan], launch: La
     if not launch.wait:
         return 0
     followed = jobs | {member: job_id for member, job_id in alive.items() if job_id}
-    progress = Progress(folder, manifest, len(followed))
-    slurm.wait(folder, followed, local=launch.slurm.local, on_end=progress.member)
+    progress = Progress(folder, manifest, len(followed), jobs=launch.slurm.array_parallelism or len(followed))
+    slurm.wait(folder, followed, local=launch.slurm.local, settings=launch.slurm, on_end=progress.member)
     return report(folder, manifest)
 
 
 def table(manifest: dict) -> list[str]:
-    """The members table: id, status, seconds, job id, error."""
-    rows = [("member", "status", "time", "job", "error")]
+    """The members table: id, status, time over all attempts, attempts, requeues by cause, job id, error."""
+    rows = [("member", "status", "time", "attempts", "requeues", "job", "error")]
     for entry in manifest["members"]:
-        seconds = entry.get("seconds")
-        rows.append((entry["id"], entry["status"], "-" if seconds is None else f"{seconds:.0f}s",
-                     entry.get("job_id") or "-", entry.get("error") or ""))
-    widths = [max(len(str(row[i])) for row in rows) for i in range(4)]
-    return ["  ".join(str(value).ljust(width) for value, width in zip(row[:4], widths)) + "  " + row[4]
+        seconds = entry.get("total_seconds") or entry.get("seconds")
+        rows.append((entry["id"], entry["status"], duration(seconds), str(entry.get("attempts") or "-"),
+                     describe(entry.get("requeues")), entry.get("job_id") or "-", entry.get("error") or ""))
+    widths = [max(len(str(row[i])) for row in rows) for i in range(6)]
+    return ["  ".join(str(value).ljust(width) for value, width in zip(row[:6], widths)) + "  " + row[6]
             for row in rows]
 
 

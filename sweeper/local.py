@@ -13,7 +13,6 @@ import os
 import queue
 import signal
 import threading
-import time
 from collections.abc import Callable
 
 from sweeper.manifest import SweepFolder
@@ -117,10 +116,3 @@ class LocalEngine:
             if gpu is not None:
                 self.gpus.put(gpu)
 
-
-def eta(started: float, finished: int, remaining: int) -> str:
-    """``12m 5s`` to go, from the wall time per finished member so far."""
-    if not finished:
-        return "?"
-    seconds = (time.monotonic() - started) / finished * remaining
-    return f"{int(seconds // 60)}m {int(seconds % 60)}s" if seconds >= 60 else f"{seconds:.0f}s"

@@ -120,4 +120,5 @@ def member_entry(plan, sweep_dir: Path) -> dict:
 def merge_status(entry: dict, status: dict | None) -> None:
     """A member's status file into its manifest entry."""
     if status:
-        entry |= {key: status.get(key) for key in ("status", "error", "started", "finished", "seconds")}
+        entry |= {key: status.get(key) for key in ("status", "error", "started", "finished", "seconds",
+                                                   "attempts", "requeues", "total_seconds")}

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from analyses.registry import declaration
+from sweeper.attempts import carried, last_sign_of_life, restarts
 from sweeper.child import PARENT_ENV
 from sweeper.manifest import SweepFolder, now, try_lock
 from sweeper.plan import ROOT, Plan, Step
@@ -118,11 +119,15 @@ class MemberRunner:
 
     def run(self) -> dict:
         """The member's final status: ``{"status", "error", "started", "finished", "seconds", "steps",
-        "job_id", ...}``, written while the lock is still held: a free lock means the status is final."""
+        "job_id", "attempts", "requeues", "total_seconds", ...}`` (``seconds``: this attempt;
+        ``total_seconds``: every attempt so far, see :mod:`sweeper.attempts`), written while the lock is
+        still held: a free lock means the status is final."""
         lock_fd = self._lock()
         start = time.monotonic()
+        history = self._history()
         status = {"status": "running", "error": None, "started": now(), "finished": None, "seconds": None,
-                  "steps": {}, "host": os.uname().nodename, "pid": os.getpid(), "job_id": self.job_id}
+                  "steps": {}, "host": os.uname().nodename, "pid": os.getpid(), "job_id": self.job_id,
+                  "started_at": time.time()} | history | {"attempts": history["attempts"] + 1}
         try:
             self.folder.write_member_status(self.plan.member.id, status)
             try:
@@ -131,11 +136,19 @@ class MemberRunner:
                 status |= {"status": "failed", "error": str(err) if isinstance(err, UserError) else repr(err)}
                 raise
             finally:
-                status |= {"finished": now(), "seconds": round(time.monotonic() - start, 1)}
+                seconds = round(time.monotonic() - start, 1)
+                status |= {"finished": now(), "seconds": seconds,
+                           "total_seconds": round(history["total_seconds"] + seconds, 1)}
                 self.folder.write_member_status(self.plan.member.id, status)
         finally:
             os.close(lock_fd)
         return status
+
+    def _history(self) -> dict:
+        """What the earlier attempts of this member leave to this one (:func:`sweeper.attempts.carried`)."""
+        member = self.plan.member.id
+        seen = last_sign_of_life(self.folder.status_path(member), self.plan.folders.log)
+        return carried(self.folder.member_status(member), job_id=self.job_id, restarts=restarts(), seen=seen)
 
     def _lock(self) -> int:
         path = self.folder.member_lock_path(self.plan.member.id)

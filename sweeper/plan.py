@@ -14,6 +14,7 @@ from pathlib import Path
 
 from analyses.registry import SweepContext, declaration, declarations
 from sweeper.grid import Member
+from utils.checkpoints import snapshot_filename
 from utils.errors import UserError
 from utils.paths import run_subdir
 
@@ -59,7 +60,7 @@ class Plan:
 
     @property
     def last_snapshot(self) -> Path:
-        return self.folders.run / f"{self.args.arch}_epoch{self.args.epochs:04d}.pt"
+        return self.folders.run / snapshot_filename(self.args.arch, self.args.epochs)
 
 
 def folders(sweep_dir: Path, member: Member, args: argparse.Namespace) -> Folders:

@@ -14,11 +14,14 @@ How a member's job ends (docs/slurm.md tells users):
 A sweep following the jobs (:func:`wait`) ends a member only once SLURM says its job is over (squeue,
 else sacct, else the job is gone) and the member's lock is free, and trusts its status file only if
 that job wrote it: a previous attempt's status, a pending array record or a requeue in progress
-never end a member early.
+never end a member early. A job pending for a reason that waiting does not cure
+(:data:`sweeper.cluster.NEVER`) is cancelled and its member failed, with one line; a controller
+that does not answer is named after 30 s (:class:`sweeper.cluster.ControllerWatch`). Requeues are
+counted by cause across attempts (:mod:`sweeper.attempts`).
 
 ``local=True`` uses submitit's own local executor instead (one machine, for testing this path):
-its timeout (``timeout_min``) is set from ``time_min``, and it hides GPUs unless ``gpus_per_node``
-is set.
+its timeout (``timeout_min``) is set from ``time_min`` (a week for 0, SLURM's "no limit"), and it
+hides GPUs unless ``gpus_per_node`` is set.
 """
 from __future__ import annotations
 
@@ -28,15 +31,19 @@ import logging
 import os
 import re
 import shutil
-import signal
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sweeper.attempts import carried, last_sign_of_life, requeue_cause
+from sweeper.cluster import NEVER, ControllerWatch, check_fits, hint, hopeless, partition_of, reason_code
+from sweeper.cluster import command as _command
+from sweeper.cluster import last_line as _last_line
 from sweeper.manifest import SweepFolder, now
 from sweeper.plan import ROOT, Plan
+from sweeper.signals import CheckpointSignals
 from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
@@ -47,7 +54,7 @@ ENDED_STATES = ("BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NO
                 "PREEMPTED", "REVOKED", "TIMEOUT", "GONE")
 GONE = "GONE"  # neither squeue nor sacct knows the job (purged, and no accounting): it ended
 UNREACHABLE_LIMIT_S = 600
-COMMAND_TIMEOUT_S = 60
+LOCAL_NO_LIMIT_MIN = 7 * 24 * 60  # submitit's local executor has no "no limit": a week stands for it
 FINAL = ("done", "failed", "interrupted")
 
 
@@ -65,8 +72,10 @@ class SlurmSettings:
     @property
     def warning_s(self) -> int:
         """Seconds before the time limit at which SLURM sends SIGUSR2: 90, a quarter of short limits (30 at
-        least; SLURM checks time limits every 30 s). ``extra={"signal": "USR2@300"}`` sets another."""
-        return min(90, max(30, self.time_min * 60 // 4))
+        least; SLURM checks time limits every 30 s). ``extra={"signal": "USR2@300"}`` sets another. With
+        ``time_min`` 0 (no limit) there is no limit to precede; the signal then only comes before a
+        pre-emption."""
+        return 90 if self.time_min == 0 else min(90, max(30, self.time_min * 60 // 4))
 
     def record(self) -> dict:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
@@ -74,19 +83,6 @@ class SlurmSettings:
 
 class Unreachable(Exception):
     """squeue failed for another reason than unknown job ids: the controller does not answer."""
-
-
-def _command(argv: list[str]) -> subprocess.CompletedProcess:
-    try:
-        return subprocess.run(argv, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired) as err:
-        return subprocess.CompletedProcess(argv, 1, "", str(err))
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    errors = [line for line in lines if "error" in line.lower()]
-    return (errors or lines or ["no message"])[-1]
 
 
 def controller_problem() -> str | None:
@@ -103,6 +99,7 @@ def check_available(settings: SlurmSettings) -> None:
     problem = controller_problem()
     if problem is not None:
         raise UserError(f"--launcher slurm needs SLURM ({problem}); start it, or run with --launcher local")
+    check_fits(settings)
 
 
 def executor(folder: SweepFolder, settings: SlurmSettings, name: str):
@@ -113,7 +110,8 @@ def executor(folder: SweepFolder, settings: SlurmSettings, name: str):
     # The jobs unpickle sweeper.member: make the suite importable wherever they start.
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     chosen = submitit.AutoExecutor(folder=folder.path / "logs" / "submitit", cluster="local" if settings.local else "slurm")
-    parameters = {"name": f"sweep-{name}", "timeout_min": settings.time_min, "gpus_per_node": settings.gpus_per_member,
+    minutes = settings.time_min or (LOCAL_NO_LIMIT_MIN if settings.local else 0)  # SLURM's 0: no limit
+    parameters = {"name": f"sweep-{name}", "timeout_min": minutes, "gpus_per_node": settings.gpus_per_member,
                   "tasks_per_node": 1, "nodes": 1}
     if settings.mem_gb:
         parameters["mem_gb"] = settings.mem_gb
@@ -141,8 +139,10 @@ def submit(folder: SweepFolder, plans: list[Plan], settings: SlurmSettings, name
 
     chosen = executor(folder, settings, name)
     for plan in plans:
-        folder.write_member_status(plan.member.id, {"status": "pending", "error": None, "job_id": None,
-                                                    "submitted": now()})
+        seen = last_sign_of_life(folder.status_path(plan.member.id), plan.folders.log)
+        kept = carried(folder.member_status(plan.member.id), job_id=None, restarts=0, seen=seen)
+        folder.write_member_status(plan.member.id, kept | {"status": "pending", "error": None, "job_id": None,
+                                                           "submitted": now()})
     try:
         with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's error too
             jobs = chosen.map_array(run_member_job, [str(folder.path)] * len(plans),
@@ -154,68 +154,6 @@ def submit(folder: SweepFolder, plans: list[Plan], settings: SlurmSettings, name
 
 
 # -- inside the job ------------------------------------------------------------------------------------
-class CheckpointSignals:
-    """While a member runs in its job: SIGUSR2 stops the running command (SIGTERM) and is remembered
-    (:attr:`warned`), so that the job can requeue itself; SIGTERM starts no further step (the command
-    has it from SLURM too).
-
-    SLURM signals every process of the job step, and SIGUSR2 would kill train.py: it is blocked in
-    this thread while the member runs, so that its commands inherit it blocked. Whichever thread then
-    takes it, Python's C handler writes its number to a wakeup pipe, which a listener thread reads.
-    """
-
-    SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
-
-    def __init__(self, stop: threading.Event) -> None:
-        self.stop, self.warned = stop, False
-        self._process = None
-        self._lock = threading.Lock()
-
-    def on_process(self, process) -> None:
-        """The command now running (None between commands), as :class:`MemberRunner` reports it."""
-        with self._lock:
-            self._process = process
-        if process is not None and self.warned:  # the signal came between the check and the start
-            process.send_signal(signal.SIGTERM)
-
-    def _heard(self, number: int) -> None:
-        self.stop.set()
-        if number == signal.SIGUSR2:
-            self.warned = True
-            logger.warning("SIGUSR2 (time limit or pre-emption ahead): stopping the member to requeue it")
-            with self._lock:
-                process = self._process
-            if process is not None:
-                process.send_signal(signal.SIGTERM)
-
-    def _listen(self, read_fd: int) -> None:
-        while True:
-            for number in os.read(read_fd, 64):
-                if number == 0:  # the end (no signal has number 0)
-                    return
-                self._heard(number)
-
-    def __enter__(self) -> CheckpointSignals:
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._write_fd, False)
-        self._handlers = {sig: signal.signal(sig, lambda signum, frame: None) for sig in self.SIGNALS}
-        self._wakeup = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR2})
-        self._thread = threading.Thread(target=self._listen, args=(self._read_fd,), daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR2})
-        signal.set_wakeup_fd(self._wakeup)
-        for sig, handler in self._handlers.items():
-            signal.signal(sig, handler)
-        os.write(self._write_fd, b"\0")
-        self._thread.join()
-        os.close(self._read_fd)
-        os.close(self._write_fd)
-
-
 def _job_id() -> str | None:
     """This job's id as submitit names it (``<array>_<task>``, a job id, or a local pid)."""
     import submitit
@@ -236,13 +174,19 @@ def _progress(plan: Plan) -> tuple[int, int]:
 
 def _requeue(folder: SweepFolder, plan: Plan, status: dict, *, job_id: str, progressed: bool,
              time_min: int) -> dict:
-    """After SIGUSR2 stopped the member: requeue this job (status pending) or say why not (interrupted)."""
+    """After SIGUSR2 stopped the member: requeue this job (status pending) or say why not (interrupted).
+    The requeue is counted by its cause: the time limit when the attempt ran up to the signal's
+    time, else a pre-emption."""
     resume = f"python sweep.py --resume {folder.path}"
     if not progressed:
         return status | {"error": f"SIGUSR2 (the time limit, --slurm-time {time_min}, or a pre-emption) came before "
                                   f"this job finished an epoch or a step; raise --slurm-time, then: {resume}"}
-    requeued = status | {"status": "pending", "requeues": status.get("requeues", 0) + 1,
-                         "error": "requeued after SIGUSR2 (time limit or pre-emption); continues from last.pt"}
+    warning_s = SlurmSettings(time_min=time_min).warning_s
+    cause = requeue_cause(status.get("seconds") or 0.0, time_min=time_min, warning_s=warning_s)
+    requeues = dict(status.get("requeues") or {})
+    requeues[cause] = requeues.get(cause, 0) + 1
+    requeued = status | {"status": "pending", "requeues": requeues,
+                         "error": f"requeued after SIGUSR2 ({cause.replace('_', ' ')}); continues from last.pt"}
     folder.write_member_status(plan.member.id, requeued)  # first: the requeue ends this job at once
     answer = _command(["scontrol", "requeue", job_id])
     if answer.returncode == 0:
@@ -289,14 +233,23 @@ def _expand(record: str) -> list[str]:
     return [f"{found.group(1)}_{task}" for task in tasks]
 
 
-def _squeue(ids: list[str]) -> dict[str, str]:
-    answer = _command(["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T",
+def _squeue(ids: list[str], reasons: dict[str, str] | None = None) -> dict[str, str]:
+    """The jobs' states; the reasons of the pending ones go into ``reasons``."""
+    answer = _command(["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T|%r",
                        f"--jobs={','.join(ids)}"])  # all: ended jobs too, until SLURM forgets them
     if answer.returncode != 0:
         if "invalid job id" in answer.stderr.lower():
             return {}  # none of them is known any more
         raise Unreachable(f"squeue: {_last_line(answer.stderr)}")
-    return dict(line.strip().split("|", 1) for line in answer.stdout.splitlines() if "|" in line)
+    states = {}
+    for line in answer.stdout.splitlines():
+        job_id, _, rest = line.strip().partition("|")
+        state, _, reason = rest.partition("|")
+        if state:
+            states[job_id] = state
+            if reasons is not None and state == "PENDING" and reason and reason != "None":
+                reasons[job_id] = reason
+    return states
 
 
 class _Accounting:
@@ -334,12 +287,13 @@ def _local_state(job_id: str) -> str:
     return "COMPLETED" if stat.rsplit(")", 1)[-1].split()[0] == "Z" or b"submitit" not in cmdline else "RUNNING"
 
 
-def job_states(ids: list[str], *, local: bool, accounting: _Accounting | None = None) -> dict[str, str]:
-    """Every job's state: SLURM's name (squeue, else sacct), or :data:`GONE`. Raises
-    :class:`Unreachable` when the controller does not answer."""
+def job_states(ids: list[str], *, local: bool, accounting: _Accounting | None = None,
+               reasons: dict[str, str] | None = None) -> dict[str, str]:
+    """Every job's state: SLURM's name (squeue, else sacct), or :data:`GONE`; the pending jobs' reasons
+    go into ``reasons``. Raises :class:`Unreachable` when the controller does not answer."""
     if local:
         return {job_id: _local_state(job_id) for job_id in ids}
-    states = _squeue(ids) if ids else {}
+    states = _squeue(ids, reasons) if ids else {}
     missing = [job_id for job_id in ids if job_id not in states]
     if missing:
         states |= {job_id: state for job_id, state in (accounting or _Accounting()).states(missing).items()
@@ -369,23 +323,55 @@ def _ended(folder: SweepFolder, member: str, job_id: str, state: str) -> dict:
     return status
 
 
-def wait(folder: SweepFolder, jobs: dict[str, str], *, local: bool,
-         on_end=lambda member, status: None) -> None:
-    """Until every member's job (``jobs``: job id by member id) is over; see the module docstring."""
-    remaining, started, unreachable_since = dict(jobs), time.monotonic(), None
-    accounting = _Accounting()
-    while remaining:
+def pending_reasons(ids: list[str], *, local: bool) -> dict[str, str]:
+    """Why each of the pending jobs ``ids`` waits (squeue's reason); empty when SLURM does not say."""
+    reasons: dict[str, str] = {}
+    if ids and not local:
         try:
-            states = job_states(list(remaining.values()), local=local, accounting=accounting)
-            unreachable_since = None
+            job_states(ids, local=False, reasons=reasons)
+        except Unreachable:
+            return {}
+    return reasons
+
+
+def _never_starts(folder: SweepFolder, member: str, job_id: str, reason: str, settings: SlurmSettings) -> dict:
+    """A job whose reason will not resolve: one line, the job cancelled, the member failed with it."""
+    flag = hint(reason, settings)
+    logger.error("%s: job %s cannot start (SLURM: %s): %s; then: python sweep.py --resume %s --retry-failed",
+                 member, job_id, reason, flag, folder.path)
+    _command(["scancel", job_id])
+    status = (folder.member_status(member) or {}) | {
+        "status": "failed", "job_id": job_id, "finished": now(),
+        "error": f"job {job_id} could not start (SLURM: {reason}): {flag}; cancelled"}
+    folder.write_member_status(member, status)
+    return status
+
+
+def wait(folder: SweepFolder, jobs: dict[str, str], *, local: bool, settings: SlurmSettings | None = None,
+         on_end=lambda member, status: None, watch: ControllerWatch | None = None) -> None:
+    """Until every member's job (``jobs``: job id by member id) is over; see the module docstring. A job
+    pending for a reason that waiting does not cure ends its member (failed, job cancelled)."""
+    remaining, started = dict(jobs), time.monotonic()
+    accounting, watch = _Accounting(), watch or ControllerWatch()
+    settings = settings or SlurmSettings()
+    while remaining:
+        reasons: dict[str, str] = {}
+        try:
+            states = job_states(list(remaining.values()), local=local, accounting=accounting, reasons=reasons)
+            watch.answered()
         except Unreachable as err:
-            unreachable_since = unreachable_since or time.monotonic()
-            if time.monotonic() - unreachable_since > UNREACHABLE_LIMIT_S:
+            if watch.failed(str(err)) > UNREACHABLE_LIMIT_S:
                 raise UserError(f"SLURM has not answered for {UNREACHABLE_LIMIT_S // 60} minutes ({err}); the jobs "
                                 f"may still run: follow them with python sweep.py --status {folder.path} --wait") from None
             states = {}
+        worrying = any(reason_code(reason) in NEVER for reason in reasons.values())
+        partition = partition_of(settings.partition) if worrying else None
         for member, job_id in list(remaining.items()):
             state = states.get(job_id)
+            if job_id in reasons and hopeless(reasons[job_id], partition):
+                on_end(member, _never_starts(folder, member, job_id, reasons[job_id], settings))
+                del remaining[member]
+                continue
             if state is None or active(state) or folder.member_running(member):
                 continue
             on_end(member, _ended(folder, member, job_id, state))

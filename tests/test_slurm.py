@@ -165,6 +165,10 @@ def test_requeues_and_cancels_leave_members_resumable_and_the_sweep_waits_for_th
     assert f"job {job1} ended (CANCELLED)" in recorded["seed=1"]["error"]
     log = (folder / "logs/seed=0.log").read_text()
     assert log.count("stopped by SIGTERM") == 3  # the time-limit signal, the requeue, the cancel
+    first = recorded["seed=0"]  # three attempts of one job: two requeues, counted by cause, and all their time
+    assert first["attempts"] == 3 and sum(first["requeues"].values()) == 2 and first["requeues"]["preemption"] >= 1
+    assert first["total_seconds"] > first["seconds"] + 1
+    assert re.search(r"^seed=0 +interrupted +\S+( \S+)? +3 +2 \(", err, re.M), err
 
     resumed = _sweep(tmp_path, "--resume", str(folder), "--wait", "--slurm-array-parallelism", "2")
     assert resumed.returncode == 0, resumed.stderr
@@ -172,6 +176,8 @@ def test_requeues_and_cancels_leave_members_resumable_and_the_sweep_waits_for_th
     run = json.loads(run0.read_text())
     assert run["status"]["state"] == "finished" and len(run["resumed_at_epoch"]) == 3
     assert [row["epoch"] for row in run["epochs"]] == list(range(1, 9))  # at most the interrupted epochs redone
+    resumed_entry = manifest(tmp_path, "life")["members"][0]
+    assert resumed_entry["attempts"] == 4 and resumed_entry["total_seconds"] > first["total_seconds"]
 
 
 def test_without_accounting_a_cancelled_or_vanished_job_ends_its_member(tmp_path, cancel_jobs):
@@ -213,3 +219,113 @@ def test_a_controller_that_does_not_answer_is_one_line(tmp_path, capsys, monkeyp
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "needs SLURM (sinfo: " in err and "--launcher local" in err
     assert not (tmp_path / "down").exists()
+
+
+# -- requests that cannot run, explicit zeros ----------------------------------------------------------
+def test_a_request_no_node_can_hold_is_refused_before_submission(tmp_path, capsys):
+    nodes = subprocess.run(["sinfo", "--noheader", "--format=%c"], capture_output=True, text=True).stdout.split()
+    too_many = str(max(int(cpus.rstrip("+")) for cpus in nodes) + 62)
+    assert run_sweep(tmp_path, "--name", "huge", *BASE, "--epochs", "1", "--launcher", "slurm",
+                     "--slurm-cpus-per-member", too_many, "--wait") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert f"--slurm-cpus-per-member {too_many} asks for more CPUs than any node of partition " in err
+    assert not (tmp_path / "huge").exists()
+
+
+def test_a_job_that_can_never_start_ends_the_wait_in_one_line(tmp_path, cancel_jobs, capsys):
+    """More CPUs than the node has, asked through --slurm-extra (which the up-front check does not read),
+    on a cluster without EnforcePartLimits: sbatch accepts it and SLURM keeps it pending (PartitionConfig)."""
+    cancel_jobs.append("stuck")
+    started = time.monotonic()
+    assert run_sweep(tmp_path, "--name", "stuck", *BASE, "--epochs", "1", "--launcher", "slurm",
+                     "--slurm-extra", "cpus-per-task=64", "--wait") == 1
+    assert time.monotonic() - started < 60
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if "cannot start" in line]
+    assert len(said) == 1 and "run: job " in said[0] and "(SLURM: PartitionConfig)" in said[0], err
+    assert "does not fit partition debug" in said[0] and "--slurm-extra" in said[0] and "--retry-failed" in said[0]
+    entry = manifest(tmp_path, "stuck")["members"][0]
+    assert entry["status"] == "failed" and "PartitionConfig" in entry["error"]
+    _until(lambda: _state(entry["job_id"]) in ("CANCELLED", "GONE"), "the job cancelled", limit=30)
+    assert run_sweep(tmp_path, "--status", str(tmp_path / "stuck")) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^run +failed .*could not start \(SLURM: PartitionConfig\)", out, re.M), out
+
+
+def test_slurm_time_0_is_no_limit_and_status_shows_why_a_job_waits(tmp_path, cancel_jobs, capsys):
+    cancel_jobs.append("unlimited")
+    assert run_sweep(tmp_path, "--name", "unlimited", *BASE, "--epochs", "1", "--launcher", "slurm",
+                     "--slurm-time", "0", "--slurm-extra", "begin=now+600") == 0
+    recorded = manifest(tmp_path, "unlimited")
+    job = recorded["members"][0]["job_id"]
+    assert recorded["launcher"]["slurm_time"] == 0
+    script = (tmp_path / "unlimited/logs/submitit" / f"{job.split('_')[0]}_submission.sh").read_text()
+    assert "--time=0" in script
+    limit = subprocess.run(["squeue", "--noheader", "--format=%l", f"--jobs={job}"], capture_output=True,
+                           text=True).stdout.strip()
+    assert limit == "UNLIMITED"
+    capsys.readouterr()
+    assert run_sweep(tmp_path, "--status", str(tmp_path / "unlimited")) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"^run +pending .*{job} +pending: BeginTime$", out, re.M), out
+    _slurm("scancel", job)
+
+
+def test_explicit_zeros_on_slurm_are_refused_in_one_line(tmp_path, capsys):
+    for flag in ("--slurm-mem", "--slurm-cpus-per-member", "--slurm-array-parallelism"):
+        assert run_sweep(tmp_path, "--name", "zeros", *BASE, "--epochs", "1", "--launcher", "slurm", flag, "0") == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"{flag} 0: give at least 1" in err
+    assert not (tmp_path / "zeros").exists()
+
+
+# -- ci/slurm.sh and .ci/run when a start fails ----------------------------------------------------------
+root_only = pytest.mark.skipif(os.geteuid() != 0, reason="ci/slurm.sh runs as root")
+
+
+def _second_cluster(tmp_path: Path, **changes: str) -> dict[str, str]:
+    """The environment of a throwaway cluster of its own (folders, name, ports; no accounting)."""
+    return {**os.environ, "SLURM_CI_HOME": str(tmp_path / "home"), "SLURM_CI_CONF_DIR": str(tmp_path / "etc"),
+            "SLURM_CI_CLUSTER": "throwaway", "SLURM_CI_PORT": "7817", "SLURM_ACCOUNTING": "0", **changes}
+
+
+@root_only
+def test_a_start_that_fails_part_way_stops_the_daemons_it_started(tmp_path):
+    env = _second_cluster(tmp_path, SLURM_CI_FAIL_AFTER="slurmctld")
+    start = subprocess.run(["bash", str(ROOT / "ci/slurm.sh"), "start"], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert start.returncode == 1
+    assert "error: SLURM_CI_FAIL_AFTER=slurmctld: failing the start after slurmctld" in start.stderr
+    pid = int(re.search(r"slurmctld started \(pid (\d+)\)", start.stdout).group(1))
+    assert "stopped the 1 daemon(s) it had started" in start.stderr
+    assert not Path(f"/proc/{pid}").exists()  # its own slurmctld is gone
+    assert controller_problem() is None  # the cluster it found (munged, the test cluster) still runs
+
+
+@root_only
+def test_leftovers_of_another_cluster_fail_the_start_with_slurm_s_own_error(tmp_path):
+    """Another ClusterName's state in the folder a cluster uses: slurmctld refuses, and the start says
+    why in SLURM's words. (The test cluster's folder is its own, so that this cannot happen to it.)"""
+    env = _second_cluster(tmp_path)
+    (tmp_path / "home/slurmctld").mkdir(parents=True)
+    (tmp_path / "home/slurmctld/clustername").write_text("another\n")
+    start = subprocess.run(["bash", str(ROOT / "ci/slurm.sh"), "start"], env=env, capture_output=True, text=True,
+                           timeout=120)
+    assert start.returncode == 1 and "slurmctld did not start" in start.stderr
+    assert "clustername" in start.stderr and "StateSaveLocation" in start.stderr
+
+
+@root_only
+def test_in_ci_a_cluster_that_does_not_start_fails_the_run_at_once(tmp_path):
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "make").write_text(f"#!/bin/sh\ntouch {tmp_path}/make_ran\n")  # never the real suite from here
+    (fake / "make").chmod(0o755)
+    env = {**os.environ, "CI": "true", "SLURM_CI_FAIL_AFTER": "packages", "PATH": f"{fake}:{os.environ['PATH']}"}
+    started = time.monotonic()
+    run = subprocess.run(["bash", str(ROOT / ".ci/run")], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode != 0 and time.monotonic() - started < 30
+    assert "SLURM_CI_FAIL_AFTER=packages" in run.stderr and ".ci/run: error: SLURM did not start" in run.stderr
+    assert not (tmp_path / "make_ran").exists()
+    assert controller_problem() is None

@@ -27,6 +27,7 @@ from sweeper.local import cpu_count
 from sweeper.manifest import SweepFolder
 from tests.sweep_helpers import BASE, GRID, TINY, files_with_mtimes, manifest, run_sweep, statuses
 from utils.cli import run_main
+from utils.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -147,7 +148,7 @@ def test_status_prints_the_members_table(grid_2x2, capsys):
     root, _ = grid_2x2
     assert run_main(sweep.main, ["--status", str(root / "grid")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:4] == ["member", "status", "time", "job"]
+    assert lines[0].split() == ["member", "status", "time", "attempts", "requeues", "job", "error"]
     assert sum(" done " in line for line in lines) >= 4
 
 
@@ -221,6 +222,9 @@ def test_sigkill_of_the_sweep_then_a_re_run_completes_it(tmp_path):
     resumed = json.loads((folder / "models/digits/lenet/1/run.json").read_text())
     assert resumed["status"]["state"] == "finished" and resumed.get("resumed_at_epoch")  # resumed, at most an epoch lost
     assert [row["epoch"] for row in resumed["epochs"]] == [1, 2, 3]
+    killed = manifest(tmp_path, "killed")["members"][1]  # its first attempt never said how long it ran
+    assert killed["attempts"] == 2 and killed["total_seconds"] > killed["seconds"] + 1
+    assert manifest(tmp_path, "killed")["members"][0]["attempts"] == 1
 
 
 @pytest.mark.slow
@@ -232,8 +236,11 @@ def test_sigint_stops_the_members_which_a_re_run_resumes(tmp_path):
     assert process.wait(timeout=120) == 130
     process.stderr.close()
     assert statuses(tmp_path, "stopped") == {"run": "interrupted"}
+    interrupted = manifest(tmp_path, "stopped")["members"][0]
     assert run_sweep(tmp_path, *args) == 0
     assert set(statuses(tmp_path, "stopped").values()) == {"done"}
+    entry = manifest(tmp_path, "stopped")["members"][0]  # both attempts count
+    assert entry["attempts"] == 2 and entry["total_seconds"] == pytest.approx(interrupted["seconds"] + entry["seconds"], abs=0.2)
 
 
 # -- the SLURM path, through submitit's local executor ---------------------------------------------
@@ -328,3 +335,157 @@ def test_dry_run_commands_run_by_hand_give_the_same_result_files(grid_2x2, tmp_p
             expected = _comparable(json.loads((by_hand / "grid" / kind / sub / name).read_text()), str(by_hand))
             got = _comparable(json.loads((root / "grid" / kind / sub / name).read_text()), str(root))
             assert got == expected, f"{kind}/{sub}/{name}"
+
+
+# -- explicit values, the ETA, the running members' line, honest counts, a silent controller ----------
+@pytest.mark.parametrize("flag", ["--jobs", "--nproc-per-member", "--slurm-mem", "--slurm-cpus-per-member",
+                                  "--slurm-array-parallelism"])
+def test_a_meaningless_zero_is_refused_in_one_line_and_nothing_is_written(tmp_path, capsys, flag):
+    assert run_sweep(tmp_path, "--name", "zero", *TINY, flag, "0") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{flag} 0: give at least 1" in err, err
+    assert not (tmp_path / "zero").exists()
+
+
+def test_slurm_time_0_is_no_limit_and_0_gpus_are_0_gpus_never_the_defaults(tmp_path):
+    from sweeper.options import launch_of, launch_settings
+
+    args, _ = sweep.parse(["--name", "x", *TINY, "--launcher", "slurm", "--slurm-time", "0",
+                           "--slurm-gpus-per-member", "0"])
+    settings = launch_settings(args, {"launcher": {"slurm_time": 30, "slurm_gpus_per_member": 2}}, None)
+    assert settings["slurm_time"] == 0 and settings["slurm_gpus_per_member"] == 0  # the command line's 0 wins
+    slurm = launch_of(settings, wait=False, uses_gpu=True).slurm
+    assert slurm.time_min == 0 and slurm.gpus_per_member == 0
+    assert slurm.warning_s == 90  # no limit to precede: the signal only precedes a pre-emption
+    args, _ = sweep.parse(["--name", "x", *TINY, "--slurm-time", "-1"])
+    with pytest.raises(UserError, match="--slurm-time -1: give at least 0"):
+        launch_settings(args, {}, None)
+
+
+def test_the_eta_counts_the_members_running_at_once():
+    from sweeper.watch import eta
+
+    assert eta([], 11, 2) == "?"
+    assert eta([60.0], 11, 1) == "11m 0s"  # one at a time: 11 members of a minute each
+    assert eta([60.0], 11, 2) == "5m 30s"  # two at a time: half that
+    assert eta([50.0, 70.0], 1, 4) == "1m 0s"  # fewer left than jobs: one member's time
+    assert eta([10.0], 0, 2) == "0s"
+    # 12 members, 2 at a time: the first took 60 s, and the other running one is 50 s into its 60 s
+    assert eta([60.0], 11, 2, under_way=[50.0]) == "5m 5s"  # (11 * 60 - 50) / 2
+    assert eta([60.0], 1, 2, under_way=[90.0]) == "0s"  # a member over the mean: no negative time
+
+
+def _plan(tmp_path: Path):
+    from sweeper.family import plans_of
+    from sweeper.grid import Definition
+
+    found = Definition(analyses=("projections",))
+    parse_train_tokens([*TINY, "--seed", "0", "1"], flags_of(train_parser()), found)
+    return plans_of(found, tmp_path)
+
+
+def test_the_running_members_line_names_each_member_and_its_epoch(tmp_path, caplog):
+    from sweeper.watch import Heartbeat, activity, running_line
+
+    first, second = _plan(tmp_path)
+    assert activity(first) == "starting"  # no log yet
+    first.folders.log.parent.mkdir(parents=True)
+    train, projections = first.steps[0], first.steps[1]
+    first.folders.log.write_text(f"\n$ {train.shell()} --resume-from last.pt\nrun directory ...\n"
+                                 "epoch 1/2  train loss 2.2000  val loss 2.1000 top1 30.00  lr 0.01 (0.5s)\n")
+    assert activity(first) == "train epoch 1/2"
+    second.folders.log.write_text(f"\n$ {second.steps[0].shell()}\n")
+    assert activity(second) == "train"
+    with open(first.folders.log, "a") as log:
+        log.write(f"epoch 2/2  train loss 1.0\n\n$ {projections.shell()}\n")
+    assert activity(first) == "projections"
+
+    line = running_line({first.member.id: activity(first), second.member.id: activity(second)}, "0 of 2 ended")
+    assert line == "running: seed=0 (projections), seed=1 (train); 0 of 2 ended"
+    many = {f"noise=0.{i},seed={i},lr=0.001": "train epoch 10/30" for i in range(9)}
+    line = running_line(many, "0 of 9 ended; ETA ?")
+    assert len(line) <= 120 and "+" in line and "more" in line and line.endswith("ETA ?")
+
+    lines = iter(["running: a (train epoch 1/2); ETA ?"] * 3 + ["running: a (train epoch 2/2); ETA ?"])
+    with caplog.at_level("INFO", logger="sweeper.watch"), Heartbeat(lambda: next(lines, None), every_s=0.02):
+        time.sleep(0.3)
+    assert caplog.text.count("running: a (train epoch 1/2)") == 1  # said once while unchanged
+    assert caplog.text.count("running: a (train epoch 2/2)") == 1
+
+
+def test_attempts_keep_requeues_by_cause_and_the_time_of_every_attempt():
+    from sweeper.attempts import carried, describe, requeue_cause
+
+    # a job that requeued itself after SIGUSR2 near its limit of 5 min (warned 75 s ahead), then after 40 s
+    assert requeue_cause(230.0, time_min=5, warning_s=75) == "time_limit"
+    assert requeue_cause(40.0, time_min=5, warning_s=75) == "preemption"
+    assert requeue_cause(4000.0, time_min=0, warning_s=90) == "preemption"  # no limit: only a pre-emption
+    # 12 self-requeues at the time limit, as _requeue leaves them (pending): the next attempt adds nothing
+    previous = {"status": "pending", "job_id": "7_0", "attempts": 12, "total_seconds": 410.5,
+                "requeues": {"time_limit": 12}}
+    history = carried(previous, job_id="7_0", restarts=12, seen=0.0)
+    assert history == {"attempts": 12, "requeues": {"time_limit": 12, "preemption": 0, "node_failure": 0},
+                       "total_seconds": 410.5}
+    # SLURM requeued the job after SIGTERM (scontrol requeue, a pre-emption): the attempt said interrupted
+    interrupted = previous | {"status": "interrupted"}
+    assert carried(interrupted, job_id="7_0", restarts=13, seen=0.0)["requeues"]["preemption"] == 1
+    # the node died: the attempt never said more than "running"; its time counts to its last sign of life
+    crashed = previous | {"status": "running", "started_at": 1000.0}
+    history = carried(crashed, job_id="7_0", restarts=13, seen=1030.0)
+    assert history["requeues"]["node_failure"] == 1 and history["total_seconds"] == 440.5
+    # another job (a resubmission) is no requeue, but its time still counts
+    assert carried(interrupted, job_id="9_0", restarts=0, seen=0.0)["requeues"]["preemption"] == 0
+    assert describe({"time_limit": 12}) == "12 (time limit 12)" and describe(None) == "0"
+    assert describe({"time_limit": 2, "preemption": 1}) == "3 (time limit 2, pre-emption 1)"
+
+
+def test_the_members_table_shows_the_total_time_and_the_requeues():
+    from sweeper import launch
+
+    entry = {"id": "seed=0", "status": "done", "seconds": 6.0, "total_seconds": 422.0, "attempts": 13,
+             "requeues": {"time_limit": 12}, "job_id": "7_0", "error": None}
+    header, row = launch.table({"members": [entry]})
+    assert header.split() == ["member", "status", "time", "attempts", "requeues", "job", "error"]
+    assert row.split() == ["seed=0", "done", "7m", "2s", "13", "12", "(time", "limit", "12)", "7_0"]
+
+
+def test_a_silent_controller_is_named_once_and_again_when_it_answers():
+    from sweeper.cluster import ControllerWatch
+
+    said, now = [], [100.0]
+    watch = ControllerWatch(quiet_s=30, clock=lambda: now[0], say=said.append)
+    watch.answered()
+    for step in range(0, 60, 5):  # polled every 5 s for a minute
+        now[0] = 100.0 + step
+        watch.failed("squeue: Unable to contact slurm controller")
+    assert len(said) == 1 and "has not answered for 35s" in said[0] and "Unable to contact" in said[0]
+    now[0] = 170.0
+    watch.answered()
+    assert len(said) == 2 and said[1] == "SLURM's controller answers again, after 70s"
+    watch.failed("again")
+    now[0] = 180.0
+    watch.failed("again")
+    watch.answered()
+    assert len(said) == 2  # 10 s of silence is not worth a line
+
+
+def test_sinfo_limits_and_pending_reasons_that_never_resolve():
+    from sweeper.cluster import hopeless, minutes, misfit, parse_sinfo
+    from sweeper.slurm import SlurmSettings
+
+    assert [minutes(text) for text in ("infinite", "30", "30:00", "1:00:00", "2-00:00:00", "1:30")] == \
+        [None, 30, 30, 60, 2880, 2]
+    found = parse_sinfo("debug*|2|19284|(null)|infinite|1|idle\ngpu|64|512000|gpu:a100:4(S:0-1)|2-00:00:00|2|mix\n"
+                        "gpu|32|256000|gpu:2|2-00:00:00|1|down*\n")
+    assert found[""].name == "debug" and found["gpu"].cpus == 64 and found["gpu"].gpus == 4
+    assert found["gpu"].time_limit_min == 2880 and found["gpu"].nodes_up == 2
+    assert misfit(SlurmSettings(cpus_per_member=64), found["debug"]) == \
+        "--slurm-cpus-per-member 64 asks for more CPUs than any node of partition debug has (2)"
+    assert "--slurm-mem 20 asks for more memory" in misfit(SlurmSettings(mem_gb=20), found["debug"])
+    assert "--slurm-gpus-per-member 1" in misfit(SlurmSettings(gpus_per_member=1), found["debug"])
+    assert "--slurm-time 0 (no limit) exceeds" in misfit(SlurmSettings(time_min=0), found["gpu"])
+    assert misfit(SlurmSettings(time_min=0, cpus_per_member=2), found["debug"]) is None
+    assert hopeless("PartitionConfig", found["debug"]) and hopeless("(InvalidAccount)", None)
+    assert not hopeless("Resources", found["debug"]) and not hopeless("BeginTime", None)
+    assert not hopeless("ReqNodeNotAvail, UnavailableNodes:n1", found["gpu"])  # 2 nodes up: it may start
+    assert hopeless("ReqNodeNotAvail, UnavailableNodes:n1", parse_sinfo("x*|2|100|(null)|infinite|1|down*\n")[""])
