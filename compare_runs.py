@@ -20,7 +20,7 @@ from comparison.family import Family, build_family
 from comparison.report import report_markdown
 from plotting import family as figures
 from plotting.common import style
-from utils.cli import run_main, setup_logging
+from utils.cli import keeps_caller_logging, run_main, setup_logging
 from utils.fileio import atomic_savefig, atomic_write
 from utils.paths import check_output_folder
 
@@ -55,21 +55,24 @@ def draw(family: Family, bias, criticality, points, correlations) -> list[tuple[
         built.append(("dse_curves", figures.curves_figure(
             panels, levels=levels,
             title=f"{title}: diffusion spectral entropy of the penultimate representation")))
-    accuracy = stats.curves(table, "test_top1")
-    if not accuracy.empty:
-        built.append(("accuracy_curves", figures.curves_figure([("test top-1", "accuracy (%)", accuracy)], levels=levels,
-                                                               title=f"{title}: test accuracy")))
+    accuracy, validation = stats.curves(table, "test_top1"), stats.curves(table, "val_top1")
+    if not accuracy.empty or not validation.empty:  # every epoch's validation top-1, then the final test top-1
+        split = "validation" if not validation.empty else "test"
+        built.append(("accuracy_curves", figures.accuracy_curves(validation if not validation.empty else accuracy,
+                                                                 accuracy, levels=levels, split=split,
+                                                                 title=f"{title}: accuracy")))
     grids = stats.reinit_grids(family)
     if grids:
         built.append(("reinit_heatmaps", figures.reinit_heatmaps(grids, title=title)))
     missing = {"bias_heatmap": bias.empty, "bias_vs_criticality": points.empty, "dse_curves": dse.empty,
-               "accuracy_curves": accuracy.empty, "reinit_heatmaps": not grids}
+               "accuracy_curves": accuracy.empty and validation.empty, "reinit_heatmaps": not grids}
     for name, absent in missing.items():
         if absent:
             logger.info("skipped %s: the runs lack its results", name)
     return built
 
 
+@keeps_caller_logging
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(None)
@@ -92,7 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report_markdown(family, bias=bias, criticality=criticality, correlations=correlations,
                            contrasts=contrasts, figures=pngs, report_dir=out).encode()
     written.append(atomic_write(out / "report.md", lambda handle: handle.write(text)))
-    for note in family.notes:
+    for note in family.status + family.notes:
         logger.warning("%s", note)
     logger.info("%d runs in %d levels (%s): %d files in %s", len(family.runs), len(family.levels),
                 ", ".join(family.levels), len(written), out)

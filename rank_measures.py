@@ -9,9 +9,13 @@ Each model (a run's last snapshot or ``--epoch``; a torchvision zoo model from t
 number per measure and its targets (test top-1, generalization and loss gaps from run.json; the
 zoo's ImageNet acc@1/acc@5 from torchvision's metadata, or ``--accuracy file.csv``). Zoo models'
 analyses are computed (one process per model with ``--jobs``) into ``<out>/models/<name>/``; runs'
-are read. Writes ``measures.csv``, ``ranking.csv`` (Kendall tau with a bootstrap CI over settings,
-Spearman, the granulated Kendall coefficient, the expected sign), the scatter and forest figures
-and ``report.md``. The parts: ``comparison/measures.py``, ``comparison/ranking.py``,
+are read. Runs that reached their ``--epochs`` cap without their training criterion are named and
+left out of the gap targets (``--keep-unconverged`` keeps them); runs at chance are named. Writes
+``measures.csv``, ``ranking.csv`` (Kendall tau with a bootstrap CI over settings, Spearman, the
+granulated Kendall coefficient, Dziugaite et al.'s sign agreement and its worst axis, Holm-corrected
+p-values, the expected sign, seeds' measure or field's baseline), the scatter and forest figures
+and ``report.md``, whose first table names the measures that predict each target robustly. The
+parts: ``comparison/measures.py``, ``comparison/ranking.py``, ``comparison/robust.py``,
 ``analyses/zoo.py``, ``plotting/ranking.py``; the page: ``docs/measures.md``.
 """
 from __future__ import annotations
@@ -23,14 +27,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import schema
-from analyses import zoo
+from analyses import zoo, zoo_targets
 from analyses.dse import sigma_value
 from comparison import measures
 from comparison.ranking import BOOTSTRAP, factor_columns, rank
 from comparison.ranking_report import report_markdown
 from plotting import ranking as figures
 from plotting.common import style
-from utils.cli import run_main, setup_logging
+from utils.cli import keeps_caller_logging, run_main, setup_logging
 from utils.devices import add_device_args, device_from_args
 from utils.errors import UserError
 from utils.fileio import atomic_savefig, atomic_write
@@ -47,6 +51,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default=None, help="The architecture of the --weights files without ARCH= [default = none].")
     p.add_argument("--dataset", default=zoo.ZOO_DATASET, help=f"What the --weights files were trained on (their head and input size) [default = {zoo.ZOO_DATASET}].")
     p.add_argument("--accuracy", default=None, metavar="FILE.csv", help="Targets by model name (columns model, top1[, top5], in %%): override the zoo's metadata, supply them for timm models, weight files or runs [default = none].")
+    p.add_argument("--keep-unconverged", action="store_true", help="Keep the runs that reached their --epochs cap without their --stop-train-loss/--stop-train-acc criterion in the gap targets [default = off: they are left out of gen_gap and loss_gap, and named].")
     p.add_argument("--epoch", type=int, default=None, help="The snapshot of each run to measure [default = each run's last].")
     p.add_argument("--out", default=None, help="Where measures.csv, ranking.csv, the figures, report.md and the zoo's results (models/) go [default = <first input>/measures, else ./measures].")
     p.add_argument("--targets", nargs="+", choices=tuple(measures.TARGETS), default=None, help="The targets to rank against [default = every one the models have].")
@@ -89,8 +94,9 @@ def zoo_models(entries: list[zoo.ZooEntry], root: Path, targets: dict[str, dict]
             notes.append(f"zoo model {entry.name} has no results; left out")
             continue
         runs, _ = schema.find_runs([root / entry.folder])
-        found.append(measures.Model(runs[0], entry.name, "zoo", {key: designs[entry.name][key] for key in varying},
-                                    dict(targets.get(entry.name) or {}), None, entry.name, entry.name))
+        found.append(measures.Model(run=runs[0], name=entry.name, source="zoo",
+                                    factors={key: designs[entry.name][key] for key in varying},
+                                    targets=dict(targets.get(entry.name) or {}), label=entry.name, group=entry.name))
     return found
 
 
@@ -123,16 +129,17 @@ def draw(table, ranking, top: int) -> list[tuple[str, object]]:
     return built
 
 
+@keeps_caller_logging
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(None)
     analyses = validate(args)
     out = Path(args.out or (Path(args.inputs[0]) / "measures" if args.inputs else "measures"))
     check_output_folder(out, "--out")
-    accuracy = zoo.read_accuracy(args.accuracy) if args.accuracy else {}
+    accuracy = zoo_targets.read_accuracy(args.accuracy) if args.accuracy else {}
     entries = zoo.parse_entries(args.zoo, args.weights, arch=args.arch, dataset=args.dataset, download=args.download)
     zoo.check_cached(entries, download=args.download)
-    targets = {name: found | accuracy.get(name, {}) for name, found in zoo.torchvision_targets(entries).items()}
+    targets = {name: found | accuracy.get(name, {}) for name, found in zoo_targets.torchvision_targets(entries).items()}
     lacking = [entry.name for entry in entries if not (targets.get(entry.name) or accuracy.get(entry.name))]
     if lacking:
         raise UserError(f"zoo model(s) without a target: {', '.join(lacking)}; give --accuracy FILE.csv with a row "
@@ -154,7 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         models += zoo_models(entries, out / "models", given, notes)
     notes += [f"--accuracy names {name}, which is none of the models; ignored"
               for name in measures.apply_accuracy(models, accuracy)]
-    table = measures.measures_table(models, notes=notes)
+    status: list[str] = []
+    table = measures.measures_table(models, notes=notes, status=status, keep_unconverged=args.keep_unconverged)
     if table.empty:
         raise UserError("the models have no results to measure; run their analyses first (sweep.py does)")
     ranking = rank(table, targets=args.targets, resamples=args.resamples)
@@ -166,10 +174,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             saved = atomic_savefig(figure, out / stem, tuple(args.formats))
             pngs += [path for path in saved if path.suffix == ".png"]
             written += saved
-    text = report_markdown(table, ranking, description=describe(table), notes=notes, figures=pngs, report_dir=out,
-                           resamples=args.resamples).encode()
+    text = report_markdown(table, ranking, description=describe(table), notes=notes, status=status, figures=pngs,
+                           report_dir=out, resamples=args.resamples).encode()
     written.append(atomic_write(out / "report.md", lambda handle: handle.write(text)))
-    for note in notes:
+    for note in status + notes:
         logger.warning("%s", note)
     logger.info("%d models, %d measures, %d targets: %d files in %s", table.model.nunique(), table.measure.nunique(),
                 ranking.target.nunique(), len(written), out)

@@ -1,11 +1,13 @@
 """A family: its runs, the levels of the factors that vary (seeds are replicates), the tidy table,
-and one line for each run that differs from the others (failed, missing an analysis, other epochs)."""
+one line for each run that differs from the others (failed, missing an analysis, other epochs), and
+the lines that name the runs that did not reach their training criterion or are at chance."""
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
 
 from analyses.registry import declarations
+from comparison import outcomes
 from schema.runs import PIXEL_SHUFFLE, Run, find_runs, relative
 from schema.table import level_of, table_of, varying
 from utils.errors import UserError
@@ -21,6 +23,8 @@ class Family:
     levels: list[str]  # in the order of their factor values (pixel shuffle after every noise level)
     notes: list[str] = field(default_factory=list)
     layers: list[str] = field(default_factory=list)  # analysed layers, forward order
+    status: list[str] = field(default_factory=list)  # runs without their criterion, settings at chance
+    at_chance: list[outcomes.AtChance] = field(default_factory=list)
 
     @property
     def description(self) -> str:
@@ -82,6 +86,26 @@ def _differences(runs: list[Run], notes: list[str]) -> None:
                          "each is compared at its own last epoch")
 
 
+def final_top1(table, run: Run) -> float | None:
+    """The run's test top-1 at its last epoch with one, from the tidy table (None without one)."""
+    rows = table[(table.run == relative(run.folder)) & (table.metric == "test_top1") & (table.layer == "")]
+    return None if rows.empty else float(rows.sort_values("epoch").value.iloc[-1])
+
+
+def run_status(runs: list[Run], table, by: list[str]) -> tuple[list[str], list[outcomes.AtChance]]:
+    """The line naming the runs that reached their cap without their criterion, and the runs at chance
+    (with one line per setting)."""
+    lines = []
+    capped = [run for run in runs if outcomes.unconverged(run.record)]
+    if capped:
+        lines.append(outcomes.unconverged_line([relative(run.folder) for run in capped],
+                                               [run.record for run in capped], what="compared as they are"))
+    found = [outcomes.at_chance(relative(run.folder), level_of(run, by), record=run.record, top1=final_top1(table, run),
+                                noise=run.factors().get("noise")) for run in runs]
+    found = [item for item in found if item is not None]
+    return lines + outcomes.chance_lines(found), found
+
+
 def build_family(inputs, *, by: list[str] | None = None) -> Family:
     """The family of the runs under ``inputs`` (sweep, run or results folders)."""
     found, manifests = find_runs(inputs)
@@ -101,4 +125,5 @@ def build_family(inputs, *, by: list[str] | None = None) -> Family:
     levels = list(dict.fromkeys(level_of(run, by) for run in runs))
     table = table_of(runs, by)
     projections = table[(table.metric == "mass") & (table.layer != "net")]
-    return Family(runs, table, by, levels, notes, list(dict.fromkeys(projections.layer)))
+    status, at_chance = run_status(runs, table, by)
+    return Family(runs, table, by, levels, notes, list(dict.fromkeys(projections.layer)), status, at_chance)

@@ -6,9 +6,10 @@
 
 A model is a run's snapshot (its last, or ``epoch``) or a zoo model (``analyses/zoo.py``, whose
 results the CLI reads the same way). Results are read through ``schema`` (``find_runs``, ``table_of``)
-and each measure is aggregated over layers as :data:`KNOWN` says; any other metric the results hold
-(a new analysis's) becomes a measure too: its value for run-level metrics, its mean over layers
-otherwise, with no expected direction until :data:`KNOWN` gives one.
+and each measure is aggregated over layers as its analysis's declaration says (:data:`KNOWN` reads
+``Declaration.measures``); any other metric the results hold becomes a measure too: its value for
+run-level metrics, its mean over layers otherwise, with no expected direction until its
+declaration gives one.
 
 Columns: ``model`` (the run's folder, or the zoo name), ``label`` (short, for figures), ``source``
 (``run``, ``zoo``), ``group`` (the setting: models that differ only by seed share it), ``seed``,
@@ -19,13 +20,19 @@ from __future__ import annotations
 
 import math
 import statistics
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import schema
-from analyses.registry import SweepContext, declaration
-from schema.thresholds import SIGNIFICANCE
+from analyses.registry import Measure, SweepContext, declaration
+from analyses.registry import measures as registry_measures
+from comparison import outcomes
+from schema.runs import relative
+from schema.table import level_of, varying
+from schema.thresholds import SIGNIFICANCE, SPECTRA_CONV_MODE
 from utils.errors import UserError
+from utils.paths import snapshot_root_index
 
 
 @dataclass(frozen=True)
@@ -40,63 +47,36 @@ TARGETS = {
     "test_top5": Target(+1, "test top-5 (%)", "test top-5 (%)"),
     "gen_gap": Target(-1, "generalization gap: train top-1 on the training labels - test top-1 (points)",
                       "generalization gap (points)"),
-    "loss_gap": Target(-1, "loss gap: test loss - mean training loss of the epoch", "loss gap"),
+    "loss_gap": Target(-1, "loss gap: test loss - training loss (the whole training set in eval mode where "
+                           "run.json has it, else the epoch's mean)", "loss gap"),
 }
 
 
-@dataclass(frozen=True)
-class Known:
-    direction: int  # +1: higher means better generalization in the literature, -1: worse, 0: no agreed sign
-    aggregation: str
-    source: str
+class _Declared(Mapping):
+    """``{measure: analyses.registry.Measure}``: each measure's expected direction, aggregation and
+    source, read from the declarations of the analyses (``Declaration.measures``) on each access, so
+    that an analysis registered later (a plug-in, a test) is seen too. The ranking keeps no list."""
+
+    def _found(self) -> dict:
+        return {name: measure for name, (_, measure) in registry_measures().items()}
+
+    def __getitem__(self, name: str):
+        return self._found()[name]
+
+    def __iter__(self):
+        return iter(self._found())
+
+    def __len__(self) -> int:
+        return len(self._found())
 
 
-_WW = "WeightWatcher (Martin & Mahoney 2021)"
-_LAYERS = "mean over conv and linear layers (WeightWatcher's get_summary)"
-KNOWN = {
-    "alpha": Known(-1, f"power-law exponent of the layer ESD, {_LAYERS}", _WW),
-    "alpha_weighted": Known(-1, f"alpha * log10(largest eigenvalue) (alpha-hat), {_LAYERS}", _WW),
-    "log_norm": Known(-1, f"log10 of the squared Frobenius norm, {_LAYERS}", _WW),
-    "log_spectral_norm": Known(-1, f"log10 of the largest eigenvalue, {_LAYERS}", _WW),
-    "stable_rank": Known(0, f"||W||_F^2 / ||W||_2^2, {_LAYERS}", "no agreed sign"),
-    "entropy": Known(-1, f"normalized matrix entropy, {_LAYERS}", "WeightWatcher: it decreases as a layer trains"),
-    "rand_distance": Known(+1, f"Jensen-Shannon distance of the ESD to the shuffled weights' ESD, {_LAYERS}",
-                           "WeightWatcher: larger for well-trained layers"),
-    "log_alpha_norm": Known(-1, f"log10 of the sum of eigenvalues^alpha (alpha-norm), {_LAYERS}", _WW),
-    "mp_softrank": Known(0, f"Marchenko-Pastur bulk edge / largest eigenvalue, {_LAYERS}",
-                         "WeightWatcher: lower once a layer learns structure, near 1 for random weights"),
-    "num_spikes": Known(0, "mean over conv and linear layers of the eigenvalues beyond the MP bulk edge", _WW),
-    "num_traps": Known(-1, "mean over conv and linear layers of the correlation traps of the randomized ESD",
-                       "WeightWatcher: traps mark over-trained layers"),
-    "bias_mean": Known(+1, "mean over analysed layers of |mass - 0.5|, mass = P(p <= 0) of the filters' projections",
-                       "hyperplane paper: bias emerges from training and correlates with learning"),
-    "bias_last_conv": Known(+1, "|mass - 0.5| of the last analysed layer (the last conv layer)", "hyperplane paper"),
-    "biased_fraction": Known(+1, f"fraction of analysed layers whose sign test of mass = 0.5 has p < {SIGNIFICANCE}",
-                             "hyperplane paper"),
-    "dist_init": Known(-1, "mean over analysed layers of ||W - W0||_F / ||W0||_F (distance from init, relative)",
-                       "WeightWatcher; Jiang et al. 2020: it grows as a model memorizes"),
-    "cosine_init": Known(+1, "mean over analysed layers of the cosine between W and W0", "the inverse of dist_init"),
-    "dse": Known(0, "DSE(Z) of the penultimate representation on the probe (bits)",
-                 "DSE paper: it rises in generalizing and in memorizing training"),
-    "dsmi_y": Known(+1, "DSMI(Z; Y) of the penultimate representation with the labels (bits)",
-                    "DSE paper: rises with generalization, flat when memorizing; tracks ImageNet accuracy"),
-    "dsmi_x": Known(0, "DSMI(Z; X) of the penultimate representation with the inputs (bits)",
-                    "DSE paper: its trend depends on the dataset"),
-    "cse": Known(0, "classic Shannon entropy of the penultimate representation (bits)", "no agreed sign"),
-    "hsic_x": Known(0, "mean over layers of HSIC(T, X)", "information bottleneck debate: no agreed sign"),
-    "hsic_y": Known(+1, "mean over layers of HSIC(T, Y)", "HSIC bottleneck (Ma et al. 2020)"),
-    "reinit_drop": Known(0, "mean over layers of the relative test top-1 drop when the layer is reset to epoch 0",
-                         "contested: Chatterji et al. 2020 (less critical = better) vs. a chance-level model "
-                         "having nothing to lose"),
-    "reinit_drop_rand": Known(0, "mean over layers of the relative test top-1 drop when the layer is re-randomized",
-                              "as reinit_drop"),
-}
+KNOWN = _Declared()
+Known = Measure  # what KNOWN's values are: direction, aggregation, source
 # Per-layer statistics the measures above summarize (or that are no measure of a model by themselves).
 RAW = {"mean", "std", "median", "mass", "sign_test_p", "ks_stat", "ks_p", "l2_dist", "l_inf_dist", "cosine",
        "init_mean", "init_mass", "xmin", "ks_distance", "spectral_norm", "n_filters", "n_layers"}
 TRAINING = {"train_loss", "train_top1", "val_top1", "val_loss", "test_top1", "test_loss"}
-SPECTRA_CONV_MODE = "slices"  # WeightWatcher's; the table's too
-PIXEL_SHUFFLE = -1.0
+GAP_TARGETS = ("gen_gap", "loss_gap")
 
 
 def expected_sign(measure: str, target: str) -> int:
@@ -105,7 +85,7 @@ def expected_sign(measure: str, target: str) -> int:
     return 0 if known is None else known.direction * TARGETS[target].orientation
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Model:
     """One model: its results (a ``schema.Run``), its name, its design and its targets."""
 
@@ -120,17 +100,6 @@ class Model:
 
 
 # -- models of runs -------------------------------------------------------------------------------------
-def _value_label(key: str, value) -> str:
-    if key == "noise" and value is not None and float(value) == PIXEL_SHUFFLE:
-        return "pixel shuffle"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _varying(found: list[dict]) -> list[str]:
-    keys = dict.fromkeys(key for factors in found for key in factors)
-    return [key for key in keys if len({repr(factors.get(key)) for factors in found}) > 1]
-
-
 def finished_runs(inputs) -> tuple[list, list[str]]:
     """The runs under ``inputs`` that ended well, and one note per run or sweep member left out."""
     from comparison.family import finished
@@ -146,21 +115,16 @@ def finished_runs(inputs) -> tuple[list, list[str]]:
 
 def run_models(runs: list, *, epoch: int | None = None) -> list[Model]:
     """A :class:`Model` per run: named by its folder, labelled by the factors that vary (and the seed)."""
-    designs = [run.factors() for run in runs]
-    varying = _varying(designs)
+    factors = varying(runs)
     seeds = len({str(run.seed) for run in runs}) > 1
     models = []
-    for run, design in zip(runs, designs):
-        group = ",".join(f"{key}={_value_label(key, design.get(key))}" for key in varying) or "all"
-        label = group if not seeds else f"{group} s{run.seed}" if varying else f"seed {run.seed}"
-        models.append(Model(run, _relative(run.folder), "run", {key: design.get(key) for key in varying}, {},
-                            epoch, label, group))
+    for run in runs:
+        design = run.factors()
+        group = level_of(run, factors)
+        label = group if not seeds else f"{group} s{run.seed}" if factors else f"seed {run.seed}"
+        models.append(Model(run=run, name=relative(run.folder), source="run",
+                            factors={key: design.get(key) for key in factors}, epoch=epoch, label=label, group=group))
     return models
-
-
-def _relative(path) -> str:
-    here, path = Path.cwd().resolve(), Path(path).resolve()
-    return str(path.relative_to(here)) if path.is_relative_to(here) else str(path)
 
 
 def table_rows(run) -> list[tuple]:
@@ -186,8 +150,17 @@ def _run_level(rows: list[tuple], epoch) -> dict[str, float]:
     return {metric: value for at, layer, metric, value in rows if at == epoch and layer == "" and schema.finite(value)}
 
 
+def _epoch_row(record: dict | None, epoch) -> dict:
+    """run.json's row of ``epoch`` (empty when there is none)."""
+    rows = [row for row in (record or {}).get("epochs") or [] if isinstance(row, dict) and row.get("epoch") == epoch]
+    return rows[-1] if rows else {}
+
+
 def run_targets(model: Model, rows: list[tuple], epoch, notes: list[str]) -> dict[str, float]:
-    """Test top-1, the generalization gap and the loss gap at ``epoch``, from run.json's rows."""
+    """Test top-1, the generalization gap and the loss gap at ``epoch``, from run.json's rows. The
+    gaps use the training set measured in eval mode (``train_eval_top1``, ``train_eval_loss``: runs
+    with a stopping criterion or ``--train-acc``) where run.json has it, else the epoch's running
+    training loss and top-1."""
     at = _run_level(rows, epoch)
     top1, loss = at.get("test_top1"), at.get("test_loss")
     if top1 is None and at.get("val_top1") is not None:
@@ -195,6 +168,11 @@ def run_targets(model: Model, rows: list[tuple], epoch, notes: list[str]) -> dic
         notes.append(f"run {model.name}: no test top-1 at epoch {epoch} (run.json has the test set at its last "
                      "epoch only); using its validation top-1")
     train_top1, train_loss = at.get("train_top1"), at.get("train_loss")
+    measured = _epoch_row(model.run.record, epoch)  # the whole training set in eval mode, when recorded
+    if schema.finite(measured.get("train_eval_top1")):
+        train_top1 = measured["train_eval_top1"]
+    if schema.finite(measured.get("train_eval_loss")):
+        train_loss = measured["train_eval_loss"]
     targets = {"test_top1": top1,
                "gen_gap": train_top1 - top1 if train_top1 is not None and top1 is not None else None,
                "loss_gap": loss - train_loss if loss is not None and train_loss is not None else None}
@@ -252,12 +230,12 @@ def model_measures(model: Model, rows: list[tuple], epoch, analyses_of: dict[str
 
 # -- the table -------------------------------------------------------------------------------------------
 def missing_command(model: Model, analysis: str) -> str:
-    """The command that computes ``analysis`` for a run (its results root mirrors ``models/``)."""
+    """The command that computes ``analysis`` for a run (its results root mirrors its snapshot root, ``runs/`` or ``models/``)."""
     declared = declaration(analysis)
     folder = Path(model.name)
     parts = folder.parts
-    if model.run.record is not None and "models" in parts:
-        at = len(parts) - 1 - parts[::-1].index("models")
+    at = snapshot_root_index(parts)
+    if model.run.record is not None and at is not None:
         results, plots = Path(*parts[:at], "results"), Path(*parts[:at], "plots")
         run = str(folder)
     else:
@@ -288,12 +266,40 @@ def _analyses_of() -> dict[str, str]:
             if name != "train"}
 
 
-def measures_table(models: list[Model], *, notes: list[str] | None = None):
+def unconverged_gaps(models: list[Model], *, keep: bool) -> str | None:
+    """One line naming the runs that reached their epoch cap without their training criterion (None
+    when there are none); unless ``keep``, their gap targets are dropped (the field compares the gaps
+    of models trained to the same criterion)."""
+    lacking = [model for model in models if model.source == "run" and outcomes.unconverged(model.run.record)]
+    if not lacking:
+        return None
+    if not keep:
+        for model in lacking:
+            model.targets = {name: value for name, value in model.targets.items() if name not in GAP_TARGETS}
+    what = ("kept in the gap targets (--keep-unconverged)" if keep else
+            "left out of the gap targets, whose models must share the criterion (--keep-unconverged keeps them)")
+    return outcomes.unconverged_line([model.name for model in lacking], [model.run.record for model in lacking],
+                                     what=what)
+
+
+def chance_notes(models: list[Model]) -> list[str]:
+    """A line per setting whose runs' test top-1 is not above chance (``metrics.chance``)."""
+    found = [outcomes.at_chance(model.name, model.group or model.name, record=model.run.record,
+                                top1=model.targets.get("test_top1"), noise=model.run.factors().get("noise"))
+             for model in models if model.source == "run"]
+    return outcomes.chance_lines([item for item in found if item is not None])
+
+
+def measures_table(models: list[Model], *, notes: list[str] | None = None, status: list[str] | None = None,
+                   keep_unconverged: bool = False):
     """The tidy DataFrame of ``models`` (see the module docstring); ``notes`` gets a line per run that
-    lacks an analysis others have. A model without any target is a :class:`UserError`."""
+    lacks an analysis others have, ``status`` (else ``notes``) a line naming the runs that did not
+    reach their training criterion (their gap targets dropped unless ``keep_unconverged``) and one
+    per setting at chance. A model without any target is a :class:`UserError`."""
     import pandas as pd
 
     notes = notes if notes is not None else []
+    status = status if status is not None else notes
     analyses_of, found, epochs = _analyses_of(), [], []
     for model in models:
         rows = table_rows(model.run)
@@ -302,6 +308,8 @@ def measures_table(models: list[Model], *, notes: list[str] | None = None):
             model.targets = run_targets(model, rows, epoch, notes) | model.targets
         found.append(model_measures(model, rows, epoch, analyses_of))
         epochs.append(epoch)
+    status += [line for line in [unconverged_gaps(models, keep=keep_unconverged)] if line]
+    status += chance_notes(models)
     lacking = [model.name for model in models if not model.targets]
     if lacking:
         raise UserError(f"{len(lacking)} model(s) have no target (test accuracy): {', '.join(lacking[:3])}"
@@ -321,14 +329,16 @@ def measures_table(models: list[Model], *, notes: list[str] | None = None):
     return pd.DataFrame.from_records(records, columns=columns)
 
 
-def load_measures(inputs, *, epoch: int | None = None, accuracy: dict[str, dict] | None = None):
+def load_measures(inputs, *, epoch: int | None = None, accuracy: dict[str, dict] | None = None,
+                  keep_unconverged: bool = False):
     """The measures table of the runs under ``inputs`` (sweep, run or results folders): each run's last
     snapshot (or ``epoch``); ``accuracy`` (``{model: {"test_top1"[, "test_top5"]}}``, by run folder or
-    label) supplies or overrides targets."""
+    label) supplies or overrides targets; runs that did not reach their training criterion have no
+    gap targets unless ``keep_unconverged``."""
     runs, _ = finished_runs(inputs)
     models = run_models(runs, epoch=epoch)
     apply_accuracy(models, accuracy or {})
-    return measures_table(models)
+    return measures_table(models, keep_unconverged=keep_unconverged)
 
 
 def apply_accuracy(models: list[Model], accuracy: dict[str, dict]) -> list[str]:

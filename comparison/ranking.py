@@ -10,8 +10,16 @@ For every (measure, target) over the models that have both:
 - the granulated Kendall coefficient over a grid's axes (Jiang et al., ICLR 2020): for each axis,
   the mean tau over the groups of models that differ only in that axis (every other factor and the
   seed fixed), then the mean over axes;
+- Dziugaite et al.'s sign agreement (:mod:`comparison.robust`): over the pairs of runs that differ
+  in exactly one axis, how often the sign of the measure's difference, turned by its expected sign,
+  predicts the sign of the target's; its mean per axis and its worst axis;
 - the sign the literature expects (:func:`comparison.measures.expected_sign`) and a verdict: a
-  measure *tracks* a target when its tau interval excludes 0 (without an interval: p < 0.05).
+  measure *tracks* a target when Kendall's p, Holm-corrected over the measures of that target, is
+  below 0.05 and its tau interval (when there is one) excludes 0. It tracks it *robustly* when, in
+  addition, tau has the expected sign (or there is none) and the worst axis's sign agreement is
+  above 0.5;
+- whether the measure is one of the seeds' or one of the field's baselines (its analysis's
+  declaration says which: ``Declaration.baseline``).
 """
 from __future__ import annotations
 
@@ -22,11 +30,14 @@ import numpy as np
 from scipy import stats
 
 from comparison.measures import TARGETS, expected_sign
+from comparison.robust import holm, sign_agreement
 
 BOOTSTRAP = 2000
 MIN_GROUPS = 3  # fewer settings make no interval
 MIN_MODELS = 5  # fewer models: the numbers describe these models, they are no claim
 LEVEL = 0.05
+ROBUST_WORST = 0.5  # the worst axis's sign agreement a robust measure must exceed (0.5: a coin flip)
+SEED, BASELINE = "seeds'", "baseline"
 FIXED_COLUMNS = ("model", "label", "source", "group", "seed", "epoch", "measure", "analysis", "value")
 
 
@@ -138,11 +149,10 @@ def granulated_kendall(frame, axes: list[str]) -> tuple[float, dict[str, float]]
 
 # -- the ranking ---------------------------------------------------------------------------------------------
 def tracks(row) -> bool:
-    if not np.isfinite(row["kendall_tau"]):
+    """Holm-corrected p below :data:`LEVEL`, and the tau interval (when there is one) excludes 0."""
+    if not np.isfinite(row["kendall_tau"]) or not (np.isfinite(row["p_holm"]) and row["p_holm"] < LEVEL):
         return False
-    if np.isfinite(row["tau_low"]):
-        return row["tau_low"] > 0 or row["tau_high"] < 0
-    return bool(np.isfinite(row["p"]) and row["p"] < LEVEL)
+    return not np.isfinite(row["tau_low"]) or row["tau_low"] > 0 or row["tau_high"] < 0
 
 
 def verdict(row) -> str:
@@ -158,18 +168,72 @@ def verdict(row) -> str:
         "tracks, opposite to its literature"
 
 
+def robust(row) -> bool:
+    """Tracks the target (not against its literature) and its worst axis agrees more than a coin flip."""
+    return row["verdict"] in ("tracks, as expected", "tracks (no expected sign)") and \
+        bool(np.isfinite(row["worst_sign"]) and row["worst_sign"] > ROBUST_WORST)
+
+
 def _agrees(tau: float, expected: int) -> str:
     if expected == 0 or not np.isfinite(tau) or tau == 0:
         return ""
     return "yes" if np.sign(tau) == expected else "no"
 
 
+def orientation(expected: int, tau: float) -> int:
+    """The sign the sign statistic predicts with: the expected one, else that of the overall tau
+    (a measure with no expected sign is given the direction the data favour)."""
+    if expected:
+        return int(expected)
+    return int(np.sign(tau)) if np.isfinite(tau) else 0
+
+
+def role_of(analysis: str) -> str:
+    """:data:`BASELINE` when the analysis's declaration says it is one of the field's measures
+    (``baseline``), else :data:`SEED`."""
+    from analyses.registry import declarations
+
+    declared = {found.name: found for found in declarations()}.get(analysis)
+    return BASELINE if getattr(declared, "baseline", False) else SEED
+
+
+def _grid_statistics(grid, axes: list[str], expected: int, tau: float) -> dict:
+    """The granulated Kendall coefficient and the sign statistic of one measure's runs."""
+    overall, per_axis = granulated_kendall(grid, axes) if axes else (math.nan, {})
+    agreement = sign_agreement(grid, axes, orientation(expected, tau))
+    return {"granulated_kendall": overall, **{f"granulated_{axis}": value for axis, value in per_axis.items()},
+            "sign_agreement": agreement.mean, "sign_pairs": agreement.pairs,
+            **{f"sign_{axis}": value for axis, value in agreement.per_axis.items()},
+            "worst_axis": agreement.worst_axis or "", "worst_sign": agreement.worst,
+            "sign_from": "" if not axes else "expected" if expected else "fitted"}
+
+
+def _measure_row(group, measure: str, target: str, axes: list[str], *, resamples: int, seed: int) -> dict:
+    usable = group[np.isfinite(group.value.astype(float)) & np.isfinite(group[target].astype(float))]
+    row = {"measure": measure, "target": target, "analysis": str(group.analysis.iloc[0]),
+           **correlate(usable.value, usable[target], usable.group, resamples=resamples, seed=seed)}
+    row["expected"] = expected_sign(measure, target)
+    grid = usable[usable.source == "run"].rename(columns={"value": "x", target: "y"})
+    row |= _grid_statistics(grid, axes, row["expected"], row["kendall_tau"])
+    row["agrees"] = _agrees(row["kendall_tau"], row["expected"])
+    return row
+
+
+def _judge(rows: list[dict]) -> None:
+    """Holm over one target's measures, then each row's verdict and robustness."""
+    adjusted = holm([row["p"] for row in rows])
+    for row, p_holm in zip(rows, adjusted):
+        row["p_holm"] = float(p_holm)
+        row["verdict"] = verdict(row)
+        row["robust"] = robust(row)
+
+
 def rank(table, *, targets: list[str] | None = None, axes: list[str] | None = None,
          resamples: int = BOOTSTRAP, seed: int = 0):
     """``ranking``: one row per (measure, target) of a measures table, each target's measures by |tau|.
 
-    ``axes``: the factors of the granulated coefficient [default = the factors that vary among the
-    runs]; only runs take part in it (a zoo is no grid).
+    ``axes``: the factors of the granulated coefficient and of the sign statistic [default = the
+    factors that vary among the runs]; only runs take part in them (a zoo is no grid).
     """
     import pandas as pd
 
@@ -177,23 +241,17 @@ def rank(table, *, targets: list[str] | None = None, axes: list[str] | None = No
     runs = table[table.source == "run"]
     if axes is None:
         axes = [c for c in factor_columns(table) if runs[c].astype(str).nunique() > 1] if len(runs) else []
+    roles = {analysis: role_of(analysis) for analysis in set(table.analysis.astype(str))}
     rows = []
     for target in targets:
-        for measure, group in table.groupby("measure", sort=True):
-            usable = group[np.isfinite(group.value.astype(float)) & np.isfinite(group[target].astype(float))]
-            row = {"measure": measure, "target": target,
-                   **correlate(usable.value, usable[target], usable.group, resamples=resamples, seed=seed)}
-            grid = usable[usable.source == "run"].rename(columns={"value": "x", target: "y"})
-            overall, per_axis = granulated_kendall(grid, axes) if axes else (math.nan, {})
-            row["granulated_kendall"] = overall
-            row |= {f"granulated_{axis}": value for axis, value in per_axis.items()}
-            row["expected"] = expected_sign(measure, target)
-            row["agrees"] = _agrees(row["kendall_tau"], row["expected"])
-            row["verdict"] = verdict(row)
-            rows.append(row)
+        found = [_measure_row(group, measure, target, axes, resamples=resamples, seed=seed)
+                 for measure, group in table.groupby("measure", sort=True)]
+        _judge(found)
+        rows += found
     ranking = pd.DataFrame(rows)
     if ranking.empty:
         return ranking
+    ranking["role"] = ranking.analysis.map(roles)
     ranking["_order"] = -ranking.kendall_tau.abs().fillna(-1)
     ranking["_target"] = ranking.target.map({name: i for i, name in enumerate(targets)})
     return ranking.sort_values(["_target", "_order", "measure"]).drop(columns=["_order", "_target"]).reset_index(

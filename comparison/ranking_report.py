@@ -1,6 +1,7 @@
-"""``report.md`` of rank_measures.py: which measures track each target and which do not, the table
-of statistics, how each measure is aggregated, the models that differ, and the figures.
-A measures table and its ranking in, Markdown out."""
+"""``report.md`` of rank_measures.py: first the measures that predict each target robustly (the
+seeds' measures and the field's baselines in one table), then which measures track each target and
+which do not, the table of statistics, how each measure is aggregated, the models that differ, the
+figures and the references. A measures table and its ranking in, Markdown out."""
 from __future__ import annotations
 
 import math
@@ -8,7 +9,18 @@ import os
 from pathlib import Path
 
 from comparison.measures import KNOWN, TARGETS
-from comparison.ranking import BOOTSTRAP, LEVEL, MIN_GROUPS, MIN_MODELS
+from comparison.ranking import BASELINE, BOOTSTRAP, LEVEL, MIN_GROUPS, MIN_MODELS, ROBUST_WORST, SEED
+
+REFERENCES = (
+    "Gamba, Carlsson, Azizpour, Björkman, \"Hyperplane Arrangements of Trained ConvNets Are Biased\", 2020 "
+    "(the hyperplane paper: the projection measures `bias_*`).",
+    "Jiang, Neyshabur, Mobahi, Krishnan, Bengio, \"Fantastic Generalization Measures and Where to Find Them\", "
+    "ICLR 2020 (the protocol, the granulated Kendall coefficient, the field's measures).",
+    "Dziugaite, Drouin, Neal, Rajkumar, Caballero, Wang, Mitliagkas, Roy, \"In Search of Robust Measures of "
+    "Generalization\", NeurIPS 2020 (the sign agreement over single-hyperparameter changes, the worst axis).",
+    "Holm, \"A Simple Sequentially Rejective Multiple Test Procedure\", Scandinavian Journal of Statistics, 1979.",
+)
+ROLE_NAMES = {BASELINE: "field's baseline"}
 
 
 def _num(value, digits: int = 2) -> str:
@@ -36,6 +48,66 @@ def _models_line(table) -> str:
     return f"{len(models)} models: {' and '.join(parts)}{at}."
 
 
+def _role(row) -> str:
+    return ROLE_NAMES.get(getattr(row, "role", ""), "seeds' measure")
+
+
+def _axes(ranking, prefix: str) -> list[str]:
+    skip = {"granulated_kendall", "sign_agreement", "sign_pairs", "sign_from"}
+    return [c[len(prefix):] for c in ranking.columns if c.startswith(prefix) and c not in skip]
+
+
+def _robust_rows(rows) -> list[str]:
+    found = [row for row in rows.itertuples() if row.robust]
+    return [f"| `{row.measure}` | {_role(row)} ({row.analysis}) | "
+            f"{_num(row.kendall_tau)}{_ci(row.tau_low, row.tau_high)}"
+            f" | {_num(row.p_holm, 3)} | {_num(row.sign_agreement)} | {row.worst_axis} ({_num(row.worst_sign)}) | "
+            f"{_num(row.granulated_kendall)} |" for row in found]
+
+
+def _best(rows, role: str) -> str:
+    """The measure of ``role`` whose worst axis agrees most (then mean agreement, then |tau|)."""
+    mine = rows[(rows.role == role) & rows.worst_sign.notna()] if "role" in rows else rows.iloc[:0]
+    if mine.empty:
+        return "none with a worst axis"
+    best = mine.assign(_tau=mine.kendall_tau.abs()).sort_values(["worst_sign", "sign_agreement", "_tau"],
+                                                                ascending=False).iloc[0]
+    return (f"`{best.measure}` (worst axis {best.worst_axis} {_num(best.worst_sign)}, mean {_num(best.sign_agreement)},"
+            f" tau {_num(best.kendall_tau)}, {best.verdict})")
+
+
+def robust_section(ranking) -> list[str]:
+    """The first table: per target, the measures that predict it robustly, seeds' and baselines together."""
+    lines = ["## Robust predictors", "",
+             f"A measure predicts a target *robustly* when it tracks it (Kendall's p, Holm-corrected over that "
+             f"target's measures, below {LEVEL}, and the tau interval, when there is one, excludes 0) in the "
+             "direction its literature expects (or with no expected sign), and the sign agreement of its *worst* "
+             f"axis is above {ROBUST_WORST}: along every hyperparameter, its differences predict the target's "
+             "better than a coin flip.", ""]
+    for target in dict.fromkeys(ranking.target):
+        rows = ranking[ranking.target == target]
+        found = _robust_rows(rows)
+        lines += [f"**{TARGETS[target].short}**", "",
+                  "| measure | kind (analysis) | Kendall tau [95% CI] | p (Holm) | sign agreement | worst axis | "
+                  "granulated Kendall |", "|---|---|---|---|---|---|---|"]
+        lines += found or ["| none | | | | | | |"]
+        roles = sorted(set(rows.role)) if "role" in rows else []
+        if len(roles) > 1 or BASELINE in roles:
+            lines += ["", f"Best worst axis among the seeds' measures: {_best(rows, SEED)}; among the "
+                      f"field's baselines: {_best(rows, BASELINE)}."]
+        lines.append("")
+    return lines
+
+
+def single_axis_note(ranking) -> list[str]:
+    """Says why granulated Kendall equals psi(axis) and the worst axis is that axis on a one-axis grid."""
+    axes = _axes(ranking, "granulated_")
+    if len(axes) != 1:
+        return []
+    return [f"The grid has a single axis ({axes[0]}): the granulated Kendall coefficient is psi({axes[0]}) itself, "
+            "and the worst axis is that axis.", ""]
+
+
 def _mention(row) -> str:
     return (f"`{row.measure}` (tau {_num(row.kendall_tau)}{_ci(row.tau_low, row.tau_high)}, expected sign "
             f"{_sign(row.expected)})")
@@ -53,19 +125,22 @@ def target_section(ranking, target: str) -> list[str]:
             lines.append(f"- **{title}**: {', '.join(found)}.")
     untracked = [f"`{row.measure}`" for row in rows.itertuples() if row.verdict == "does not track"]
     undefined = [f"`{row.measure}`" for row in rows.itertuples() if row.verdict == "undefined"]
-    lines.append(f"- **Do not track it** (interval includes 0): {', '.join(untracked) or 'none'}.")
+    lines.append(f"- **Do not track it** (Holm-corrected p >= {LEVEL}, or the interval includes 0): "
+                 f"{', '.join(untracked) or 'none'}.")
     if undefined:
         lines.append(f"- **Undefined** (constant over these models, or fewer than 3 of them): {', '.join(undefined)}.")
-    axes = [c[len("granulated_"):] for c in rows.columns if c.startswith("granulated_") and c != "granulated_kendall"]
-    lines += ["", "| measure | Kendall tau [95% CI] | p | Spearman rho [95% CI] | granulated Kendall"
-              + "".join(f" | psi({axis})" for axis in axes) + " | models | expected sign | verdict |",
-              "|---|---|---|---|---" + "|---" * len(axes) + "|---|---|---|"]
+    axes = _axes(rows, "granulated_")
+    lines += ["", "| measure | kind | Kendall tau [95% CI] | p | p (Holm) | Spearman rho [95% CI] | granulated Kendall"
+              + "".join(f" | psi({axis})" for axis in axes)
+              + " | sign agreement | worst axis | models | expected sign | verdict |",
+              "|---|---|---|---|---|---|---" + "|---" * len(axes) + "|---|---|---|---|---|"]
     for row in rows.itertuples():
         per_axis = "".join(f" | {_num(getattr(row, f'granulated_{axis}'))}" for axis in axes)
-        lines.append(f"| `{row.measure}` | {_num(row.kendall_tau)}{_ci(row.tau_low, row.tau_high)} | "
-                     f"{_num(row.p, 3)} | {_num(row.spearman)}{_ci(row.rho_low, row.rho_high)} | "
-                     f"{_num(row.granulated_kendall)}{per_axis} | {row.n_models} | {_sign(row.expected)} | "
-                     f"{row.verdict} |")
+        worst = f"{row.worst_axis} ({_num(row.worst_sign)})" if row.worst_axis else "n/a"
+        lines.append(f"| `{row.measure}` | {_role(row)} | {_num(row.kendall_tau)}{_ci(row.tau_low, row.tau_high)} | "
+                     f"{_num(row.p, 3)} | {_num(row.p_holm, 3)} | {_num(row.spearman)}{_ci(row.rho_low, row.rho_high)}"
+                     f" | {_num(row.granulated_kendall)}{per_axis} | {_num(row.sign_agreement)} | {worst} | "
+                     f"{row.n_models} | {_sign(row.expected)} | {row.verdict} |")
     return lines + [""]
 
 
@@ -81,20 +156,34 @@ def measures_section(table) -> list[str]:
     return lines + [""]
 
 
+def method_paragraph(resamples: int, n_measures: int) -> str:
+    return (f"For each measure and target: Kendall's tau-b and Spearman's rho (scipy.stats) over the models "
+            f"that have both, with 95% percentile bootstrap intervals ({resamples} draws) that resample settings, "
+            f"the seeds of one setting together (no interval with fewer than {MIN_GROUPS} settings). Kendall's "
+            f"p-values are Holm-corrected across the measures of each target that have one (at most {n_measures}; "
+            f"column p (Holm)); a measure *tracks* a target when its corrected p is below {LEVEL} and the interval "
+            "of tau, when there is one, excludes 0. The granulated Kendall coefficient (Jiang et al., ICLR 2020) "
+            "is the mean over a grid's axes of psi(axis), the mean tau over the groups of runs that differ only in "
+            "that axis (same seed). The sign agreement (Dziugaite et al., NeurIPS 2020) is, over every pair of runs "
+            "that differ in exactly one hyperparameter (seeds are no hyperparameter), the fraction in which the "
+            "sign of the measure's difference, turned by its expected sign, is the sign of the target's difference "
+            "(pairs with equal targets skipped, equal measures count one half); per axis too, and the *worst* axis "
+            "is the axis where it is lowest. A measure with no expected sign is turned by the sign of its tau "
+            "(which favours it). The expected sign is the measure's literature's, for that target (a gap is better "
+            "when lower).")
+
+
 def report_markdown(table, ranking, *, description: str, notes: list[str], figures: list[Path],
-                    report_dir: Path, resamples: int = BOOTSTRAP) -> str:
+                    report_dir: Path, resamples: int = BOOTSTRAP, status: list[str] | None = None) -> str:
     n_models = table.model.nunique()
-    lines = [f"# Which measures track generalization: {description}", "", _models_line(table), "",
-             f"For each measure and target: Kendall's tau-b and Spearman's rho (scipy.stats) over the models that "
-             f"have both, with 95% percentile bootstrap intervals ({resamples} draws) that resample settings, the "
-             f"seeds of one setting together (no interval with fewer than {MIN_GROUPS} settings). A measure "
-             f"*tracks* a target when the interval of tau excludes 0 (without one: p < {LEVEL}). The granulated "
-             "Kendall coefficient (Jiang et al., ICLR 2020) is the mean over a grid's axes of psi(axis), the mean "
-             "tau over the groups of runs that differ only in that axis (same seed). The expected sign is the "
-             "measure's literature's, for that target (a gap is better when lower).", ""]
+    lines = [f"# Which measures track generalization: {description}", "", _models_line(table), ""]
+    lines += [f"- {line}" for line in status or []] + ([""] if status else [])
     if n_models < MIN_MODELS:
         lines += [f"With {n_models} models (fewer than {MIN_MODELS}), the numbers below describe these models; "
                   "they are no claim about the measures.", ""]
+    lines += robust_section(ranking)
+    tested = int(ranking.groupby("target").p.count().max()) if len(ranking) else 0
+    lines += [method_paragraph(resamples, tested), ""] + single_axis_note(ranking)
     for target in dict.fromkeys(ranking.target):
         lines += target_section(ranking, target)
     lines += measures_section(table)
@@ -103,4 +192,5 @@ def report_markdown(table, ranking, *, description: str, notes: list[str], figur
     for figure in figures:
         lines += [f"## {figure.stem.replace('_', ' ')}", "", f"![{figure.stem}]({os.path.relpath(figure, report_dir)})",
                   ""]
+    lines += ["## References", "", *[f"- {reference}" for reference in REFERENCES], ""]
     return "\n".join(lines)

@@ -99,6 +99,19 @@ def weightwatcher_sentence(family: Family, level: str) -> str | None:
     return sentence + "."
 
 
+def chance_mark(family: Family, level: str) -> str:
+    """A remark for a level whose runs are at chance: its critical layers and bias-criticality
+    correlation describe models that do not beat guessing on the test set ("" otherwise)."""
+    found = [item for item in family.at_chance if item.group == level]
+    if not found:
+        return ""
+    runs = f"{len(found)} of {family.seeds(level)} runs"
+    if all(item.random_labels for item in found):
+        return (f" ({runs} at chance on the test set, as models fitting random labels are: test top-1 has nothing "
+                "to lose, so these describe the fit of noise, not critical structure)")
+    return f" ({runs} at chance on the test set: these describe untrained models, not findings)"
+
+
 def level_section(family: Family, level: str, bias, criticality, correlation: Correlation | None) -> list[str]:
     seeds = family.seeds(level)
     named, every = biased_sentence(bias, level)
@@ -110,8 +123,9 @@ def level_section(family: Family, level: str, bias, criticality, correlation: Co
              f"- **Biased layers** at the last snapshot{epoch}: {named}; {every}.",
              f"- **Critical layers** (reset to epoch 0 costs more than {100 * CRITICAL_DROP:.0f}% of test top-1, "
              "mean over seeds): " + (", ".join(f"`{name}` ({100 * drop:.0f}%)" for name, drop in critical) or "none")
-             + ("." if not criticality[criticality.level == level].empty else " (no reinit sweep)."),
-             f"- **Bias vs criticality**: {correlation_sentence(correlation)}.",
+             + (f"{chance_mark(family, level)}." if not criticality[criticality.level == level].empty
+                else " (no reinit sweep)."),
+             f"- **Bias vs criticality**: {correlation_sentence(correlation)}{chance_mark(family, level)}.",
              f"- **DSE(Z)**: {_dse(family, level, 'dse')}; **DSMI(Z; Y)**: {_dse(family, level, 'dsmi_y')}; "
              f"**DSMI(Z; X)**: {_dse(family, level, 'dsmi_x')}.",
              f"- **Test top-1**: {_mean_std(accuracy.value)}% at the last epoch."]
@@ -135,6 +149,7 @@ def report_markdown(family: Family, *, bias, criticality, correlations: dict[str
              f"mass = 0.5 has p < {SIGNIFICANCE} (across seeds: Fisher's combination of their p-values), *critical* "
              f"when resetting it to epoch 0 costs more than {100 * CRITICAL_DROP:.0f}% of test top-1. DSE kernel "
              f"sigma: {dse_sigma(family)}.", ""]
+    lines += [f"- {line}" for line in family.status] + ([""] if family.status else [])
     if small:
         lines += [f"With fewer than {MIN_SEEDS} seeds in {', '.join(small)}, the statements below describe these "
                   "runs; they are not claims about the method.", ""]

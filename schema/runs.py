@@ -13,11 +13,12 @@ from pathlib import Path
 
 from datasets.options import DESIGN, PIXEL_SHUFFLE, data_flags
 from schema.load import walk
-from utils.paths import run_subdir
+from utils.paths import run_subdir, snapshot_root_index
 
 # train.py arguments that define a run's design (the rest are paths, devices, logging...).
-FACTORS = ("dataset", *data_flags(DESIGN), "arch", "optimizer", "lr", "lr_schedule", "lr_step", "lr_decay",
-           "momentum", "weight_decay", "batch_size", "epochs", "pretrained", "conv_init", "conv_init_std", "dse_sigma")
+FACTORS = ("dataset", *data_flags(DESIGN), "arch", "depth", "width", "dropout", "optimizer", "lr", "lr_schedule",
+           "lr_step", "lr_decay", "momentum", "weight_decay", "batch_size", "epochs", "stop_train_loss",
+           "stop_train_acc", "pretrained", "conv_init", "conv_init_std", "dse_sigma")
 _NOISE_FOLDER = re.compile(r"^noise_(\d+)$")
 
 
@@ -94,8 +95,8 @@ def _results_folders(run_dir: Path, record: dict) -> list[Path]:
     """Where a run's results are: the mirror of its folder under ``results``, or its --results."""
     candidates = []
     parts = run_dir.parts
-    if "models" in parts:
-        at = len(parts) - 1 - parts[::-1].index("models")
+    at = snapshot_root_index(parts)
+    if at is not None:
         candidates.append(Path(*parts[:at], "results", *parts[at + 1:]))
     args = record.get("args") or {}
     if args.get("results") and args.get("dataset") and args.get("arch"):

@@ -27,8 +27,10 @@ DSMI = {0.0: [1.5, 1.6, 1.7], 1.0: [0.5, 0.6, 0.4]}
 TOP1 = {0.0: [97.0, 98.0, 96.0], 1.0: [10.0, 11.0, 9.0]}
 
 
-def make_run(root: Path, noise: float, seed: int, *, reinit: bool = True, state: str = "finished") -> Path:
-    """One hand-made run in the standard layout: run.json, projections at epochs 0 and 5, reinit, DSE."""
+def make_run(root: Path, noise: float, seed: int, *, reinit: bool = True, state: str = "finished",
+             extra: dict | None = None) -> Path:
+    """One hand-made run in the standard layout: run.json (``extra``: more of its keys), projections at
+    epochs 0 and 5, reinit, DSE."""
     sub = Path("digits", *(["noise_100"] if noise else []), "lenet", str(seed))
     i = seed
     record = {"schema_version": 1, "kind": "run", "arch": "lenet", "dataset": "digits", "seed": seed,
@@ -36,6 +38,7 @@ def make_run(root: Path, noise: float, seed: int, *, reinit: bool = True, state:
               "epochs": [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.0, "val_top1": TOP1[noise][i] * e / 5,
                           "eval_split": "test"} for e in range(1, 6)],
               "snapshots": [{"epoch": 0}, {"epoch": 5}], "status": {"state": state, "reason": None, "last_epoch": 5}}
+    record |= extra or {}
     write_document(root / "models" / sub / "run.json", record)
     for epoch in (0, 5):
         layers = [{"name": name, "mass": MASS[noise][j] if epoch else 0.5, "mean": 0.0, "std": 1.0,
@@ -145,6 +148,32 @@ def test_runs_that_differ_are_one_line_each_and_the_rest_is_compared(tmp_path, c
                  "digits/noise_100/lenet/1 has no reinit results; compared without it for criticality"):
         assert line in err and line in report
     assert "### noise=1 (2 seeds)" in report  # the finished runs are compared
+
+
+def test_runs_without_their_criterion_and_levels_at_chance_are_named(tmp_path):
+    from comparison.report import report_markdown
+
+    data = {"num_classes": 10, "sizes": {"test": 450}}  # noise=1: top-1 9-11% of 450, at chance
+    for noise in (0.0, 1.0):
+        for seed in range(2):
+            outcome = "cap reached" if (noise, seed) == (0.0, 1) else "converged"
+            make_run(tmp_path / "fam", noise, seed, extra={"data": data, "stopping": {
+                "criterion": {"train_loss": 0.01}, "outcome": outcome, "epoch": 5}})
+    family = build_family([tmp_path / "fam"])
+    assert len(family.status) == 2
+    assert family.status[0].startswith("1 run(s) did not reach training cross-entropy <= 0.01 within 5 epochs")
+    assert "digits/lenet/1" in family.status[0]
+    assert family.status[1].startswith("the noise=1 runs are at chance on the test set, as models fitting random "
+                                       "labels are")
+    assert {item.name.split("/")[-1] for item in family.at_chance} == {"0", "1"}
+    bias, criticality = family_stats.bias_table(family), family_stats.criticality_table(family)
+    report = report_markdown(family, bias=bias, criticality=criticality, correlations={}, contrasts=[], figures=[],
+                             report_dir=tmp_path)
+    assert f"- {family.status[0]}" in report and f"- {family.status[1]}" in report
+    noisy = report[report.index("### noise=1"):]
+    assert "(2 of 2 runs at chance on the test set, as models fitting random labels are" in noisy
+    clean = report[report.index("### noise=0"):report.index("### noise=1")]
+    assert "at chance" not in clean and "`conv3` (60%)." in clean
 
 
 def test_reference_tool_files_are_compared_by_their_folders(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 from scipy import stats
 
 import rank_measures
+from comparison import outcomes
 from comparison import ranking as ranking_stats
 from comparison.measures import expected_sign, load_measures
 from tests.checks import document_header, write_document
@@ -27,18 +28,20 @@ def top1_of(noise: float, seed: int) -> float:
 
 
 def make_run(root: Path, noise: float, seed: int, *, lr: float = 0.01, index: int = 0, spectra: bool = True,
-             run_json: bool = True) -> Path:
+             run_json: bool = True, record: dict | None = None) -> Path:
     """One run in the standard layout: run.json (with train top-1), projections, spectra and DSE at epochs 0 and 5.
 
-    At epoch 5: DSMI(Z; Y) rises with test top-1, alpha falls with it, rand_distance is shuffled."""
+    At epoch 5: DSMI(Z; Y) rises with test top-1, alpha falls with it, rand_distance is shuffled.
+    ``record``: more keys of run.json (``stopping``, ``data``)."""
     sub = Path("digits", *([f"noise_{int(noise * 100)}"] if noise else []), "lenet", f"{seed}_{lr}")
     top1 = top1_of(noise, seed) + (10.0 if lr == 0.1 else 0.0)
     if run_json:
-        record = {"schema_version": 1, "kind": "run", "arch": "lenet", "dataset": "digits", "seed": seed,
+        extra, record = record, {"schema_version": 1, "kind": "run", "arch": "lenet", "dataset": "digits", "seed": seed,
                   "args": {"arch": "lenet", "dataset": "digits", "seed": seed, "noise": noise, "lr": lr, "epochs": 5},
                   "epochs": [{"epoch": e, "train_loss": 0.1 * e, "val_loss": 1.0 + e, "val_top1": top1 - 5 + e,
                               "train_top1": 99.0 + 0.1 * e, "eval_split": "test"} for e in range(1, 6)],
                   "snapshots": [{"epoch": 0}, {"epoch": 5}], "status": {"state": "finished", "last_epoch": 5}}
+        record |= extra or {}
         write_document(root / "models" / sub / "run.json", record)
     for epoch in (0, 5):
         trained = epoch == 5
@@ -112,6 +115,10 @@ def test_a_monotone_measure_gives_tau_1_and_a_shuffled_one_about_0(family):
     assert shuffled.n_models == 12 and shuffled.n_groups == 6
     assert _tau(ranking, "dsmi_y").granulated_kendall == pytest.approx(1.0)  # one axis: the mean over seeds
     assert ranking[ranking.target == "test_top1"].kendall_tau.abs().dropna().is_monotonic_decreasing
+    assert dsmi.sign_agreement == 1.0 and dsmi.worst_axis == "noise" and dsmi.worst_sign == 1.0
+    assert _tau(ranking, "dsmi_y", "gen_gap").sign_agreement == 1.0  # turned by its expected sign, -1 for a gap
+    assert alpha.sign_agreement == 1.0 and dsmi.robust and not shuffled.robust
+    assert dsmi.p_holm >= dsmi.p and shuffled.p_holm >= shuffled.p
 
 
 def test_the_granulated_coefficient_by_hand_on_a_2x2_grid():
@@ -172,11 +179,47 @@ def test_the_cli_writes_the_tables_the_figures_and_a_report(family, tmp_path):
             "n_models", "expected", "verdict"} <= set(ranking.columns)
     assert set(ranking.target) == {"test_top1", "gen_gap", "loss_gap"}
     report = (out / "report.md").read_text()
+    first_table = report[report.index("\n|"):].split("\n\n")[0]
+    assert report.index("## Robust predictors") < report.index("\n|") and "`dsmi_y`" in first_table
+    assert "`rand_distance`" not in first_table
+    assert "Holm-corrected across the" in report and "single axis (noise)" in report
+    assert "Hyperplane Arrangements of Trained ConvNets Are Biased" in report and "Gamba" in report
     tracked = next(line for line in report.splitlines() if line.startswith("- **Track it, in the direction"))
     assert "`dsmi_y`" in tracked and "`alpha`" in tracked and "`rand_distance`" not in tracked
     assert "`rand_distance`" in next(line for line in report.splitlines() if line.startswith("- **Do not track"))
     assert "![tau_forest](tau_forest.png)" in report and "fewer than 5" not in report
     assert len(pd.read_csv(out / "measures.csv")) == 12 * pd.read_csv(out / "measures.csv").measure.nunique()
+
+
+STOPPED = {"criterion": {"train_loss": 0.01}, "outcome": "converged", "epoch": 5}
+
+
+def test_runs_that_did_not_converge_or_are_at_chance_are_named(tmp_path, capsys):
+    # 20 test examples of 10 classes: top-1 31% (noise 0.8) and 15% (noise 1.0) are not above chance.
+    root = tmp_path / "fam"
+    for index, noise in enumerate(NOISES):
+        stopping = STOPPED | ({"outcome": "cap reached"} if noise in (0.6, 1.0) else {})
+        make_run(root, noise, 0, index=index,
+                 record={"stopping": stopping, "data": {"num_classes": 10, "sizes": {"test": 20}}})
+    out = tmp_path / "out"
+    assert run_main(rank_measures.main, [str(root), "--out", str(out), "--resamples", "0", "--formats", "png"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    lines = [line for line in err if "did not reach" in line]
+    assert len(lines) == 1 and "2 run(s) did not reach training cross-entropy <= 0.01" in lines[0]
+    assert "noise_60" in lines[0] and "noise_100" in lines[0] and "left out of the gap targets" in lines[0]
+    table = pd.read_csv(out / "measures.csv").drop_duplicates("model")
+    capped = table.model.str.contains("noise_60|noise_100")
+    assert table[capped].gen_gap.isna().all() and table[~capped].gen_gap.notna().all()
+    assert table[capped].test_top1.notna().all()  # still ranked against test accuracy
+    assert (pd.read_csv(out / "ranking.csv").query("target == 'gen_gap'").n_models <= 4).all()
+    chance = sorted(line for line in err if "on the test set" in line)
+    assert len(chance) == 2 and "n = 20" in chance[0]
+    assert chance[0].startswith("1 noise=0.8 run(s) are not above chance") and "untrained models" in chance[0]
+    assert chance[1].startswith("the noise=1 runs are at chance on the test set, as models fitting random labels are")
+    report = (out / "report.md").read_text()
+    assert "did not reach" in report and "as models fitting random labels are" in report
+    assert load_measures([root], keep_unconverged=True).drop_duplicates("model").gen_gap.notna().all()
+    assert outcomes.at_chance("r", "g", record={}, top1=15.0) is None  # no test size in run.json: no verdict
 
 
 def test_with_few_models_the_report_makes_no_claim(tmp_path):
