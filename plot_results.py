@@ -1,6 +1,6 @@
 """Draw every figure the result JSON supports, as PNG and PDF.
 
-    python plot_results.py results/digits/lenet/0 models/digits/lenet/0 --plots plots
+    python plot_results.py results/digits/lenet/0 runs/digits/lenet/0 --plots plots
 
 Inputs are folders (searched recursively) or JSON files: result files of this suite, the
 reference tool's files (same keys) and train.py's run.json. Files are grouped by run (their
@@ -21,7 +21,7 @@ import schema
 from plotting import dse, figures, headline, hsic, reinit, spectra  # noqa: F401  (registers the figure builders)
 from plotting.common import style
 from plotting.registry import MissingData, get_figure, list_figures
-from utils.cli import run_main, setup_logging
+from utils.cli import keeps_caller_logging, run_main, setup_logging
 from utils.errors import UserError
 from utils.fileio import atomic_savefig
 from utils.paths import check_output_folder
@@ -31,7 +31,7 @@ logger = logging.getLogger("plot_results")
 
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Plot heatmaps and curves from result JSON.")
-    p.add_argument("inputs", nargs="+", help="result folders or JSON files (results/..., models/.../run.json)")
+    p.add_argument("inputs", nargs="+", help="result folders or JSON files (results/..., runs/.../run.json)")
     p.add_argument("--plots", default="./plots", help="Path to store plots [default = './plots'].")
     p.add_argument("--figures", nargs="+", choices=list_figures(), default=None,
                    help="which figures to draw [default: all the data supports]")
@@ -73,6 +73,7 @@ def check_formats(formats: Sequence[str]) -> None:
         raise UserError(f"--formats {' '.join(unknown)}: not a figure format; choose from {', '.join(sorted(supported))}")
 
 
+@keeps_caller_logging
 def main(argv: Sequence[str] | None = None) -> int:
     args = get_args_parser().parse_args(argv)
     setup_logging(args.log)

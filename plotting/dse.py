@@ -69,8 +69,8 @@ def dse_curves(run: Run, options: dict) -> list:
         axes[2].set(xlabel="epoch", ylabel="top-1 (%)", title=f"{split} accuracy", ylim=(0, 100))
     for ax in axes:
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
-    axes[1].legend(fontsize=8)
+    for ax in axes[:2]:  # under the axes: a legend inside would cover the curves
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     last = next(iter(series.values()))[-1]
     fig.suptitle(run_title("diffusion spectral entropy", arch=last.get("arch"), dataset=last.get("dataset"),
                            seed=last.get("seed")))

@@ -8,6 +8,8 @@ from plotting.registry import MissingData, documents_of, register_figure
 from schema.runs import Run
 from schema.thresholds import SIGNIFICANCE
 
+MAX_WIDTH_INCHES = 13.0  # 1950 px at the saved 150 dpi
+
 
 @register_figure("training")
 def training_curves(run: Run, options: dict) -> list:
@@ -28,7 +30,7 @@ def training_curves(run: Run, options: dict) -> list:
     ax_acc.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy", ylim=(0, 100))
     for ax in (ax_loss, ax_acc):
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.suptitle(run_title("training", arch=record["arch"], dataset=record["dataset"], seed=record["seed"]))
     fig.tight_layout()
     return [("training_curves", fig)]
@@ -69,7 +71,8 @@ def _matrix(documents: list[dict], labels: list[str], value) -> np.ndarray:
 
 def _heatmap(ax, grid, *, labels, epochs, cmap, vmin, vmax, title, colorbar_label, marks=None):
     image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-    ax.set_xticks(range(len(epochs)), [str(e) for e in epochs])
+    every = max(1, len(epochs) // 30)  # many snapshots: every n-th epoch named, so that names do not collide
+    ax.set_xticks(range(0, len(epochs), every), [str(e) for e in epochs[::every]])
     ax.set_yticks(range(len(labels)), labels)
     ax.set(xlabel="epoch", title=title)
     if marks is not None:
@@ -92,13 +95,17 @@ def projection_heatmaps(run: Run, options: dict) -> list:
     normalized = bool(documents[-1].get("normalize", False))
     limit = np.nanmax(np.abs(means)) if np.isfinite(means).any() else 1.0
     height = 1.2 + 0.32 * len(labels)
-    width = 3.0 + 0.45 * len(epochs)
-    fig, (ax_mean, ax_mass) = subplots(1, 2, figsize=(2 * width + 1.5, height + 1.2))
+    width = 2.4 + 0.4 * len(epochs)
+    beside = 2 * width + 1.5 <= MAX_WIDTH_INCHES  # else one panel above the other, as wide as allowed
+    shape, size = ((1, 2), (2 * width + 1.5, height + 1.2)) if beside else \
+        ((2, 1), (min(MAX_WIDTH_INCHES, width + 1.5), 2 * height + 1.6))
+    fig, (ax_mean, ax_mass) = subplots(*shape, figsize=size)
     _heatmap(ax_mean, means, labels=labels, epochs=epochs, cmap="RdBu_r", vmin=-limit, vmax=limit,
              title="mean projection" + (" (normalized)" if normalized else ""), colorbar_label="mean <w, 1>")
     _heatmap(ax_mass, masses, labels=labels, epochs=epochs, cmap="PuOr_r", vmin=0, vmax=1,
              title="mass = P(p <= 0)", colorbar_label="fraction of filters", marks=significant)
-    ax_mass.set_yticks(range(len(labels)), [""] * len(labels))
+    if beside:
+        ax_mass.set_yticks(range(len(labels)), [""] * len(labels))
     last = documents[-1]
     fig.suptitle(run_title("projections", arch=last["arch"], dataset=last["dataset"], seed=last.get("seed")))
     fig.tight_layout()
@@ -117,7 +124,7 @@ def projection_histograms(run: Run, options: dict) -> list:
         raise MissingData("projection results hold no per-filter projections")
     columns = min(4, len(labels))
     rows = -(-len(labels) // columns)
-    fig, axes = subplots(rows, columns, figsize=(3.4 * columns, 2.6 * rows + 0.6), squeeze=False)
+    fig, axes = subplots(rows, columns, figsize=(3.1 * columns, 2.6 * rows + 0.6), squeeze=False)
     colors = [f"C{i}" for i in range(len(shown))]
     for ax, label in zip(axes.flat, labels):
         values = {e: dict(layer_records(documents[e])).get(label, {}).get("projections") or [] for e in shown}
@@ -134,8 +141,9 @@ def projection_histograms(run: Run, options: dict) -> list:
     for ax in list(axes.flat)[len(labels):]:
         ax.set_visible(False)
     axes.flat[0].set_ylabel("filters")
-    axes.flat[0].legend(fontsize=8)
+    handles, names = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, names, fontsize=8, loc="lower center", ncol=len(names), frameon=False)
     last = documents[shown[-1]]
     fig.suptitle(run_title("projection histograms", arch=last["arch"], dataset=last["dataset"], seed=last.get("seed")))
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.5 / (2.6 * rows + 0.6), 1, 1))
     return [("projection_histograms", fig)]

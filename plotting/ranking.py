@@ -13,7 +13,7 @@ import matplotlib
 import numpy as np
 from matplotlib.lines import Line2D
 
-from plotting.common import subplots
+from plotting.common import legend_below, place_labels, subplots
 
 AGREEMENT_COLORS = {"yes": "tab:green", "no": "tab:red", "": "tab:gray"}
 
@@ -44,18 +44,18 @@ def _colors(values) -> tuple[list, list[tuple[str, object]]]:
 def measure_scatter(table, ranking, *, target: str, target_label: str, measures: list[str], color_by: str | None,
                     title: str, label_column: str = "label"):
     """One panel per measure: the measure (x) against ``target`` (y), a point per model labelled by
-    ``label_column`` (labels alternate above and below their points, so that seeds of one setting stay legible)."""
+    ``label_column`` where the label overlaps no other label or point (a crowded point stays unlabelled;
+    its colour still gives its setting); one legend of the colours under the panels."""
     columns = min(len(measures), 2) if len(measures) > 1 else 1
     rows = -(-len(measures) // columns)
-    fig, axes = subplots(rows, columns, figsize=(5.2 * columns, 4.0 * rows + 0.6), squeeze=False)
+    fig, axes = subplots(rows, columns, figsize=(5.2 * columns, 4.0 * rows + 1.0), squeeze=False)
+    labelled, legend = [], []
     for ax, measure in zip(axes.flat, measures):
         points = table[(table.measure == measure)].dropna(subset=["value", target])
         values = list(points[color_by]) if color_by else ["all"] * len(points)
         colours, legend = _colors(values)
         ax.scatter(points.value, points[target], c=colours, s=36, edgecolors="black", linewidths=0.4, zorder=3)
-        for number, (x, y, label) in enumerate(zip(points.value, points[target], points[label_column])):
-            ax.annotate(str(label), (x, y), xytext=(4, 3 if number % 2 == 0 else -9), textcoords="offset points",
-                        fontsize=7, alpha=0.85)
+        labelled.append((ax, list(points.value), list(points[target]), list(points[label_column])))
         found = ranking[(ranking.measure == measure) & (ranking.target == target)]
         stat = _interval(found.iloc[0]) if len(found) else "tau n/a"
         expected = int(found.iloc[0].expected) if len(found) else 0
@@ -63,14 +63,17 @@ def measure_scatter(table, ranking, *, target: str, target_label: str, measures:
         ax.set_title(f"{measure}: {stat}{arrow}", fontsize=10)
         ax.set(xlabel=measure, ylabel=target_label)
         ax.grid(alpha=0.3)
-        if color_by and len(legend) > 1:
-            handles = [Line2D([], [], marker="o", linestyle="", color=c, markeredgecolor="black",
-                                               markeredgewidth=0.4, label=name) for name, c in legend]
-            ax.legend(handles=handles, title=color_by, fontsize=7, title_fontsize=8)
+        ax.margins(0.1)
     for ax in list(axes.flat)[len(measures):]:
         ax.set_visible(False)
+    if color_by and len(legend) > 1:  # one legend for every panel, under them: it covers no point
+        handles = [Line2D([], [], marker="o", linestyle="", color=c, markeredgecolor="black", markeredgewidth=0.4,
+                          label=name) for name, c in legend]
+        legend_below(fig, handles, columns=min(len(handles), 8), title=color_by, title_fontsize=8)
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07 if color_by and len(legend) > 1 else 0, 1, 1))
+    for ax, xs, ys, labels in labelled:  # once the layout is final: labels where they overlap nothing
+        place_labels(ax, xs, ys, labels, fontsize=7, marker_size=36)
     return fig
 
 
@@ -84,7 +87,7 @@ def tau_forest(ranking, *, targets: list[str], target_labels: dict[str, str], ti
     order = list(first.measure)
     order += [m for m in dict.fromkeys(ranking.measure) if m in defined and m not in order]
     order = order or list(dict.fromkeys(ranking.measure))
-    fig, axes = subplots(1, len(targets), figsize=(3.6 * len(targets) + 1.8, 0.34 * len(order) + 1.8),
+    fig, axes = subplots(1, len(targets), figsize=(3.6 * len(targets) + 1.8, 0.34 * len(order) + 2.6),
                          squeeze=False, sharey=True)
     positions = {measure: len(order) - 1 - i for i, measure in enumerate(order)}
     for ax, target in zip(axes[0], targets):
@@ -109,7 +112,10 @@ def tau_forest(ranking, *, targets: list[str], target_labels: dict[str, str], ti
                           label="hollow: interval includes 0"))
     handles.append(Line2D([], [], marker="D", linestyle="", markerfacecolor="none",
                                            markeredgecolor="black", label="granulated Kendall"))
-    axes[0, -1].legend(handles=handles, fontsize=7, loc="lower right")
-    fig.suptitle(f"{title}\nKendall's tau across models, bar = 95% bootstrap interval over settings")
-    fig.tight_layout()
+    legend_below(fig, handles, columns=3)
+    named = [target_labels.get(t, t) for t in targets]
+    against = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
+    fig.suptitle(f"Kendall's tau of each measure with {against} across {title}\n"
+                 "(dot = tau, bar = 95% bootstrap CI over settings)", fontsize=11)
+    fig.tight_layout(rect=(0, 0.8 / (0.34 * len(order) + 2.6), 1, 1))
     return fig

@@ -3,8 +3,11 @@
 Rows are the checkpoints the parameters come from, in epoch order, with the re-randomization
 (``rand``) last; columns are the layers in forward order; the colour is the relative drop of
 top-1 test accuracy, ``(top1 - acc) / top1``: 0 (pale) means the layer can be reset without harm,
-1 means accuracy fell to zero. The scale is fixed to [0, 1] (extended below 0 when a reset helps)
-so that heatmaps of different runs compare at a glance; the chance level is marked on the colour bar.
+1 means accuracy fell to zero, and a negative drop (blue) means the reset *helped*. The scale is
+diverging and centred at 0: from the lowest drop (at most -0.1, so that a reset that helps always
+shows) to 1, so that heatmaps of different runs compare at a glance; the chance level is marked on
+the colour bar. A model whose own top-1 is not above chance is named in the title: its drops describe
+an untrained model.
 Reads this suite's ``reinit_<stem>.json`` and the reference tool's files, as ``schema.load`` gives them.
 """
 from __future__ import annotations
@@ -13,17 +16,20 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from matplotlib.colors import Normalize
+from matplotlib.colors import Normalize, TwoSlopeNorm
 from mpl_toolkits.axes_grid1 import make_axes_locatable
 
 from plotting.common import run_title, subplots
 from plotting.registry import MissingData, documents_of, register_figure
+from schema.chance import chance_of
 from schema.reference import reinit_layer_names
 from schema.runs import Run
 
-CMAP = "YlOrRd"
+CMAP = "RdBu_r"  # diverging: red = the reset costs accuracy, blue = it helps, white = no change
+LOWEST_SHOWN = -0.1  # the scale reaches at least this far below 0
 RAND_KEY = "rand"
 MAX_ANNOTATED_COLUMNS = 40
+MAX_WIDTH_INCHES = 13.0  # 1950 px at the saved 150 dpi
 
 
 @dataclass(frozen=True)
@@ -80,13 +86,15 @@ def reinit_heatmap(document: dict):
     """The figure: annotated heatmap of relative drops with a colour bar and a descriptive title."""
     data = reinit_heatmap_data(document)
     rows, columns = data.relative_drop.shape
-    fig, ax = subplots(figsize=(max(5.5, 2.6 + 0.62 * columns), max(2.8, 1.9 + 0.42 * rows)))
-    finite = data.relative_drop[np.isfinite(data.relative_drop)]
-    norm = Normalize(vmin=min(0.0, float(finite.min())) if finite.size else 0.0, vmax=1.0)
+    cell = min(0.62, (MAX_WIDTH_INCHES - 2.6) / columns)  # many layers: narrower cells, at most ~2000 px
+    fig, ax = subplots(figsize=(max(5.5, 2.6 + cell * columns), max(2.8, 1.9 + 0.42 * rows)))
+    norm = drop_norm(data.relative_drop)
     image = ax.imshow(data.relative_drop, cmap=CMAP, norm=norm, aspect="auto", interpolation="nearest")
-    if columns <= MAX_ANNOTATED_COLUMNS:
+    if columns <= MAX_ANNOTATED_COLUMNS and cell >= 0.4:  # a number per cell only where it fits
         _annotate(ax, data.relative_drop, norm, fontsize=9 if columns <= 14 else 7)
-    ax.set_xticks(range(columns), data.layer_labels, rotation=45, ha="right", rotation_mode="anchor")
+    every = max(1, math.ceil(0.16 / cell))  # one layer name per 0.16 in: rotated names do not collide
+    ax.set_xticks(range(0, columns, every), data.layer_labels[::every], rotation=45, ha="right",
+                  rotation_mode="anchor", fontsize=9 if every == 1 else 7)
     ax.set_yticks(range(rows), data.row_labels)
     ax.set_xlabel("layer reset (forward order)")
     ax.set_ylabel("parameters taken from")
@@ -95,27 +103,46 @@ def reinit_heatmap(document: dict):
     ax.grid(which="minor", color="white", linewidth=1.5)
     ax.tick_params(which="minor", length=0)
     _colorbar(fig, ax, image, data)
-    ax.set_title(_title(document, data), fontsize=11)
+    fig.suptitle(_title(document, data), fontsize=11)
     fig.tight_layout()
     return fig
+
+
+def drop_norm(drops: np.ndarray) -> TwoSlopeNorm:
+    """The diverging colour scale of relative drops: centred at 0, from the lowest drop (at most
+    ``LOWEST_SHOWN``) to 1 (or the highest drop, if a drop exceeds 1)."""
+    finite = drops[np.isfinite(drops)]
+    low = min(LOWEST_SHOWN, float(finite.min())) if finite.size else LOWEST_SHOWN
+    high = max(1.0, float(finite.max())) if finite.size else 1.0
+    return TwoSlopeNorm(vcenter=0.0, vmin=low, vmax=high)
+
+
+def drop_ticks(norm: TwoSlopeNorm) -> list[float]:
+    """Colour-bar ticks of a drop scale: its lowest value, 0, and quarters up to its highest."""
+    return [norm.vmin, *np.arange(0.0, norm.vmax + 1e-9, 0.25 if norm.vmax <= 1.5 else 0.5)]
+
+
+def text_colour(norm: Normalize, value: float) -> str:
+    """White on the dark ends of a diverging scale, black in its pale middle."""
+    return "white" if abs(norm(value) - 0.5) > 0.3 else "black"
 
 
 def _annotate(ax, grid: np.ndarray, norm: Normalize, *, fontsize: int) -> None:
     for (row, column), value in np.ndenumerate(grid):
         if math.isfinite(value):
-            dark = norm(value) > 0.55
             text = f"{value:.2f}".replace("-0.00", "0.00").replace("-", "\N{MINUS SIGN}")
-            ax.text(column, row, text, ha="center", va="center", fontsize=fontsize, color="white" if dark else "black")
+            ax.text(column, row, text, ha="center", va="center", fontsize=fontsize, color=text_colour(norm, value))
 
 
 def _colorbar(fig, ax, image, data: HeatmapData) -> None:
     """A colour bar as tall as the heatmap, with the chance level marked."""
     cax = make_axes_locatable(ax).append_axes("right", size=0.22, pad=0.5)
     bar = fig.colorbar(image, cax=cax)
-    bar.set_label("relative drop of top-1: (top1 \N{MINUS SIGN} acc) / top1")
+    bar.set_ticks(drop_ticks(image.norm))
+    bar.set_label("relative drop of top-1: (top1 \N{MINUS SIGN} acc) / top1\n< 0: the reset helps")
     if data.chance is not None and data.top1 > 0:
         at_chance = (data.top1 - data.chance) / data.top1
-        if 0 <= at_chance <= 1:
+        if image.norm.vmin <= at_chance <= image.norm.vmax:
             cax.axhline(at_chance, color="black", linewidth=1.5, linestyle="--")
             cax.text(-0.3, at_chance, "chance", transform=cax.get_yaxis_transform(), ha="right", va="center",
                      fontsize=8)
@@ -129,6 +156,10 @@ def _title(document: dict, data: HeatmapData) -> str:
         detail += f" (chance {data.chance:.3g}%)"
     if document.get("with_bn"):
         detail += "; BatchNorm after each layer reset too"
+    verdict = chance_of(document)
+    if verdict is not None and not verdict.above_chance:
+        detail = (f"MODEL AT CHANCE: trained top-1 {data.top1:.1f}% vs {verdict.chance:.3g}% by guessing "
+                  f"(p = {verdict.p_value:.2g});\nthese drops describe an untrained model, not critical layers")
     return f"{head}\n{detail}"
 
 

@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 
 from plotting.headline import bias_and_criticality, spearman
+from schema.chance import chance_of
 from schema.runs import Run
-from schema.thresholds import CRITICAL_DROP, SIGNIFICANCE
+from schema.thresholds import CRITICAL_DROP, SIGNIFICANCE, SPECTRA_CONV_MODE
 
 
 def _last(run: Run, kind: str) -> dict | None:
@@ -17,9 +18,15 @@ def _last(run: Run, kind: str) -> dict | None:
     return found[-1] if found else None
 
 
-def _sentences(rows: list[dict]) -> list[str]:
+def _sentences(rows: list[dict], verdict=None) -> list[str]:
+    """The headline in words; for a model at chance (``verdict``), one note first and the layer
+    findings marked as describing an untrained model."""
     biased = [r for r in rows if r["p"] is not None and r["p"] < SIGNIFICANCE]
     lines = []
+    untrained = verdict is not None and not verdict.above_chance
+    if untrained:
+        lines.append(f"**The model is at chance** ({verdict.describe()}): the critical layers and the "
+                     "bias-criticality correlation below describe an untrained model, not findings.")
     if biased:
         described = ", ".join(f"`{r['layer']}` (mass {r['mass']:.2f}, p = {r['p']:.1e})" for r in biased)
         lines.append(f"**Biased layers** (sign test of mass = 0.5, p < {SIGNIFICANCE}): {described}.")
@@ -29,11 +36,12 @@ def _sentences(rows: list[dict]) -> list[str]:
     if with_drop:
         critical = [r for r in with_drop if r["drop"] > CRITICAL_DROP]
         described = ", ".join(f"`{r['layer']}` ({100 * r['drop']:.0f}% relative drop)" for r in critical) or "none"
-        lines.append(f"**Critical layers** (re-initializing to epoch 0 costs more than "
+        lines.append(f"**Critical layers**{' of an untrained model' if untrained else ''} (re-initializing to "
+                     f"epoch 0 costs more than "
                      f"{100 * CRITICAL_DROP:.0f}% of test top-1): {described}.")
         correlation = spearman(rows)
         if correlation:
-            lines.append(f"**Bias vs criticality**: Spearman correlation between |mass - 0.5| and the drop from "
+            lines.append(f"**Bias vs criticality**{' (an untrained model)' if untrained else ''}: Spearman correlation between |mass - 0.5| and the drop from "
                          f"epoch 0 is {correlation[0]:.2f} (p = {correlation[1]:.2g}, {correlation[2]} layers).")
     return lines
 
@@ -114,16 +122,17 @@ def report_markdown(run: Run, *, report_dir: Path, figures: list[Path], run_dir:
                  f"Whole pipeline: {timings.get('total', 0):.0f}s.")
     lines.append("")
     if projections:
-        lines += _sentences(bias_and_criticality(projections, _last(run, "reinit")))
+        sweep = _last(run, "reinit")
+        lines += _sentences(bias_and_criticality(projections, sweep), chance_of(sweep))
         lines.append("")
     dse = next((d for d in run.documents.get("dse_summary") or [] if (d.get("settings") or {}).get("layer") is None),
                None)
     if dse and dse.get("epochs"):
         lines += [_dse_sentence(dse), ""]
-    spectra = run.summary("spectra_summary", conv_mode="slices")
+    spectra = run.summary("spectra_summary", conv_mode=SPECTRA_CONV_MODE)
     if spectra and spectra.get("epochs"):
         lines += [_spectra_sentence(spectra), ""]
-    last_spectra = [d for d in run.of_kind("spectra") if d.get("conv_mode", "slices") == "slices" and d.get("epoch") is not None]
+    last_spectra = [d for d in run.of_kind("spectra") if d.get("conv_mode", SPECTRA_CONV_MODE) == SPECTRA_CONV_MODE and d.get("epoch") is not None]
     if last_spectra and "warning" in ((last_spectra[-1].get("layers") or [{}])[0]):
         lines += [_weightwatcher_sentence(last_spectra[-1]), ""]
     for png in sorted(figures, key=_figure_order):

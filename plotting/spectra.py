@@ -6,7 +6,7 @@ import re
 import numpy as np
 from matplotlib.ticker import NullFormatter
 
-from plotting.common import chosen_epochs, run_title, subplots
+from plotting.common import chosen_epochs, place_labels, run_title, subplots
 from plotting.registry import MissingData, documents_of, register_figure
 from schema import layers_by_epoch
 from schema.runs import Run
@@ -65,22 +65,39 @@ def spectra_heatmaps(run: Run, options: dict) -> list:
     return [(_stem("spectra_heatmaps", mode), _heatmap_figure(*grids)) for mode, grids in _all_grids(run).items()]
 
 
+MAX_WIDTH_INCHES = 13.0  # 1950 px at the saved 150 dpi
+_CELL = 0.46  # inches per epoch column: room for a cell's number at 7 pt
+_MIN_CELL = 0.36  # the narrowest column that still takes a number
+
+
+def _panel_columns(epochs: int) -> int:
+    """Two panels a row while two fit in ``MAX_WIDTH_INCHES``, else one (four rows)."""
+    return 2 if 2 * (2.9 + _MIN_CELL * epochs) <= MAX_WIDTH_INCHES else 1
+
+
 def _heatmap_figure(epochs: list[int], names: list[str], grids: dict[str, np.ndarray], last: dict):
-    height = 1.4 + 0.32 * len(names)
-    width = 2.6 + 0.42 * len(epochs)
-    fig, axes = subplots(1, len(HEATMAPS), figsize=(len(HEATMAPS) * width + 2.5, height + 1.2))
-    for index, (ax, (metric, title, cmap)) in enumerate(zip(axes, HEATMAPS)):
+    """The four metrics as layers x epochs heatmaps on a 2 x 2 grid (4 x 1 for many epochs), each on a
+    colour scale from its smallest to its largest value (nothing saturates)."""
+    columns = _panel_columns(len(epochs))
+    rows = len(HEATMAPS) // columns
+    cell = min(_CELL, (MAX_WIDTH_INCHES / columns - 2.9) / max(1, len(epochs)))
+    width = columns * (2.9 + cell * len(epochs)) + 0.6
+    height = rows * (1.2 + 0.3 * len(names)) + 0.9
+    fig, axes = subplots(rows, columns, figsize=(min(width, MAX_WIDTH_INCHES), height), squeeze=False)
+    for index, (ax, (metric, title, cmap)) in enumerate(zip(axes.flat, HEATMAPS)):
         grid = grids[metric]
         finite = grid[np.isfinite(grid)]
-        vmin, vmax = (np.percentile(finite, [2, 98]) if finite.size else (0.0, 1.0))
+        vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
         image = ax.imshow(grid, aspect="auto", cmap=cmap, vmin=vmin, vmax=vmax if vmax > vmin else vmin + 1,
                           interpolation="nearest")
         ax.set_xticks(range(len(epochs)), [str(e) for e in epochs])
-        ax.set_yticks(range(len(names)), names if index == 0 else [""] * len(names))
-        ax.set(xlabel="epoch", title=title)
-        if grid.size <= _ANNOTATED_CELLS:
+        ax.set_yticks(range(len(names)), names if index % columns == 0 else [""] * len(names))
+        ax.set(title=title)
+        if index >= len(HEATMAPS) - columns:
+            ax.set_xlabel("epoch")
+        if grid.size <= _ANNOTATED_CELLS and cell >= _MIN_CELL:
             _annotate(ax, grid, image)
-        fig.colorbar(image, ax=ax)
+        fig.colorbar(image, ax=ax, pad=0.02)
     mode = last.get("conv_mode", "slices")
     fig.suptitle(run_title(f"weight spectra (conv {mode})", arch=last.get("arch"), dataset=last.get("dataset"),
                            seed=last.get("seed")))
@@ -129,15 +146,20 @@ def _esd_figure(documents: dict[int, dict], options: dict, mode: str) -> tuple:
     if name not in names:
         raise MissingData(f"--spectra-layer {name!r} is not a layer of these spectra results; choose one of "
                           f"{', '.join(names)}")
-    fig, axes = subplots(1, len(epochs), figsize=(4.2 * len(epochs), 3.8), squeeze=False)
-    for ax, epoch in zip(axes[0], epochs):
+    columns = min(3, len(epochs))  # at most three panels a row: the figure stays under ~2000 px
+    rows = -(-len(epochs) // columns)
+    fig, axes = subplots(rows, columns, figsize=(4.2 * columns, 5.0 * rows), squeeze=False)
+    for ax, epoch in zip(axes.flat, epochs):
         record = {layer["name"]: layer for layer in documents[epoch]["layers"]}.get(name)
         if record is None or not record.get("eigenvalues"):
             ax.set_visible(False)
             continue
         _draw_esd(ax, record)
         ax.set_title(f"epoch {epoch}" + (" (init)" if epoch == 0 else ""))
-    axes[0][0].set_ylabel("density")
+    for ax in list(axes.flat)[len(epochs):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("density")
     layer = last["layers"][names.index(name)]
     shape = "x".join(str(size) for size in layer.get("shape") or [])
     how = f", conv {last.get('conv_mode', 'slices')}" if layer.get("kind") == "conv" else ""
@@ -175,9 +197,7 @@ def _draw_esd(ax, record: dict) -> None:
     ax.set(xscale="log", yscale="log", xlabel="eigenvalue of W^T W / N")
     ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels of a narrow range overlap
     ax.grid(alpha=0.3, which="both")
-    bottom, top = ax.get_ylim()
-    ax.set_ylim(bottom, top * (top / bottom) ** 0.35)  # headroom above the bars for the legend
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)  # under the axes
 
 
 # -- alpha against rand_distance, per layer ----------------------------------------------------------------
@@ -196,13 +216,15 @@ def spectra_alpha_rand_distance(run: Run, options: dict) -> list:
         raise MissingData("no layer has both alpha and rand_distance")
     fig, ax = subplots(figsize=(6.4, 4.6))
     ax.axvspan(2, 6, color="C2", alpha=0.08, label="2 <= alpha <= 6 (WeightWatcher: well trained)")
-    for index, (name, alpha, distance) in enumerate(points):
+    for index, (_, alpha, distance) in enumerate(points):
         ax.scatter(alpha, distance, color=f"C{index % 10}", s=40, zorder=2)
-        ax.annotate(name, (alpha, distance), textcoords="offset points", xytext=(4, 4), fontsize=8)
     ax.set(xlabel="power-law exponent alpha", ylabel="rand_distance (JS, ESD vs shuffled ESD)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="best")
+    ax.margins(0.12)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.14), frameon=False)  # under the axes
     fig.suptitle(run_title(f"alpha vs rand_distance per layer, epoch {last.get('epoch')}", arch=last.get("arch"),
                            dataset=last.get("dataset"), seed=last.get("seed")))
     fig.tight_layout()
+    place_labels(ax, [alpha for _, alpha, _ in points], [distance for _, _, distance in points],
+                 [name for name, _, _ in points], fontsize=8)
     return [(_stem("spectra_alpha_rand_distance", last.get("conv_mode", "slices")), fig)]

@@ -7,7 +7,8 @@
 Columns: ``run`` (its folder), ``level`` (the values of the factors that vary, e.g. ``noise=0.5``;
 seeds are replicates), ``dataset``, ``arch``, ``noise`` (-1: pixel shuffle), ``seed``, one column per
 varying factor, ``epoch``, ``layer`` (the module name, ``net`` for the whole network, empty for
-run-level values), ``metric``, ``value``. Metrics: train.py's ``train_loss``, ``test_top1``/``test_loss``
+run-level values; an ordered categorical in forward order, so that ``groupby``, ``pivot_table`` and
+``sort_values`` put ``features.2`` before ``features.10``: ``schema.order``), ``metric``, ``value``. Metrics: train.py's ``train_loss``, ``test_top1``/``test_loss``
 (or ``val_top1``/``val_loss`` with a validation split, and the final ``test_top1``), then each
 analysis's rows, as its declaration (``analyses.registry``) says: ``python -c "import schema;
 print(schema.table_metrics())"`` lists them.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+from schema.order import forward_order
 from schema.runs import PIXEL_SHUFFLE, Run, find_runs, relative
 from utils.errors import UserError
 
@@ -117,15 +119,18 @@ def table_of(runs: list[Run], by: list[str] | None = None):
     factors = varying(runs)
     by = factors if by is None else by
     extra = [key for key in dict.fromkeys([*by, *factors]) if key not in IDENTITY]
-    records = []
+    records, orders = [], []
     for run in runs:
         design = run.factors()
         head = (relative(run.folder), level_of(run, by), run.dataset, run.arch, design.get("noise", 0.0), run.seed,
                 *(design.get(key) for key in extra))
-        records += [(*head, *row) for row in run_rows(run)]
+        rows = run_rows(run)
+        records += [(*head, *row) for row in rows]
+        orders.append([row[1] for row in rows])
     columns = ["run", "level", *IDENTITY, *extra, "epoch", "layer", "metric", "value"]
     table = pd.DataFrame.from_records(records, columns=columns)
-    return table.astype({"epoch": "Int64", "value": "float64"})
+    layer = pd.Categorical(table.layer, categories=forward_order(orders), ordered=True)
+    return table.astype({"epoch": "Int64", "value": "float64"}).assign(layer=layer)
 
 
 def load_table(folders, *, by: list[str] | None = None):
