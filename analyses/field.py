@@ -105,10 +105,12 @@ class FieldMeasure(Analysis):
     """A measure of the field: ``measure`` returns ``{"measures": {...}, ...details}``."""
 
     metrics: tuple[str, ...] = ()
+    uses_training_data = False  # margin and sharpness: measured on a draw of the run's training split
 
     def __init__(self, settings: FieldSettings | None = None, *, missing: str | None = None) -> None:
         super().__init__(settings or FieldSettings())
         self.missing = missing  # the data this model lacks (None: it has them)
+        self.needs_data = self.uses_training_data and missing is None
 
     def document(self, measured: dict, subject: Subject, args: dict) -> dict:
         measures = {name: clean(measured["measures"].get(name)) for name in self.metrics}

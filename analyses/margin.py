@@ -66,10 +66,7 @@ def normalized(found: dict, margin: float, path_norm: float) -> dict:
 class Margin(FieldMeasure):
     name = kind = "margin"
     metrics = tuple(MEASURES)
-
-    def __init__(self, settings: FieldSettings | None = None, *, missing: str | None = None) -> None:
-        super().__init__(settings, missing=missing)
-        self.needs_data = missing is None
+    uses_training_data = True
 
     def measure(self, subject: Subject) -> dict:
         if self.missing is not None:
