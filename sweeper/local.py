@@ -19,7 +19,7 @@ from sweeper.manifest import SweepFolder
 from sweeper.member import MemberRunner
 from sweeper.plan import Plan
 from utils.errors import UserError
-from utils.progress import progress
+from utils.progress import progress, progress_mode
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ class LocalEngine:
     def run(self) -> int | None:
         """Run every plan; returns the signal that stopped the sweep, if one did."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-        bar = progress([], total=len(self.plans), desc="members", unit="member")
+        # a bar on a terminal only: in a log, the watcher's "running:" lines (sweeper.watch) say more
+        bar = progress([], total=len(self.plans), desc="members", unit="member", enabled=progress_mode() == "bar")
         try:
             with concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs) as pool:
                 futures = {pool.submit(self._member, plan) for plan in self.plans}
