@@ -33,6 +33,14 @@ class Measure:
     direction: int  # +1: higher means better generalization in the literature, -1: worse, 0: no agreed sign
     aggregation: str  # how one number per model is made (over layers, over training samples, ...)
     source: str  # where the definition and the expected sign come from
+    # "function": the field defines it on the function the network computes, so it is computed on the
+    # folded network (batch norms folded into the layer that ran before them) and a function-preserving
+    # rescaling leaves it unchanged; "parametrization": it reads the weights as they are stored.
+    defined_on: str = "parametrization"
+    # Jiang et al.'s dataset-size scaling, applied when models trained on different training-set sizes m
+    # are compared: "sqrt" (sqrt(x / m)), "log" ((x - log m) / 2, for measures given as logarithms), or
+    # None (not a complexity bound: compared as it is).
+    size_scaling: str | None = None
 
 
 @dataclass(frozen=True)
