@@ -37,7 +37,7 @@ from utils.paths import snapshot_root_index
 
 @dataclass(frozen=True)
 class Target:
-    orientation: int  # +1: higher is better generalization, -1: lower is
+    orientation: int  # +1: higher is better generalization, -1: lower is, 0: neither (no expected sign)
     label: str
     short: str  # for figure titles
 
@@ -49,6 +49,7 @@ TARGETS = {
                       "generalization gap (points)"),
     "loss_gap": Target(-1, "loss gap: test loss - training loss (the whole training set in eval mode where "
                            "run.json has it, else the epoch's mean)", "loss gap"),
+    "train_top1": Target(0, "train top-1 (%) (no expected sign)", "train top-1 (%)"),  # a PGDL task's
 }
 
 
@@ -97,6 +98,7 @@ class Model:
     epoch: int | None = None  # the snapshot measured (None: the last)
     label: str = ""
     group: str = ""
+    test_size: int | None = None  # the test images its targets were measured on (a PGDL task's); None: unknown
 
 
 # -- models of runs -------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ LEVEL = 0.05
 ROBUST_WORST = 0.5  # the worst axis's sign agreement a robust measure must exceed (0.5: a coin flip)
 SEED, BASELINE = "seeds'", "baseline"
 FIXED_COLUMNS = ("model", "label", "source", "group", "seed", "epoch", "measure", "analysis", "value")
+GRID_SOURCES = ("run", "pgdl")  # models of a grid (a zoo is none): the granulated and sign statistics read them
 
 
 def factor_columns(table) -> list[str]:
@@ -136,9 +137,9 @@ def granulated_kendall(frame, axes: list[str]) -> tuple[float, dict[str, float]]
     for axis in axes:
         others = [column for column in axes if column != axis] + ["seed"]
         taus = []
-        keys = frame[others].astype(str).agg("|".join, axis=1) if len(frame) else frame.index
+        keys = frame[others].map(str).agg("|".join, axis=1) if len(frame) else frame.index  # map: NaN as "nan"
         for _, group in frame.groupby(keys, sort=False):
-            if len(group) >= 2 and group[axis].astype(str).nunique() >= 2:
+            if len(group) >= 2 and group[axis].map(str).nunique() >= 2:
                 tau = kendall_tau_b(group.x.to_numpy(float), group.y.to_numpy(float))
                 if np.isfinite(tau):
                     taus.append(tau)
@@ -213,7 +214,7 @@ def _measure_row(group, measure: str, target: str, axes: list[str], *, resamples
     row = {"measure": measure, "target": target, "analysis": str(group.analysis.iloc[0]),
            **correlate(usable.value, usable[target], usable.group, resamples=resamples, seed=seed)}
     row["expected"] = expected_sign(measure, target)
-    grid = usable[usable.source == "run"].rename(columns={"value": "x", target: "y"})
+    grid = usable[usable.source.isin(GRID_SOURCES)].rename(columns={"value": "x", target: "y"})
     row |= _grid_statistics(grid, axes, row["expected"], row["kendall_tau"])
     row["agrees"] = _agrees(row["kendall_tau"], row["expected"])
     return row
@@ -238,9 +239,9 @@ def rank(table, *, targets: list[str] | None = None, axes: list[str] | None = No
     import pandas as pd
 
     targets = [name for name in (targets or TARGETS) if name in table.columns]
-    runs = table[table.source == "run"]
+    runs = table[table.source.isin(GRID_SOURCES)]
     if axes is None:
-        axes = [c for c in factor_columns(table) if runs[c].astype(str).nunique() > 1] if len(runs) else []
+        axes = [c for c in factor_columns(table) if runs[c].map(str).nunique() > 1] if len(runs) else []
     roles = {analysis: role_of(analysis) for analysis in set(table.analysis.astype(str))}
     rows = []
     for target in targets:

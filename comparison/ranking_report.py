@@ -37,10 +37,13 @@ def _sign(value: int) -> str:
 
 def _models_line(table) -> str:
     models = table.drop_duplicates("model")
-    runs, zoo = models[models.source == "run"], models[models.source != "run"]
+    runs, zoo = models[models.source == "run"], models[~models.source.isin(("run", "pgdl"))]
+    pgdl = models[models.source == "pgdl"]
     parts = []
     if len(runs):
         parts.append(f"{len(runs)} run(s) in {runs.group.nunique()} setting(s)")
+    if len(pgdl):
+        parts.append(f"{len(pgdl)} PGDL model(s) of task(s) {', '.join(sorted({m.split('/')[0] for m in pgdl.model}))}")
     if len(zoo):
         parts.append(f"{len(zoo)} zoo model(s) ({', '.join(zoo.model)})")
     epochs = sorted({int(e) for e in runs.epoch.dropna()}) if len(runs) else []

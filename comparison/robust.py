@@ -54,8 +54,8 @@ def single_axis_pairs(frame, axis: str, axes: list[str]) -> tuple[np.ndarray, np
     """``(first, second)`` row positions of the pairs of ``frame`` that differ in ``axis`` and agree on
     every other axis (the seed is no hyperparameter: pairs of any seeds count)."""
     others = [column for column in axes if column != axis]
-    keys = frame[others].astype(str).agg("|".join, axis=1).to_numpy() if others else np.zeros(len(frame), str)
-    values = frame[axis].astype(str).to_numpy()
+    keys = frame[others].map(str).agg("|".join, axis=1).to_numpy() if others else np.zeros(len(frame), str)
+    values = frame[axis].map(str).to_numpy()
     first, second = np.triu_indices(len(frame), k=1)
     keep = (keys[first] == keys[second]) & (values[first] != values[second])
     return first[keep], second[keep]
