@@ -7,7 +7,7 @@
   scoring program reads them. A value is matched to its possible value by equality (``256.0`` is
   ``256``), as the scoring program's ``list.index`` does.
 - **Targets**: ``train_top1`` and ``test_top1`` in %, ``gen_gap`` = train - test in points. The
-  hyperparameters are the grid's axes (``<task>.<name>`` when several tasks are ranked together, so
+  hyperparameters are the grid's axes (``<task>_<name>`` when several tasks are ranked together, so
   that no two tasks' grids mix), so the granulated coefficient and the sign statistics apply.
 - **The score** (:func:`scores`): the competition's, per measure and task (``comparison/cmi.py``'s
   :func:`pgdl_score`), on the values the ``.predict`` files hold and on the gap as the scoring program
@@ -20,7 +20,9 @@
 from __future__ import annotations
 
 import json
+import keyword
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,9 +110,16 @@ def check_reference(reference: Reference, folders: list[str]) -> None:
 
 
 def axis_names(references: list[Reference]) -> dict[tuple[str, str], str]:
-    """``{(task, hyperparameter): axis}``: the name, or ``<task>.<name>`` when several tasks are ranked."""
+    """``{(task, hyperparameter): axis}``: the name, or ``<task>_<name>`` when several tasks are ranked,
+    as a Python identifier (``hp.lr`` -> ``hp_lr``: the report reads the ranking's columns as attributes)."""
     several = len(references) > 1
-    return {(ref.task, name): f"{ref.task}.{name}" if several else name for ref in references for name in ref.axes}
+
+    def identifier(text: str) -> str:
+        text = re.sub(r"\W", "_", text)
+        return text if text.isidentifier() and not keyword.iskeyword(text) else f"hp_{text}"
+
+    return {(ref.task, name): identifier(f"{ref.task}_{name}" if several else name)
+            for ref in references for name in ref.axes}
 
 
 def targets(reference: Reference, folder: str) -> dict[str, float]:
