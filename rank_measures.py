@@ -104,9 +104,9 @@ def validate(args: argparse.Namespace) -> tuple[str, ...]:
         if value < least:
             raise UserError(f"{flag} {value} must be at least {least}")
     analyses = tuple(args.analyses or (*zoo.DEFAULT_ANALYSES, *(["dse"] if args.probe_dataset else [])))
+    if "dse" in analyses and not args.probe_dataset and (args.zoo or args.weights or not args.pgdl):
+        raise UserError("--analyses dse needs --probe-dataset: the images a zoo model's representation is probed on")
     if args.zoo or args.weights:
-        if "dse" in analyses and not args.probe_dataset:
-            raise UserError("--analyses dse needs --probe-dataset: the images a zoo model's representation is probed on")
         if set(analyses) - set(zoo.ANALYSES):
             raise UserError(f"--analyses {sorted(set(analyses) - set(zoo.ANALYSES))[0]} does not run on zoo models; "
                             f"choose from: {', '.join(zoo.ANALYSES)}")
