@@ -159,7 +159,7 @@ def pgdl_tasks(args: argparse.Namespace, out: Path, device) -> PgdlTasks | None:
         models = pgdl.task_models(task_dir)
         reference = pgdl_scoring.read_reference(task_dir, args.pgdl_reference)
         pgdl_scoring.check_reference(reference, [model.model for model in models])
-        pgdl.check_task(models)
+        models, _ = pgdl.check_task(models, notes)
         references.append(reference)
         found += models
     tasks = [reference.task for reference in references]

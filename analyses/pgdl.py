@@ -59,6 +59,7 @@ class PgdlModel:
 
     task_dir: str
     model: str
+    use_init: bool = True  # False: its weights_init.hdf5 does not fit its config (the kit then goes on without)
 
     @property
     def task(self) -> str:
@@ -75,7 +76,7 @@ class PgdlModel:
     @property
     def init_path(self) -> Path | None:
         path = self.dir / INIT_WEIGHTS
-        return path if path.is_file() else None
+        return path if self.use_init and path.is_file() else None
 
     def results(self, root: str | Path) -> Path:
         return results_folder(root, self.task, self.model)
@@ -99,21 +100,28 @@ def task_models(task_dir: str | Path) -> list[PgdlModel]:
     return found
 
 
-def check_model(model: PgdlModel) -> KerasSequential:
-    """Its config translates and its weight files fit it (shapes only); the translated model."""
+def check_model(model: PgdlModel, notes: list[str]) -> tuple[PgdlModel, KerasSequential]:
+    """Its config translates and ``weights.hdf5`` fits it (shapes only), else a UserError; an
+    initialization that cannot be read or does not fit is a note, and the model goes on without one (as
+    the competition's loader does). Returns the model (``use_init`` settled) and its translation."""
     translated = translate(read_config(model.dir / "config.json", model.where))
-    for path in (model.dir / WEIGHTS, model.init_path):
-        if path is None:
-            continue
-        if not path.is_file():
-            raise UserError(f"task {model.task}, model {model.model}: no {path.name} in {model.dir}")
-        check_weight_shapes(translated, read_weights(path, model.where, data=False), path)
-    return translated
+    path = model.dir / WEIGHTS
+    if not path.is_file():
+        raise UserError(f"task {model.task}, model {model.model}: no {WEIGHTS} in {model.dir}")
+    check_weight_shapes(translated, read_weights(path, model.where, data=False), path)
+    if model.init_path is not None:
+        try:
+            check_weight_shapes(translated, read_weights(model.init_path, model.where, data=False), model.init_path)
+        except UserError as err:
+            notes.append(f"{err}; measured without an initialization")
+            return PgdlModel(model.task_dir, model.model, use_init=False), translated
+    return model, translated
 
 
-def check_task(models: list[PgdlModel]) -> dict:
-    """Every model of one task checked before any work; ``{"classes", "examples", "input_shape"}``."""
-    translated = [check_model(model) for model in models]
+def check_task(models: list[PgdlModel], notes: list[str]) -> tuple[list[PgdlModel], dict]:
+    """Every model of one task checked before any work (:func:`check_model`); the models, and
+    ``{"classes", "examples", "input_shape"}``."""
+    models, translated = (list(found) for found in zip(*(check_model(model, notes) for model in models)))
     task = models[0].task
     outputs = {tuple(found.output_shape) for found in translated}
     inputs = {tuple(found.input_shape) for found in translated}
@@ -122,8 +130,8 @@ def check_task(models: list[PgdlModel]) -> dict:
                         "one vector of class scores of one size")
     if len(inputs) != 1:
         raise UserError(f"task {task}: its models take inputs of shapes {sorted(inputs)}; one task, one input shape")
-    return {"classes": next(iter(outputs))[0], "examples": check_shards(models[0].task_dir),
-            "input_shape": next(iter(inputs))}
+    return models, {"classes": next(iter(outputs))[0], "examples": check_shards(models[0].task_dir),
+                    "input_shape": next(iter(inputs))}
 
 
 # -- which analyses -----------------------------------------------------------------------------------

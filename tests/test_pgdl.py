@@ -122,6 +122,19 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(public_data, tmp_path,
     assert not out.exists()
 
 
+def test_an_initialization_that_does_not_fit_is_a_note_and_the_model_goes_on_without(public_data, tmp_path):
+    """As the competition's loader, which prints the error and goes on."""
+    from analyses.pgdl import check_task, task_models
+
+    root = copy_of(public_data, tmp_path)
+    _truncated("model_4/weights_init.hdf5")(root)
+    notes: list[str] = []
+    models, facts = check_task(task_models(root / "input_data" / TASK), notes)
+    assert [model.model for model in models if model.init_path is None] == ["model_4"]
+    assert len(notes) == 1 and "model model_4: cannot read" in notes[0] and "without an initialization" in notes[0]
+    assert facts == {"classes": 10, "examples": 64, "input_shape": (3, 8, 8)}
+
+
 # -- the competition's score on hand-built tables -----------------------------------------------------------------
 def reference(task: str = "t", seed: int = 0) -> Reference:
     """A complete 2x2x2 grid with gaps that differ within every cell of every pair of axes."""
