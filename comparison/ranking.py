@@ -12,6 +12,13 @@ For every (measure, target) over the models that have both:
   0, so a measure that does not move along an axis gets 0 there): for each axis, the mean tau over the
   groups of models that differ only in that axis (every other axis and the seed fixed, at least 2
   values of the axis), then the mean over the axes that have groups;
+- Jiang et al.'s conditional mutual information (``cmi``: the minimum over the conditioning sets of at
+  most 2 axes, ``cmi_set`` the set that gives it) over the grid's models, and the PGDL competition's
+  score (``pgdl_score``) over its settings (:mod:`comparison.cmi`); with several seeds per setting,
+  the PGDL score is computed on each setting's mean measure and mean target, the competition's tasks
+  having one model per setting; an incomplete grid, or one with fewer than 3 axes (conditioned on two
+  axes of a two-axis grid, every cell holds one pair and every measure scores 0), has none, and
+  :attr:`Evidence.pgdl_problem` says why;
 - Dziugaite et al.'s environments (:mod:`comparison.robust`): pairs of settings that differ in one
   axis, each pair of models weighted by how surely the test set tells their targets apart; the
   number of environments, those that carry weight and those judged (effective sample size at least
@@ -34,6 +41,7 @@ import numpy as np
 from scipy import stats
 
 from comparison import robust as environments_of
+from comparison.cmi import grid_problem, jiang_cmi, pgdl_score
 from comparison.measures import TARGETS, expected_sign
 from comparison.robust import MIN_ESS, ROBUST_ERROR, holm
 from utils.errors import UserError
@@ -46,6 +54,7 @@ SEED, BASELINE = "seeds'", "baseline"
 FIXED_COLUMNS = ("model", "label", "source", "group", "seed", "epoch", "test_size", "train_size", "measure",
                  "analysis", "value", "size_scaling")
 HOEFFDING, UNFILTERED, UNBOUNDED = "hoeffding", "none (--no-noise-filter)", "none (no Hoeffding bound for it)"
+MIN_PGDL_AXES = 3  # conditioned on two axes of a two-axis grid, a cell holds one pair: the competition's score is 0
 NO_GRID = ("zoo",)  # sources whose models form no grid of hyperparameters: no granulated coefficient, no environments
 
 
@@ -151,15 +160,23 @@ def granulated_kendall(frame, axes: list[str]) -> tuple[float, dict[str, float]]
     mean of :func:`jiang_tau` over the groups of models that share every other axis and the seed and hold
     at least 2 values of the axis; the overall coefficient the mean of psi over the axes that have groups
     (NaN for an axis without any)."""
+    import pandas as pd
+
+    x, y = frame.x.to_numpy(float), frame.y.to_numpy(float)
+    first, second = np.triu_indices(len(frame), k=1)
+    concordance = np.sign(x[first] - x[second]) * np.sign(y[first] - y[second])
     per_axis = {}
     for axis in axes:
         others = [column for column in axes if column != axis] + ["seed"]
-        taus = []
-        keys = frame[others].astype(str).agg("|".join, axis=1) if len(frame) else frame.index
-        for _, group in frame.groupby(keys, sort=False):
-            if group[axis].astype(str).nunique() >= 2:
-                taus.append(jiang_tau(group.x.to_numpy(float), group.y.to_numpy(float)))
-        per_axis[axis] = float(np.mean(taus)) if taus else math.nan
+        groups = frame[others].astype(str).groupby(others, sort=False).ngroup().to_numpy()
+        values = pd.factorize(frame[axis].astype(str))[0]
+        count = int(groups.max()) + 1 if len(groups) else 0
+        distinct = np.bincount(np.unique(np.column_stack([groups, values]), axis=0)[:, 0], minlength=count)
+        inside = groups[first] == groups[second]
+        pairs = np.bincount(groups[first][inside], minlength=count)
+        sums = np.bincount(groups[first][inside], concordance[inside], minlength=count)
+        counted = (distinct >= 2) & (pairs > 0)
+        per_axis[axis] = float(np.mean(sums[counted] / pairs[counted])) if counted.any() else math.nan
     defined = [value for value in per_axis.values() if np.isfinite(value)]
     return (float(np.mean(defined)) if defined else math.nan), per_axis
 
@@ -260,15 +277,41 @@ def _grid_statistics(grid, axes: list[str], target: str, expected: int, tau: flo
     return columns, found
 
 
+def settings_frame(grid, axes: list[str]):
+    """One row per setting of a :func:`grid_frame`: the mean ``x`` and ``y`` over its seeds (the PGDL score
+    wants one model per setting), and the number of models it had (``models``)."""
+    return grid.groupby(axes, sort=False, dropna=False).agg(x=("x", "mean"), y=("y", "mean"),
+                                                           models=("y", "size")).reset_index()
+
+
+def pgdl_problem(grid, axes: list[str]) -> str | None:
+    """Why the PGDL score of a :func:`grid_frame` is empty (None when it is not)."""
+    if len(axes) < MIN_PGDL_AXES:
+        return (f"it needs at least {MIN_PGDL_AXES} hyperparameters, and the grid has {len(axes)}"
+                + (f" ({', '.join(axes)})" if axes else "") + ": conditioned on both values of two of them, each "
+                "cell holds one pair of settings, and every measure scores 0")
+    return grid_problem(settings_frame(grid, axes), axes)
+
+
+def _scores(grid, axes: list[str]) -> dict:
+    """``cmi``, ``cmi_set`` and ``pgdl_score`` of a :func:`grid_frame` (NaN where undefined)."""
+    if not axes or len(grid) < 2:
+        return {"cmi": math.nan, "cmi_set": "", "pgdl_score": math.nan}
+    found = jiang_cmi(grid, axes)
+    named = "" if found.worst_set is None else ", ".join(found.worst_set) or "none"
+    score = math.nan if pgdl_problem(grid, axes) else pgdl_score(settings_frame(grid, axes), axes)
+    return {"cmi": found.score, "cmi_set": named, "pgdl_score": score}
+
+
 def _measure_row(group, measure: str, target: str, axes: list[str], *, resamples: int, seed: int,
                  weighting: Weighting):
     usable = group[np.isfinite(group.value.astype(float)) & np.isfinite(group[target].astype(float))]
     row = {"measure": measure, "target": target, "analysis": str(group.analysis.iloc[0]),
            **correlate(usable.value, usable[target], usable.group, resamples=resamples, seed=seed)}
     row["expected"] = expected_sign(measure, target)
-    columns, found = _grid_statistics(grid_frame(usable, target), axes, target, row["expected"], row["kendall_tau"],
-                                      weighting)
-    row |= columns
+    grid = grid_frame(usable, target)
+    columns, found = _grid_statistics(grid, axes, target, row["expected"], row["kendall_tau"], weighting)
+    row |= columns | _scores(grid, axes)
     row["agrees"] = _agrees(row["kendall_tau"], row["expected"])
     return row, found.assign(measure=measure, target=target, weighting=row["weighting"])
 
@@ -298,6 +341,8 @@ class Evidence:
     sizes: tuple[int, ...]  # the test-set sizes n of the models (those recorded)
     unsized: tuple[str, ...]  # runs whose test-set size is not recorded: their pairs carry no weight
     left_out: tuple[str, ...]  # environments that carry weight below the effective sample size judged
+    pgdl_problem: str | None = None  # why the PGDL score is empty (None: it is not, for the measures every model has)
+    seeds: int = 1  # the most models a setting has (the PGDL score averages them)
 
 
 def evidence(table, target: str, axes: list[str], weighting: Weighting) -> Evidence:
@@ -311,7 +356,9 @@ def evidence(table, target: str, axes: list[str], weighting: Weighting) -> Evide
     return Evidence(target, weighting.of(target), weighting.min_ess, len(found), int(carrying.sum()),
                     int(judged.sum()), float(found.largest_difference.max()) if len(found) else math.nan,
                     float(found.ess.max()) if len(found) else math.nan, tuple(sorted({int(n) for n in recorded})),
-                    tuple(unsized), tuple(found.environment[carrying & ~judged]))
+                    tuple(unsized), tuple(found.environment[carrying & ~judged]),
+                    pgdl_problem(models, axes) if len(models) else None,
+                    int(settings_frame(models, axes).models.max()) if axes and len(models) else 1)
 
 
 @dataclass(frozen=True)

@@ -78,12 +78,18 @@ def _worst(row) -> str:
 
 
 def _scores(row) -> str:
-    """`` | CMI | PGDL`` cells where the ranking has them."""
-    return "".join(f" | {_num(getattr(row, column))}" for column in ("cmi", "pgdl_score") if hasattr(row, column))
+    """`` | CMI (its conditioning set) | PGDL`` cells where the ranking has them."""
+    cells = []
+    if hasattr(row, "cmi"):
+        named = f" ({row.cmi_set})" if math.isfinite(row.cmi) and getattr(row, "cmi_set", "") else ""
+        cells.append(f"{_num(row.cmi)}{named}")
+    if hasattr(row, "pgdl_score"):
+        cells.append(_num(row.pgdl_score))
+    return "".join(f" | {cell}" for cell in cells)
 
 
 def _score_headers(ranking) -> tuple[str, str]:
-    named = [name for column, name in (("cmi", "CMI"), ("pgdl_score", "PGDL score")) if column in ranking]
+    named = [name for column, name in (("cmi", "CMI (set)"), ("pgdl_score", "PGDL score")) if column in ranking]
     return "".join(f" | {name}" for name in named), "|---" * len(named)
 
 
@@ -155,6 +161,25 @@ def _environments_line(found: Evidence | None) -> list[str]:
     return [" ".join(lines), ""]
 
 
+def scores_line(found: Evidence | None, rows) -> list[str]:
+    """One line on the PGDL score where it is empty, or computed on the seeds' means."""
+    if found is None or not found.environments:
+        return []
+    if found.pgdl_problem:
+        return [f"The PGDL score is empty: {found.pgdl_problem} (the competition scores a complete grid with one "
+                "model per setting).", ""]
+    lines = []
+    if found.seeds > 1:
+        lines.append(f"The PGDL score is computed on each setting's mean measure and mean target over its seeds (up "
+                     f"to {found.seeds}): the competition's tasks have one model per setting.")
+    lacking = [f"`{row.measure}`" for row in rows.itertuples() if not math.isfinite(row.pgdl_score)] \
+        if "pgdl_score" in rows else []
+    if lacking:
+        lines.append(f"The PGDL score is empty for {', '.join(lacking)}: some models lack them, so their grid is "
+                     "incomplete.")
+    return [" ".join(lines), ""] if lines else []
+
+
 def robust_section(ranking, evidence: dict[str, Evidence] | None = None) -> list[str]:
     """The first table: per target, the measures that predict it robustly, seeds' and baselines together."""
     evidence = evidence or {}
@@ -170,6 +195,7 @@ def robust_section(ranking, evidence: dict[str, Evidence] | None = None) -> list
         rows = ranking[ranking.target == target]
         found = _robust_rows(rows)
         lines += [f"**{TARGETS[target].short}**", "", *_environments_line(evidence.get(target)),
+                  *scores_line(evidence.get(target), rows),
                   "| measure | kind (analysis) | Kendall tau-b [95% CI] | p (Holm) | robust sign-error (axis) | "
                   "mean sign-error | judged environments | granulated Kendall (Jiang's tau)" + headers + " |",
                   "|---|---|---|---|---|---|---|---" + rules + "|"]
@@ -250,7 +276,14 @@ def method_paragraph(resamples: int, n_measures: int, *, min_ess: float) -> str:
             "of tau-b, when there is one, excludes 0. The granulated Kendall coefficient (Jiang et al., ICLR 2020) "
             "uses *Jiang's* tau, not tau-b: the mean of sign(dx) sign(dy) over pairs, where a tie or a constant "
             "measure counts 0; psi(axis) is its mean over the groups of runs that differ only in that axis (the "
-            "other axes and the seed fixed), and the coefficient the mean of psi over the axes. An *environment* "
+            "other axes and the seed fixed), and the coefficient the mean of psi over the axes. Jiang's conditional "
+            "mutual information (CMI) is, over the ordered pairs of distinct models of the grid, the mutual "
+            "information between the signs of the measure's and the target's differences given the pair's values "
+            "of a set of at most 2 hyperparameters, over the conditional entropy of the target's sign, minimized "
+            "over the sets (the set that gives it in brackets; none: the empty set). The PGDL score is the "
+            "competition's (not times 100): every ordered pair of settings, a setting with itself included, ties "
+            "as '-'; for each ordered pair of distinct hyperparameters the mean mutual information over the cells "
+            "over the mean entropy of the target's sign; the minimum over the pairs. An *environment* "
             "(Dziugaite et al., NeurIPS 2020) is a pair of settings that differ in exactly one hyperparameter; its "
             "pairs of models are every model of one with every model of the other (seeds are no hyperparameter). "
             "A pair's sign-error is 0 when the sign of the measure's difference, turned by its expected sign, is "

@@ -130,6 +130,7 @@ def test_a_monotone_measure_gives_tau_1_and_a_shuffled_one_about_0(family):
     assert dsmi.robust_sign_error == 0.0 and dsmi.worst_environment_axis == "noise"
     assert _tau(ranking, "dsmi_y", "gen_gap").robust_sign_error == 0.0  # turned by its expected sign, -1 for a gap
     assert alpha.robust_sign_error == 0.0 and dsmi.robust and not shuffled.robust
+    assert dsmi.cmi == pytest.approx(1.0) and np.isnan(dsmi.pgdl_score)  # one axis: no PGDL score
     assert shuffled.robust_sign_error > 0.5
     assert dsmi.p_holm >= dsmi.p and shuffled.p_holm >= shuffled.p
 
@@ -218,7 +219,8 @@ def test_the_cli_writes_the_tables_the_figures_and_a_report(family, tmp_path):
     assert {"measure", "target", "kendall_tau", "tau_low", "tau_high", "p", "spearman", "granulated_kendall",
             "n_models", "expected", "verdict", "environments", "weighted_environments", "kept_environments",
             "effective_sample_size", "robust_sign_error", "worst_environment_axis", "worst_environment",
-            "mean_sign_error", "median_sign_error", "p90_sign_error", "weighting"} <= set(ranking.columns)
+            "mean_sign_error", "median_sign_error", "p90_sign_error", "weighting", "cmi", "cmi_set",
+            "pgdl_score"} <= set(ranking.columns)
     assert set(ranking.target) == {"test_top1", "gen_gap", "loss_gap"}
     assert set(ranking[ranking.target == "loss_gap"].weighting) == {"none (no Hoeffding bound for it)"}
     environments = pd.read_csv(out / "environments.csv")
@@ -230,6 +232,7 @@ def test_the_cli_writes_the_tables_the_figures_and_a_report(family, tmp_path):
     assert "`rand_distance`" not in first_table
     assert "Environments: 15, 15 carry weight, 15 judged (effective sample size at least 3)" in report
     assert "Jiang's* tau, not tau-b" in report and "robust sign-error (axis)" in report
+    assert "The PGDL score is empty: it needs at least 3 hyperparameters, and the grid has 1 (noise)" in report
     assert "Holm-corrected across the" in report and "single axis (noise)" in report
     assert "Hyperplane Arrangements of Trained ConvNets Are Biased" in report and "Gamba" in report
     tracked = next(line for line in report.splitlines() if line.startswith("- **Track it, in the direction"))

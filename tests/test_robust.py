@@ -178,6 +178,35 @@ def test_a_run_without_a_test_set_size_carries_no_weight_and_the_loss_gap_is_unw
     assert rows.loc["loss_gap", "effective_sample_size"] == pytest.approx(12 * 16)
 
 
+def test_the_ranking_gives_jiang_s_cmi_and_the_pgdl_score_and_says_when_there_is_none():
+    frame = cube()
+    table = _table(frame, {"equal": frame.y.to_numpy(), "depth_only": frame.depth.to_numpy(float),
+                           "constant": np.ones(len(frame))})
+    result = ranking_stats.ranked(table, targets=["gen_gap"], resamples=0)
+    rows = result.ranking.set_index("measure")
+    # The gap's own order: every sign right given any conditioning set, 1 bit of information per bit of entropy.
+    assert rows.loc["equal", "cmi"] == pytest.approx(1.0) and rows.loc["equal", "pgdl_score"] == pytest.approx(1.0)
+    # Following depth alone: once the pair's depths are known, its sign tells nothing more.
+    assert rows.loc["depth_only", "cmi"] == pytest.approx(0.0, abs=1e-12) and "depth" in rows.loc["depth_only",
+                                                                                                    "cmi_set"]
+    assert rows.loc["depth_only", "pgdl_score"] == pytest.approx(0.0, abs=1e-9)
+    assert rows.loc["constant", "cmi"] == 0.0 and rows.loc["constant", "pgdl_score"] == pytest.approx(0.0, abs=1e-9)
+    found = result.evidence["gen_gap"]
+    assert found.pgdl_problem is None and found.seeds == 4  # 4 seeds a setting: the score reads their means
+    # A setting without models: an incomplete grid has no PGDL score, and the evidence says why.
+    holed = _table(frame[~((frame.depth == 4) & (frame.lr == 0.1) & (frame.width == 16))].reset_index(drop=True),
+                   {"equal": frame.y.to_numpy()[:28]})
+    result = ranking_stats.ranked(holed, targets=["gen_gap"], resamples=0)
+    assert np.isnan(result.ranking.iloc[0].pgdl_score) and result.ranking.iloc[0].cmi == pytest.approx(1.0)
+    assert "incomplete: 1 of 8 settings have no model" in result.evidence["gen_gap"].pgdl_problem
+    # Two hyperparameters: conditioned on both, a cell holds one pair of settings; no score, and why.
+    flat = cube().query("width == 8").reset_index(drop=True)
+    result = ranking_stats.ranked(_table(flat, {"equal": flat.y.to_numpy()}), targets=["gen_gap"], resamples=0)
+    assert np.isnan(result.ranking.iloc[0].pgdl_score)
+    assert result.evidence["gen_gap"].pgdl_problem.startswith("it needs at least 3 hyperparameters, and the grid "
+                                                               "has 2 (depth, lr)")
+
+
 def test_seeds_measures_and_baselines_come_from_the_declarations():
     from analyses.registry import declarations
 
