@@ -290,7 +290,8 @@ def pgdl_problem(grid, axes: list[str]) -> str | None:
         return (f"it needs at least {MIN_PGDL_AXES} hyperparameters, and the grid has {len(axes)}"
                 + (f" ({', '.join(axes)})" if axes else "") + ": conditioned on both values of two of them, each "
                 "cell holds one pair of settings, and every measure scores 0")
-    return grid_problem(settings_frame(grid, axes), axes)
+    problem = grid_problem(settings_frame(grid, axes), axes)
+    return problem and f"{problem} (the competition scores a complete grid with one model per setting)"
 
 
 def _scores(grid, axes: list[str]) -> dict:

@@ -166,8 +166,7 @@ def scores_line(found: Evidence | None, rows) -> list[str]:
     if found is None or not found.environments:
         return []
     if found.pgdl_problem:
-        return [f"The PGDL score is empty: {found.pgdl_problem} (the competition scores a complete grid with one "
-                "model per setting).", ""]
+        return [f"The PGDL score is empty: {found.pgdl_problem}.", ""]
     lines = []
     if found.seeds > 1:
         lines.append(f"The PGDL score is computed on each setting's mean measure and mean target over its seeds (up "

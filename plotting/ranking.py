@@ -104,7 +104,7 @@ def tau_forest(ranking, *, targets: list[str], target_labels: dict[str, str], ti
             if np.isfinite(getattr(row, "granulated_kendall", math.nan)):
                 ax.plot(row.granulated_kendall, y, "D", markerfacecolor="none", markeredgecolor="black", markersize=5)
         ax.axvline(0, color="grey", linestyle=":", linewidth=1)
-        ax.set(xlim=(-1.05, 1.05), xlabel="Kendall's tau")
+        ax.set(xlim=(-1.05, 1.05), xlabel="Kendall's tau-b")
         ax.set_title(target_labels.get(target, target), fontsize=9)
         ax.grid(alpha=0.3, axis="x")
     axes[0, 0].set_yticks(range(len(order)), list(reversed(order)))
@@ -114,12 +114,12 @@ def tau_forest(ranking, *, targets: list[str], target_labels: dict[str, str], ti
     handles.append(Line2D([], [], marker="o", linestyle="", color="tab:gray", markerfacecolor="white",
                           label="hollow: interval includes 0"))
     handles.append(Line2D([], [], marker="D", linestyle="", markerfacecolor="none",
-                                           markeredgecolor="black", label="granulated Kendall"))
+                                           markeredgecolor="black", label="granulated Kendall (Jiang's tau)"))
     legend_below(fig, handles, columns=3)
     named = [target_labels.get(t, t) for t in targets]
     against = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
     fig.suptitle(f"Kendall's tau of each measure with {against} across {title}\n"
-                 "(dot = tau, bar = 95% bootstrap CI over settings)", fontsize=11)
+                 "(dot = tau-b, bar = 95% bootstrap CI over settings)", fontsize=11)
     fig.tight_layout(rect=(0, 0.8 / (0.34 * len(order) + 2.6), 1, 1))
     return fig
 
