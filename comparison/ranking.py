@@ -250,7 +250,8 @@ class Weighting:
 
 def grid_frame(rows, target: str):
     """The models of a grid in ``rows`` (one measure's, or one per model: runs, not zoo models) with a finite
-    target, as the statistics read them: ``x`` the value, ``y`` the target, ``n`` the test-set size (0 where unknown: no weight)."""
+    target, as the statistics read them: ``x`` the value, ``y`` the target, ``n`` the test-set size (0 where
+    it is unknown: no weight)."""
     runs = rows[~rows.source.isin(NO_GRID) & np.isfinite(rows[target].astype(float))]
     n = runs.test_size.astype(float).fillna(0.0) if "test_size" in runs else 0.0
     return runs.rename(columns={"value": "x", target: "y"}).assign(n=n)

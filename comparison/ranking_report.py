@@ -106,7 +106,8 @@ def _best(rows, role: str) -> str:
     mine = rows[(rows.role == role) & rows.robust_sign_error.notna()] if "role" in rows else rows.iloc[:0]
     if mine.empty:
         return "none with a judged environment"
-    best = mine.assign(_tau=-mine.kendall_tau.abs()).sort_values(["robust_sign_error", "mean_sign_error", "_tau"]).iloc[0]
+    ordered = mine.assign(_tau=-mine.kendall_tau.abs()).sort_values(["robust_sign_error", "mean_sign_error", "_tau"])
+    best = ordered.iloc[0]
     return (f"`{best.measure}` (robust sign-error {_worst(best)}, mean {_num(best.mean_sign_error)}, tau "
             f"{_num(best.kendall_tau)}, {best.verdict})")
 
