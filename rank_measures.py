@@ -12,13 +12,15 @@ zoo's ImageNet acc@1/acc@5 from torchvision's metadata, or ``--accuracy file.csv
 analyses are computed (one process per model with ``--jobs``) into ``<out>/models/<name>/``; runs'
 are read. Runs that reached their ``--epochs`` cap without their training criterion are named and
 left out of the gap targets (``--keep-unconverged`` keeps them); runs at chance are named. Writes
-``measures.csv``, ``ranking.csv`` (Kendall tau with a bootstrap CI over settings, Spearman, the
-granulated Kendall coefficient, Dziugaite et al.'s sign agreement and its worst axis, Holm-corrected
-p-values, the expected sign, seeds' measure or field's baseline), the scatter and forest figures
-and ``report.md``, whose first table names the measures that predict each target robustly. The
-parts: ``comparison/measures.py``, ``comparison/ranking.py``, ``comparison/robust.py``,
-``analyses/zoo.py``, ``plotting/ranking.py``; the page: ``docs/measures.md``. The PGDL competition's tasks
-(``--pgdl``): ``analyses/pgdl.py``, ``comparison/pgdl.py``, ``sweeper/calls.py``; the page: ``docs/pgdl.md``.
+``measures.csv``, ``ranking.csv`` (Kendall's tau-b with a bootstrap CI over settings, Spearman, the
+granulated Kendall coefficient with Jiang's tau, Dziugaite et al.'s environments weighted by how
+surely the test set tells their targets apart and their robust sign-error, Holm-corrected p-values,
+the expected sign, seeds' measure or field's baseline), ``environments.csv``, the scatter, forest
+and environment figures and ``report.md``, whose first lines say what the test set cannot tell
+apart and whose first table names the measures that predict each target robustly. The parts:
+``comparison/measures.py``, ``comparison/ranking.py``, ``comparison/robust.py``, ``analyses/zoo.py``,
+``plotting/ranking.py``; the page: ``docs/measures.md``. The PGDL competition's tasks (``--pgdl``):
+``analyses/pgdl.py``, ``comparison/pgdl.py``, ``sweeper/calls.py``; the page: ``docs/pgdl.md``.
 """
 from __future__ import annotations
 
@@ -34,8 +36,9 @@ from analyses import pgdl, zoo, zoo_targets
 from analyses.dse import sigma_value
 from comparison import measures
 from comparison import pgdl as pgdl_scoring
-from comparison.ranking import BOOTSTRAP, factor_columns, rank
+from comparison.ranking import BOOTSTRAP, Ranked, Weighting, factor_columns, ranked
 from comparison.ranking_report import report_markdown
+from comparison.robust import MIN_ESS
 from plotting import ranking as figures
 from plotting.common import style
 from sweeper.calls import LAUNCHERS, CallLaunch, run_calls
@@ -73,6 +76,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     add_pgdl_arguments(p)
     add_device_args(p)
     p.add_argument("--resamples", type=int, default=BOOTSTRAP, help=f"Bootstrap draws of the intervals [default = {BOOTSTRAP}].")
+    p.add_argument("--no-noise-filter", action="store_true", help="Weigh every pair of models of an environment 1, noise included, instead of by how surely the test set tells their targets apart (Dziugaite et al.'s Hoeffding weight); the report and ranking.csv say so [default = off: weighted].")
+    p.add_argument("--min-ess", type=float, default=MIN_ESS, help=f"The smallest effective sample size of an environment that is judged; smaller ones are named and left out [default = {MIN_ESS:g}, Dziugaite et al.'s].")
     p.add_argument("--formats", nargs="+", default=["png", "pdf"], help="Figure formats [default = png pdf].")
     return p
 
@@ -98,8 +103,8 @@ def validate(args: argparse.Namespace) -> tuple[str, ...]:
     if not (args.inputs or args.zoo or args.weights or args.pgdl):
         raise UserError("no models: give run or sweep folders, --zoo names, --weights files or --pgdl task folders")
     for flag, value, least in (("--jobs", args.jobs, 1), ("--top", args.top, 1), ("--resamples", args.resamples, 0),
-                               ("--probe-samples", args.probe_samples, 2), ("--pgdl-logits", args.pgdl_logits, 0),
-                               ("--pgdl-check-samples", args.pgdl_check_samples, 0),
+                               ("--probe-samples", args.probe_samples, 2), ("--min-ess", args.min_ess, 1),
+                               ("--pgdl-logits", args.pgdl_logits, 0), ("--pgdl-check-samples", args.pgdl_check_samples, 0),
                                ("--pgdl-test-size", args.pgdl_test_size, 1), ("--slurm-time", args.slurm_time, 0)):
         if value < least:
             raise UserError(f"{flag} {value} must be at least {least}")
@@ -211,8 +216,9 @@ def write_pgdl(out: Path, table, ranking, tasks: PgdlTasks, checks: dict) -> tup
     return written, pgdl_scoring.report_section(scores, ranking, tasks.references, check_lines=lines), lines
 
 
-def draw(table, ranking, top: int) -> list[tuple[str, object]]:
-    """The forest plot of every target, and a scatter of the top measures per target."""
+def draw(table, ranking, top: int, environments=None) -> list[tuple[str, object]]:
+    """The forest plot of every target, a scatter of the top measures per target, and, with ``environments``
+    (environments.csv's rows), the sign-errors of the top measures' judged environments per target."""
     varying = [c for c in factor_columns(table) if table.drop_duplicates("model")[c].astype(str).nunique() > 1]
     color_by = varying[0] if varying else None
     targets = list(dict.fromkeys(ranking.target))
@@ -230,7 +236,34 @@ def draw(table, ranking, top: int) -> list[tuple[str, object]]:
                 points, ranking, target=target, target_label=labels[target], measures=chosen, color_by=color_by,
                 title=f"{title}: the {len(chosen)} measures with the largest |tau| against {target}",
                 label_column="point")))
+    for target in targets if environments is not None else []:
+        rows = ranking[(ranking.target == target) & ranking.robust_sign_error.notna()]
+        chosen = list(rows.sort_values(["robust_sign_error", "mean_sign_error", "measure"]).measure[:top])
+        if chosen:
+            built.append((f"environments_{target}", figures.environment_cdf(
+                environments, ranking, target=target, target_label=labels[target], measures=chosen,
+                title=f"the {len(chosen)} measures with the least robust sign-error")))
     return built
+
+
+def write_outputs(out: Path, table, result: Ranked, args, *, notes: list[str], status: list[str],
+                  appendix: str = "") -> list[Path]:
+    """measures.csv, ranking.csv, environments.csv, the figures and report.md (``appendix`` at its end),
+    each atomically."""
+    written = [atomic_write(out / name, lambda handle, frame=frame: handle.write(frame.to_csv(index=False).encode()))
+               for name, frame in (("measures.csv", table), ("ranking.csv", result.ranking),
+                                   ("environments.csv", result.environments))]
+    pngs = []
+    with style():
+        for stem, figure in draw(table, result.ranking, args.top, result.environments):
+            saved = atomic_savefig(figure, out / stem, tuple(args.formats))
+            pngs += [path for path in saved if path.suffix == ".png"]
+            written += saved
+    text = report_markdown(table, result.ranking, description=describe(table), notes=notes, status=status,
+                           figures=pngs, report_dir=out, resamples=args.resamples, evidence=result.evidence)
+    text = (text + appendix).encode()
+    written.append(atomic_write(out / "report.md", lambda handle: handle.write(text)))
+    return written
 
 
 @keeps_caller_logging
@@ -273,26 +306,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = measures.measures_table(models, notes=notes, status=status, keep_unconverged=args.keep_unconverged)
     if table.empty:
         raise UserError("the models have no results to measure; run their analyses first (sweep.py does)")
-    ranking = rank(table, targets=args.targets, resamples=args.resamples)
-    written = [atomic_write(out / name, lambda handle, frame=frame: handle.write(frame.to_csv(index=False).encode()))
-               for name, frame in (("measures.csv", table), ("ranking.csv", ranking))]
-    pngs = []
-    with style():
-        for stem, figure in draw(table, ranking, args.top):
-            saved = atomic_savefig(figure, out / stem, tuple(args.formats))
-            pngs += [path for path in saved if path.suffix == ".png"]
-            written += saved
-    text = report_markdown(table, ranking, description=describe(table), notes=notes, status=status, figures=pngs,
-                           report_dir=out, resamples=args.resamples)
+    result = ranked(table, targets=args.targets, resamples=args.resamples,
+                    weighting=Weighting(noise_filter=not args.no_noise_filter, min_ess=args.min_ess))
+    pgdl_files, appendix = [], ""
     if tasks is not None:
-        files, section, lines = write_pgdl(out, table, ranking, tasks, checks)
-        written, text, status = written + files, text + section, status + lines
-    text = text.encode()
-    written.append(atomic_write(out / "report.md", lambda handle: handle.write(text)))
+        pgdl_files, appendix, lines = write_pgdl(out, table, result.ranking, tasks, checks)
+        status += lines
+    written = write_outputs(out, table, result, args, notes=notes, status=status, appendix=appendix) + pgdl_files
     for note in status + notes:
         logger.warning("%s", note)
     logger.info("%d models, %d measures, %d targets: %d files in %s", table.model.nunique(), table.measure.nunique(),
-                ranking.target.nunique(), len(written), out)
+                result.ranking.target.nunique(), len(written), out)
     logger.info("report: %s", out / "report.md")
     return 1 if failures else 0
 
