@@ -56,6 +56,9 @@ def test_a_task_is_read_checked_measured_and_scored(public_data, tmp_path):
     table = pd.read_csv(out / "measures.csv")
     path_norms = table[table.measure == "path_norm"].set_index("model").value
     assert predicted == {f"model_{i}": pytest.approx(path_norms[f"{TASK}/model_{i}"]) for i in range(8)}
+    turned = json.loads((out / "predict" / "bias_mean" / f"{TASK}.predict").read_text())  # +1: less gap, negated
+    bias = table[table.measure == "bias_mean"].set_index("model").value
+    assert turned == {f"model_{i}": pytest.approx(-bias[f"{TASK}/model_{i}"]) for i in range(8)}
     assert set(table.source) == {"pgdl"} and set(GRID) <= set(table.columns)
     ranking = pd.read_csv(out / "ranking.csv")
     assert {"gen_gap", "test_top1", "train_top1"} == set(ranking.target)
