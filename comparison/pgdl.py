@@ -32,6 +32,7 @@ from comparison.measures import Model, expected_sign
 from utils.errors import UserError
 
 OFF_POINTS = 1.0  # a model whose measured training top-1 is further off than this is named
+NOT_ITS_AXIS = "n/a"  # a model's value of another task's hyperparameter (several tasks ranked together)
 MEAN = "mean"
 
 
@@ -130,8 +131,10 @@ def targets(reference: Reference, folder: str) -> dict[str, float]:
 
 def pgdl_models(references: list[Reference], results_of, *, test_size: int | None, notes: list[str]) -> list[Model]:
     """A :class:`comparison.measures.Model` per model with results (``results_of(task, folder)``: its
-    results folder), named ``<task>/<model>``; one note per model without results."""
+    results folder), named ``<task>/<model>``, its factors every task's axes (:data:`NOT_ITS_AXIS` for
+    another task's); one note per model without results."""
     names, found = axis_names(references), []
+    absent = {axis: NOT_ITS_AXIS for axis in names.values()}  # another task's axis: a value, not NaN
     for ref in references:
         for folder in ref.hparams:
             where = Path(results_of(ref.task, folder))
@@ -141,7 +144,7 @@ def pgdl_models(references: list[Reference], results_of, *, test_size: int | Non
                 continue
             name = f"{ref.task}/{folder}"
             found.append(Model(run=runs[0], name=name, source="pgdl", label=name, group=name,
-                               factors={names[ref.task, hp]: value for hp, value in ref.hparams[folder].items()},
+                               factors=absent | {names[ref.task, hp]: v for hp, v in ref.hparams[folder].items()},
                                targets=targets(ref, folder), test_size=test_size))
     return found
 

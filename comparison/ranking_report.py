@@ -155,8 +155,9 @@ def _environments_line(found: Evidence | None) -> list[str]:
         return ["The models form no grid (no two runs differ in exactly one hyperparameter): there are no "
                 "environments, and no measure is marked robust.", ""]
     weighting = {HOEFFDING: "Hoeffding-weighted", UNFILTERED: "**unweighted** (`--no-noise-filter`): every pair "
-                 "weighs 1, noise included", UNBOUNDED: "**unweighted**: the loss is unbounded, so the Hoeffding "
-                 "weight does not apply and every pair weighs 1, noise included"}[found.weighting]
+                 "weighs 1, noise included", UNBOUNDED: "**unweighted**: the Hoeffding weight bounds a test "
+                 "accuracy's noise, not this target's (a loss, a training accuracy), so every pair weighs 1, noise "
+                 "included"}[found.weighting]
     lines = [f"Environments: {found.environments}, {found.weighted} carry weight, {found.kept} judged (effective "
              f"sample size at least {found.min_ess:g}); {weighting}."]
     if found.left_out:
