@@ -66,14 +66,12 @@ class Layer:
     kwargs: dict
     shape: Shape
     where: Where
-    read: set = field(default_factory=set)
 
     @property
     def at(self) -> str:
         return self.where.layer(self.index, self.name)
 
     def get(self, key: str, default=None):
-        self.read.add(key)
         return self.kwargs.get(key, default)
 
     def refuse(self, key: str, why: str) -> UserError:
