@@ -168,8 +168,8 @@ def granulated_kendall(frame, axes: list[str]) -> tuple[float, dict[str, float]]
     per_axis = {}
     for axis in axes:
         others = [column for column in axes if column != axis] + ["seed"]
-        groups = frame[others].map(str).groupby(others, sort=False).ngroup().to_numpy()  # map: NaN is "nan"
-        values = pd.factorize(frame[axis].map(str))[0]
+        groups = frame[others].apply(lambda column: column.map(str)).groupby(others, sort=False).ngroup().to_numpy()
+        values = pd.factorize(frame[axis].map(str))[0]  # map, not astype: a missing value is "nan", not NaN
         count = int(groups.max()) + 1 if len(groups) else 0
         distinct = np.bincount(np.unique(np.column_stack([groups, values]), axis=0)[:, 0], minlength=count)
         inside = groups[first] == groups[second]
