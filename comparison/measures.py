@@ -37,7 +37,7 @@ from utils.paths import snapshot_root_index
 
 @dataclass(frozen=True)
 class Target:
-    orientation: int  # +1: higher is better generalization, -1: lower is
+    orientation: int  # +1: higher is better generalization, -1: lower is, 0: neither (no expected sign)
     label: str
     short: str  # for figure titles
     plural: str  # what its values are called in a sentence ("the gaps")
@@ -60,6 +60,8 @@ TARGETS = {
     "loss_gap": Target(-1, "loss gap: test loss - training loss (the whole training set in eval mode where "
                            "run.json has it, else the epoch's mean)", "loss gap", "loss gaps",
                        "run.json records the training and test losses of runs; zoo models have none", scale=None),
+    "train_top1": Target(0, "train top-1 (%) (no expected sign)", "train top-1 (%)", "training accuracies",
+                         "a PGDL task's model_configs.json records it", scale=None),  # no test-set noise to weigh
 }
 
 

@@ -168,8 +168,8 @@ def granulated_kendall(frame, axes: list[str]) -> tuple[float, dict[str, float]]
     per_axis = {}
     for axis in axes:
         others = [column for column in axes if column != axis] + ["seed"]
-        groups = frame[others].astype(str).groupby(others, sort=False).ngroup().to_numpy()
-        values = pd.factorize(frame[axis].astype(str))[0]
+        groups = frame[others].apply(lambda column: column.map(str)).groupby(others, sort=False).ngroup().to_numpy()
+        values = pd.factorize(frame[axis].map(str))[0]  # map, not astype: a missing value is "nan", not NaN
         count = int(groups.max()) + 1 if len(groups) else 0
         distinct = np.bincount(np.unique(np.column_stack([groups, values]), axis=0)[:, 0], minlength=count)
         inside = groups[first] == groups[second]
@@ -384,7 +384,7 @@ def check_targets(table, targets: list[str]) -> None:
 def varying_axes(table) -> list[str]:
     """The factors that vary among the runs of ``table``: the axes of its grid."""
     runs = table[~table.source.isin(NO_GRID)]
-    return [c for c in factor_columns(table) if runs[c].astype(str).nunique() > 1] if len(runs) else []
+    return [c for c in factor_columns(table) if runs[c].map(str).nunique() > 1] if len(runs) else []
 
 
 def ranked(table, *, targets: list[str] | None = None, axes: list[str] | None = None, resamples: int = BOOTSTRAP,

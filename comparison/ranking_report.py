@@ -50,10 +50,13 @@ def _sign(value: int) -> str:
 
 def _models_line(table) -> str:
     models = table.drop_duplicates("model")
-    runs, zoo = models[models.source == "run"], models[models.source != "run"]
+    runs, zoo = models[models.source == "run"], models[~models.source.isin(("run", "pgdl"))]
+    pgdl = models[models.source == "pgdl"]
     parts = []
     if len(runs):
         parts.append(f"{len(runs)} run(s) in {runs.group.nunique()} setting(s)")
+    if len(pgdl):
+        parts.append(f"{len(pgdl)} PGDL model(s) of task(s) {', '.join(sorted({m.split('/')[0] for m in pgdl.model}))}")
     if len(zoo):
         parts.append(f"{len(zoo)} zoo model(s) ({', '.join(zoo.model)})")
     epochs = sorted({int(e) for e in runs.epoch.dropna()}) if len(runs) else []
@@ -152,8 +155,9 @@ def _environments_line(found: Evidence | None) -> list[str]:
         return ["The models form no grid (no two runs differ in exactly one hyperparameter): there are no "
                 "environments, and no measure is marked robust.", ""]
     weighting = {HOEFFDING: "Hoeffding-weighted", UNFILTERED: "**unweighted** (`--no-noise-filter`): every pair "
-                 "weighs 1, noise included", UNBOUNDED: "**unweighted**: the loss is unbounded, so the Hoeffding "
-                 "weight does not apply and every pair weighs 1, noise included"}[found.weighting]
+                 "weighs 1, noise included", UNBOUNDED: "**unweighted**: the Hoeffding weight bounds a test "
+                 "accuracy's noise, not this target's (a loss, a training accuracy), so every pair weighs 1, noise "
+                 "included"}[found.weighting]
     lines = [f"Environments: {found.environments}, {found.weighted} carry weight, {found.kept} judged (effective "
              f"sample size at least {found.min_ess:g}); {weighting}."]
     if found.left_out:
