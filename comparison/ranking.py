@@ -295,13 +295,18 @@ def pgdl_problem(grid, axes: list[str]) -> str | None:
     return problem and f"{problem} (the competition scores a complete grid with one model per setting)"
 
 
-def _scores(grid, axes: list[str]) -> dict:
-    """``cmi``, ``cmi_set`` and ``pgdl_score`` of a :func:`grid_frame` (NaN where undefined)."""
+def _scores(grid, axes: list[str], expected: int) -> dict:
+    """``cmi``, ``cmi_set`` and ``pgdl_score`` of a :func:`grid_frame` (NaN where undefined). The PGDL score
+    is not symmetric in the measure's sign (self-pairs and ties count as ``-``): the measure is turned by
+    its ``expected`` sign first, so that a larger value predicts a larger target, as the PGDL tasks'
+    ``.predict`` files are (:mod:`comparison.pgdl`); a measure with no expected sign is scored as it is.
+    Jiang's CMI does not depend on the sign."""
     if not axes or len(grid) < 2:
         return {"cmi": math.nan, "cmi_set": "", "pgdl_score": math.nan}
     found = jiang_cmi(grid, axes)
     named = "" if found.worst_set is None else ", ".join(found.worst_set) or "none"
-    score = math.nan if pgdl_problem(grid, axes) else pgdl_score(settings_frame(grid, axes), axes)
+    turned = grid.assign(x=grid.x * (-1.0 if expected < 0 else 1.0))
+    score = math.nan if pgdl_problem(grid, axes) else pgdl_score(settings_frame(turned, axes), axes)
     return {"cmi": found.score, "cmi_set": named, "pgdl_score": score}
 
 
@@ -313,7 +318,7 @@ def _measure_row(group, measure: str, target: str, axes: list[str], *, resamples
     row["expected"] = expected_sign(measure, target)
     grid = grid_frame(usable, target)
     columns, found = _grid_statistics(grid, axes, target, row["expected"], row["kendall_tau"], weighting)
-    row |= columns | _scores(grid, axes)
+    row |= columns | _scores(grid, axes, row["expected"])
     row["agrees"] = _agrees(row["kendall_tau"], row["expected"])
     return row, found.assign(measure=measure, target=target, weighting=row["weighting"])
 
