@@ -14,7 +14,8 @@ left out of the gap targets (``--keep-unconverged`` keeps them); runs at chance 
 ``measures.csv``, ``ranking.csv`` (Kendall tau with a bootstrap CI over settings, Spearman, the
 granulated Kendall coefficient, Dziugaite et al.'s sign agreement and its worst axis, Holm-corrected
 p-values, the expected sign, seeds' measure or field's baseline), the scatter and forest figures
-and ``report.md``, whose first table names the measures that predict each target robustly. The
+and ``report.md``, whose first table names the measures that predict each target robustly, and
+rewrites TensorBoard's HParams view of each sweep folder among the inputs with its measures. The
 parts: ``comparison/measures.py``, ``comparison/ranking.py``, ``comparison/robust.py``,
 ``analyses/zoo.py``, ``plotting/ranking.py``; the page: ``docs/measures.md``.
 """
@@ -30,6 +31,7 @@ import schema
 from analyses import zoo, zoo_targets
 from analyses.dse import sigma_value
 from comparison import measures
+from comparison.hparams import write_views
 from comparison.ranking import BOOTSTRAP, factor_columns, rank
 from comparison.ranking_report import report_markdown
 from plotting import ranking as figures
@@ -177,6 +179,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report_markdown(table, ranking, description=describe(table), notes=notes, status=status, figures=pngs,
                            report_dir=out, resamples=args.resamples).encode()
     written.append(atomic_write(out / "report.md", lambda handle: handle.write(text)))
+    if args.inputs:  # TensorBoard's HParams view of each sweep among the inputs, with these measures
+        write_views(args.inputs, runs=[model.run for model in models if model.source == "run"],
+                    measured=table if args.epoch is None else None)
     for note in status + notes:
         logger.warning("%s", note)
     logger.info("%d models, %d measures, %d targets: %d files in %s", table.model.nunique(), table.measure.nunique(),
