@@ -15,11 +15,13 @@ rank_measures.py rewrite it for the sweep folders among their inputs.
   running, also shown as the session's TensorBoard status); ``stopping`` (run.json's outcome of the
   training criterion: converged, cap reached, plateau; else no criterion, unfinished, not started).
 - **Metrics** of a member whose training finished, at its last snapshot (:func:`comparison.measures.last_snapshot`,
-  as measures.csv has them): ``final/test_top1``, ``final/train_top1``, ``final/train_loss`` (the
-  training set in eval mode where run.json has it), ``final/test_loss``, ``final/gen_gap``,
-  ``final/loss_gap``, ``final/epochs``, ``final/criterion_met`` (1 or 0, runs with a criterion), and
-  ``measure/<name>`` for every measure of measures.csv the member has. Each is shown by its name alone.
-  A member whose training did not finish has ``final/epochs`` only (how far it got).
+  as measures.csv has them): ``final/test_top1``, ``final/train_top1`` (the training set in eval
+  mode where run.json has it), ``final/gen_gap``, ``final/loss_gap``, ``final/epochs``,
+  ``final/criterion_met`` (1 or 0, runs with a criterion), ``final/train_loss``, ``final/test_loss``,
+  and ``measure/<name>`` for every measure of measures.csv the member has. Each is shown by its name
+  alone. A member whose training did not finish has ``final/epochs`` only (how far it got).
+- **Sessions** are named after the member's TensorBoard run; their Trial ID in the tab (the session
+  group) is ``<member> (<family>)``.
 """
 from __future__ import annotations
 
@@ -40,19 +42,19 @@ from utils.hparams_events import Experiment, HParam, Metric, Session, write_even
 logger = logging.getLogger(__name__)
 
 MANIFEST = "sweep.json"  # sweep.py's manifest (sweeper.manifest)
-FINAL = {
+FINAL = {  # in this order: the HParams tab shows the first five metrics unless one picks others
     "test_top1": "top-1 (%) on the test set at the last snapshot (the validation split's where run.json has "
                  "no test set there)",
     "train_top1": "training top-1 (%): the training set measured in eval mode where run.json has it "
                   "(train_eval_top1), else the last epoch's running top-1",
-    "train_loss": "training loss: the training set measured in eval mode where run.json has it "
-                  "(train_eval_loss), else the last epoch's mean",
-    "test_loss": "loss on the test set at the last snapshot",
     "gen_gap": "generalization gap: train_top1 - test_top1 (points)",
     "loss_gap": "loss gap: test_loss - train_loss",
     "epochs": "epochs trained (run.json's last epoch)",
     "criterion_met": "1: the run reached its --stop-train-loss/--stop-train-acc criterion; 0: it stopped without "
                      "it (cap reached, plateau); none without a criterion",
+    "train_loss": "training loss: the training set measured in eval mode where run.json has it "
+                  "(train_eval_loss), else the last epoch's mean",
+    "test_loss": "loss on the test set at the last snapshot",
 }
 TENSORBOARD_STATUS = {"done": "success", "failed": "failure", "running": "running"}  # others: unknown
 
@@ -95,7 +97,8 @@ def write_view(sweep_dir: str | Path, *, runs: list | None = None, measured=None
     by_folder = {Path(run.folder).resolve(): run for run in runs}
     given = _measured_by_folder(measured)
     entries = [entry for entry in manifest.get("members") or [] if (entry.get("folders") or {}).get("tensorboard")]
-    sessions = [member_session(entry, sweep_dir, by_folder, given) for entry in entries]
+    family = str(manifest.get("name"))
+    sessions = [member_session(entry, sweep_dir, by_folder, given, family=family) for entry in entries]
     _numbers_where_all_are(sessions)
     experiment = experiment_of(manifest, entries, sessions)
     written = [write_events(sweep_dir / entry["folders"]["tensorboard"], experiment, session)
@@ -178,11 +181,15 @@ def member_metrics(record: dict | None, run, measured: Mapping[str, float] | Non
     return found, epoch if epoch is not None else epochs or 0
 
 
-def member_session(entry: dict, sweep_dir: Path, runs: dict, measured: dict) -> Session:
-    """One member's session: its hyperparameters, status, times and metrics."""
+def member_session(entry: dict, sweep_dir: Path, runs: dict, measured: dict, *, family: str) -> Session:
+    """One member's session: its hyperparameters, status, times and metrics; its Trial ID in the tab is
+    ``<member> (<family>)``, so that the members of two families in one TensorBoard stay apart."""
     run_dir = (sweep_dir / entry["folders"]["models"]).resolve()
     run = runs.get(run_dir)
     record = _record(run_dir, run)
+    if run is None and ((record or {}).get("status") or {}).get("state") in FINISHED:  # not among ``runs``
+        found, _ = schema.find_runs([run_dir, sweep_dir / entry["folders"]["results"]])
+        run = next((candidate for candidate in found if Path(candidate.folder).resolve() == run_dir), None)
     values = {name: str(value) for name, value in (entry.get("values") or {}).items()}
     if "seed" not in values:
         seed = (record or {}).get("seed")
@@ -191,7 +198,8 @@ def member_session(entry: dict, sweep_dir: Path, runs: dict, measured: dict) -> 
             values["seed"] = str(seed)
     values |= {"status": str(entry.get("status")), "stopping": stopping_of(record)}
     metrics, step = member_metrics(record, run, measured.get(run_dir))
-    return Session(values, status=TENSORBOARD_STATUS.get(entry.get("status"), "unknown"), metrics=metrics, step=step,
+    status = TENSORBOARD_STATUS.get(entry.get("status"), "unknown")
+    return Session(values, group=f"{entry['id']} ({family})", status=status, metrics=metrics, step=step,
                    started=_seconds(entry.get("started")), ended=_seconds(entry.get("finished")))
 
 

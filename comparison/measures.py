@@ -246,7 +246,8 @@ def last_snapshot(run) -> tuple[int | None, dict[str, float], dict[str, float]]:
     rows = table_rows(run)
     epoch = _chosen_epoch(model, rows)
     values = with_gaps(run_values(model, rows, epoch, []))
-    return epoch, values, {name: value for name, (_, value) in model_measures(model, rows, epoch, _analyses_of()).items()}
+    found = model_measures(model, rows, epoch, _analyses_of())
+    return epoch, values, {name: value for name, (_, value) in found.items()}
 
 
 # -- the table -------------------------------------------------------------------------------------------

@@ -59,7 +59,8 @@ def tensorboard(logdir: Path, *flags: str, log: Path):
                 break
             except (urllib.error.URLError, ConnectionError, TimeoutError):
                 if time.monotonic() > deadline:
-                    raise AssertionError(f"tensorboard did not answer in {START_S} s: {log.read_text()[-2000:]}") from None
+                    raise AssertionError(f"tensorboard did not answer in {START_S} s: "
+                                         f"{log.read_text()[-2000:]}") from None
                 time.sleep(0.5)
         yield url
     finally:

@@ -7,7 +7,10 @@ sweep.py on a copy of it, in the slow tier.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from tests.tensorboard_helpers import experiment, loaded_groups, tensorboard
 from utils.cli import run_main
 from utils.hparams_events import EVENTS_FILE
 
+ROOT = Path(__file__).resolve().parents[1]
 LAYERS = ("features.0", "features.3")
 FLOAT32 = 1e-6  # TensorBoard keeps scalars as float32
 
@@ -63,7 +67,8 @@ def hand_made_family(folder: Path) -> dict[str, dict]:
     """A sweep folder of four members (noise x augmentation): converged, epoch cap reached, failed
     (diverged after 1 epoch), pending; returns its manifest's members by id."""
     specs = [("noise=0,augmentation=off", "0", "off", "done"), ("noise=0,augmentation=on", "0", "on", "done"),
-             ("noise=0.5,augmentation=off", "0.5", "off", "failed"), ("noise=0.5,augmentation=on", "0.5", "on", "pending")]
+             ("noise=0.5,augmentation=off", "0.5", "off", "failed"),
+             ("noise=0.5,augmentation=on", "0.5", "on", "pending")]
     members = []
     for member_id, noise, augmentation, status in specs:
         sub = f"augmentation={augmentation}/digits/{'noise_50/' if noise == '0.5' else ''}lenet/0"
@@ -82,11 +87,17 @@ def hand_made_family(folder: Path) -> dict[str, dict]:
     return {member["id"]: member for member in members}
 
 
-def _by_member(groups: list[dict], members: dict[str, dict]) -> dict[str, dict]:
-    """The session groups by member id (a session is named after its member's TensorBoard run)."""
-    runs = {member["folders"]["tensorboard"]: member_id for member_id, member in members.items()}
-    assert [len(group["sessions"]) for group in groups] == [1] * len(groups)
-    return {runs[group["name"]]: group for group in groups}
+def _by_member(groups: list[dict], members: dict[str, dict], family: str) -> dict[str, dict]:
+    """The session groups by member id: one session each, in the member's TensorBoard run, and its
+    Trial ID ``<member> (<family>)``."""
+    found = {}
+    for group in groups:
+        member_id, _, rest = group["name"].rpartition(" (")
+        assert rest == f"{family})" and [session["name"] for session in group["sessions"]] == [
+            members[member_id]["folders"]["tensorboard"]]
+        found[member_id] = group
+    assert len(found) == len(groups)
+    return found
 
 
 def _metrics(group: dict) -> dict[str, float]:
@@ -110,13 +121,16 @@ def test_every_member_is_a_session_marked_with_its_status_and_a_rewrite_replaces
     write_document(folder / "sweep.json", entries)
     write_view(folder)
     stamps = {path: path.stat().st_mtime_ns for path in (folder / "tensorboard").rglob(EVENTS_FILE)}
-    write_view(folder)  # unchanged: the files are left as they are
+    # unchanged, written again by another process (another hash seed: the same bytes): left as they are
+    subprocess.run([sys.executable, "-c", f"from comparison.hparams import write_view; write_view({str(folder)!r})"],
+                   cwd=ROOT, env={**os.environ, "PYTHONHASHSEED": "1"}, check=True)
     assert {path: path.stat().st_mtime_ns for path in (folder / "tensorboard").rglob(EVENTS_FILE)} == stamps
-    files = sorted(path.relative_to(folder).as_posix() for path in (folder / "tensorboard").rglob("*") if path.is_file())
+    files = sorted(path.relative_to(folder).as_posix() for path in (folder / "tensorboard").rglob("*")
+                   if path.is_file())
     assert files == sorted(f"{member['folders']['tensorboard']}/{EVENTS_FILE}" for member in members.values())
 
     with tensorboard(folder, log=tmp_path / "tensorboard.log") as url:
-        groups = _by_member(loaded_groups(url, 4), members)
+        groups = _by_member(loaded_groups(url, 4), members, "family")
         found = experiment(url)
         runs = _runs(url)
     assert sorted(runs) == sorted(member["folders"]["tensorboard"] for member in members.values())
@@ -127,8 +141,8 @@ def test_every_member_is_a_session_marked_with_its_status_and_a_rewrite_replaces
                                                                                             ["off", "on"])
     assert hparams["seed"]["domainDiscrete"] == [0.0] and hparams["status"]["domainDiscrete"] == ["done", "failed"]
     metrics = {info["name"]["tag"]: info["displayName"] for info in found["metricInfos"]}
-    assert list(metrics)[:8] == ["final/test_top1", "final/train_top1", "final/train_loss", "final/test_loss",
-                                 "final/gen_gap", "final/loss_gap", "final/epochs", "final/criterion_met"]
+    assert list(metrics)[:8] == ["final/test_top1", "final/train_top1", "final/gen_gap", "final/loss_gap",
+                                 "final/epochs", "final/criterion_met", "final/train_loss", "final/test_loss"]
     assert metrics["measure/bias_mean"] == "bias_mean" and metrics["final/gen_gap"] == "gen_gap"
 
     converged, capped = groups["noise=0,augmentation=off"], groups["noise=0,augmentation=on"]
@@ -166,7 +180,7 @@ def test_a_swept_family_s_tensorboard_shows_its_grid_and_each_member_s_final_met
     members = {member["id"]: member for member in manifest(root, "grid")["members"]}
     measured = load_measures([folder])  # measures.csv's numbers
     with tensorboard(folder, log=tmp_path / "tensorboard.log") as url:
-        groups = _by_member(loaded_groups(url, 4), members)
+        groups = _by_member(loaded_groups(url, 4), members, "grid")
         found = experiment(url)
     hparams = {info["name"]: info["domainDiscrete"] for info in found["hparamInfos"]}
     assert hparams == {"noise": [-1.0, 0.0], "seed": [0.0, 1.0], "status": ["done"], "stopping": ["no criterion"]}
@@ -178,7 +192,8 @@ def test_a_swept_family_s_tensorboard_shows_its_grid_and_each_member_s_final_met
                                     "status": "done", "stopping": "no criterion"}
         last = json.loads((_run_folder(folder, member) / "run.json").read_text())["epochs"][-1]
         values = _metrics(group)
-        assert last["eval_split"] == "test" and values["final/test_top1"] == pytest.approx(last["val_top1"], rel=FLOAT32)
+        assert last["eval_split"] == "test"
+        assert values["final/test_top1"] == pytest.approx(last["val_top1"], rel=FLOAT32)
         assert values["final/train_loss"] == pytest.approx(last["train_loss"], rel=FLOAT32)
         assert values["final/epochs"] == 2.0 and "final/criterion_met" not in values  # no criterion
         rows = measured[[Path(model).resolve() == _run_folder(folder, member) for model in measured.model]]
@@ -224,7 +239,7 @@ def test_the_comparisons_and_a_re_run_rewrite_the_view_and_add_nothing(grid_2x2,
 
     members = {member["id"]: member for member in manifest(root, "grid")["members"]}
     with tensorboard(folder, log=tmp_path / "tensorboard.log") as url:
-        groups = _by_member(loaded_groups(url, 5), members)
+        groups = _by_member(loaded_groups(url, 5), members, "grid")
         runs = _runs(url)
     assert len(groups) == 5  # one session per member: no duplicate, no timestamped extra run
     tensorboard_runs = {member["folders"]["tensorboard"] for member in members.values()}

@@ -23,7 +23,8 @@ TEMP_SUFFIX = ".tmp"
 _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # mkstemp adds 8 random characters
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *, temp_prefix: str | None = None) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *,
+                 temp_prefix: str | None = None) -> Path:
     """Call ``write(fileobj)`` on a temp file beside ``path`` and rename it over ``path``. The temp
     file is ``.<temp_prefix or the target's name>.<random>.tmp`` (a reader that matches names, as
     TensorBoard does ``tfevents``, may need another prefix)."""

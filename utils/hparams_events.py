@@ -54,9 +54,11 @@ class Experiment:
 
 @dataclass
 class Session:
-    """One session: its hyperparameter values, status (:data:`STATUSES`), times and metric values."""
+    """One session: its hyperparameter values, status (:data:`STATUSES`), times and metric values;
+    ``group`` names it in the HParams tab (its Trial ID; sessions of one group are aggregated)."""
 
     hparams: dict[str, float | str]
+    group: str = ""  # TensorBoard's default: the session's run
     status: str = "unknown"
     metrics: dict[str, float] = field(default_factory=dict)  # by tag; NaN and infinities are left out
     step: int = 0  # the step of the metrics' scalars (e.g. the epochs trained)
@@ -73,13 +75,16 @@ def _value(value):
 
 
 def _plugin_summary(tag: str, **data):
-    """A Summary whose one value carries ``HParamsPluginData(**data)`` as its metadata."""
+    """A Summary whose one value carries ``HParamsPluginData(**data)`` as its metadata, serialized with
+    its maps in key order (the same view is then the same bytes in any process)."""
     from tensorboard.compat.proto import summary_pb2
     from tensorboard.plugins.hparams import metadata, plugin_data_pb2
 
-    content = metadata.create_summary_metadata(plugin_data_pb2.HParamsPluginData(**data))
-    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, metadata=content,
-                                                                tensor=metadata.NULL_TENSOR)])
+    content = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, **data)
+    plugin = summary_pb2.SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME,
+                                                    content=content.SerializeToString(deterministic=True))
+    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(
+        tag=tag, metadata=summary_pb2.SummaryMetadata(plugin_data=plugin), tensor=metadata.NULL_TENSOR)])
 
 
 def experiment_summary(experiment: Experiment):
@@ -105,7 +110,7 @@ def session_summaries(session: Session) -> list:
     """The start info, and the end info with the session's status (none when it is unknown)."""
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
-    start = plugin_data_pb2.SessionStartInfo(start_time_secs=session.started or 0.0)
+    start = plugin_data_pb2.SessionStartInfo(start_time_secs=session.started or 0.0, group_name=session.group)
     for name, value in session.hparams.items():
         start.hparams[name].CopyFrom(_value(value))
     found = [_plugin_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start)]
@@ -124,18 +129,19 @@ def events_bytes(experiment: Experiment, session: Session, *, wall_time: float) 
     from tensorboard.compat.proto import event_pb2, summary_pb2
     from tensorboard.summary.writer.record_writer import RecordWriter
 
-    buffer = io.BytesIO()
-    records = RecordWriter(buffer)
-    records.write(event_pb2.Event(wall_time=wall_time, file_version="brain.Event:2").SerializeToString())
-    for summary in (experiment_summary(experiment), *session_summaries(session)):
-        records.write(event_pb2.Event(wall_time=wall_time, step=0, summary=summary).SerializeToString())
     # simple_value (float32, about 7 significant digits) is what every TensorBoard loader reads as a
     # scalar; its fast loader (the Rust data server of --load_fast) skips double-precision tensors.
     values = [summary_pb2.Summary.Value(tag=tag, simple_value=float(value))
               for tag, value in session.metrics.items() if math.isfinite(value)]
+    events = [event_pb2.Event(wall_time=wall_time, file_version="brain.Event:2")]
+    events += [event_pb2.Event(wall_time=wall_time, step=0, summary=summary)
+               for summary in (experiment_summary(experiment), *session_summaries(session))]
     if values:
-        records.write(event_pb2.Event(wall_time=wall_time, step=session.step,
-                                      summary=summary_pb2.Summary(value=values)).SerializeToString())
+        events.append(event_pb2.Event(wall_time=wall_time, step=session.step, summary=summary_pb2.Summary(value=values)))
+    buffer = io.BytesIO()
+    records = RecordWriter(buffer)
+    for event in events:
+        records.write(event.SerializeToString(deterministic=True))
     return buffer.getvalue()
 
 
