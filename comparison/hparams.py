@@ -103,8 +103,8 @@ def write_view(sweep_dir: str | Path, *, runs: list | None = None, measured=None
     experiment = experiment_of(manifest, entries, sessions)
     written = [write_events(sweep_dir / entry["folders"]["tensorboard"], experiment, session)
                for entry, session in zip(entries, sessions)]
-    logger.info("HParams view of %d member(s) written; see it with: tensorboard --logdir %s", len(written),
-                relative(sweep_dir))
+    logger.info("TensorBoard's HParams view of %s is up to date (%d members): tensorboard --logdir %s",
+                family, len(written), relative(sweep_dir))
     return written
 
 
