@@ -42,6 +42,7 @@ from utils.hparams_events import Experiment, HParam, Metric, Session, write_even
 logger = logging.getLogger(__name__)
 
 MANIFEST = "sweep.json"  # sweep.py's manifest (sweeper.manifest)
+LINE_WIDTH = 120  # a log line's (docs/contributing.md): a long command goes on a line of its own
 FINAL = {  # in this order: the HParams tab shows the first five metrics unless one picks others
     "test_top1": "top-1 (%) on the test set at the last snapshot (the validation split's where run.json has "
                  "no test set there)",
@@ -103,8 +104,10 @@ def write_view(sweep_dir: str | Path, *, runs: list | None = None, measured=None
     experiment = experiment_of(manifest, entries, sessions)
     written = [write_events(sweep_dir / entry["folders"]["tensorboard"], experiment, session)
                for entry, session in zip(entries, sessions)]
-    logger.info("TensorBoard's HParams view of %s is up to date (%d members): tensorboard --logdir %s",
-                family, len(written), relative(sweep_dir))
+    head = f"TensorBoard's HParams view of {family} is up to date ({len(written)} members):"
+    command = f"tensorboard --logdir {relative(sweep_dir)}"
+    for line in [f"{head} {command}"] if len(head) + len(command) < LINE_WIDTH else [head, f"  {command}"]:
+        logger.info("%s", line)
     return written
 
 
