@@ -21,6 +21,8 @@ apart and whose first table names the measures that predict each target robustly
 ``comparison/measures.py``, ``comparison/ranking.py``, ``comparison/robust.py``, ``analyses/zoo.py``,
 ``plotting/ranking.py``; the page: ``docs/measures.md``. The PGDL competition's tasks (``--pgdl``):
 ``analyses/pgdl.py``, ``comparison/pgdl.py``, ``sweeper/calls.py``; the page: ``docs/pgdl.md``.
+It also rewrites TensorBoard's HParams view of each sweep folder among the inputs with its
+measures (``comparison/hparams.py``).
 """
 from __future__ import annotations
 
@@ -36,6 +38,7 @@ from analyses import pgdl, zoo, zoo_targets
 from analyses.dse import sigma_value
 from comparison import measures
 from comparison import pgdl as pgdl_scoring
+from comparison.hparams import write_views
 from comparison.ranking import BOOTSTRAP, Ranked, Weighting, factor_columns, ranked
 from comparison.ranking_report import report_markdown
 from comparison.robust import MIN_ESS
@@ -313,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         pgdl_files, appendix, lines = write_pgdl(out, table, result.ranking, tasks, checks)
         status += lines
     written = write_outputs(out, table, result, args, notes=notes, status=status, appendix=appendix) + pgdl_files
+    if args.inputs:  # TensorBoard's HParams view of each sweep among the inputs, with these measures
+        write_views(args.inputs, runs=[model.run for model in models if model.source == "run"],
+                    measured=table if args.epoch is None else None)
     for note in status + notes:
         logger.warning("%s", note)
     logger.info("%d models, %d measures, %d targets: %d files in %s", table.model.nunique(), table.measure.nunique(),

@@ -173,11 +173,11 @@ def _epoch_row(record: dict | None, epoch) -> dict:
     return rows[-1] if rows else {}
 
 
-def run_targets(model: Model, rows: list[tuple], epoch, notes: list[str]) -> dict[str, float]:
-    """Test top-1, the generalization gap and the loss gap at ``epoch``, from run.json's rows. The
-    gaps use the training set measured in eval mode (``train_eval_top1``, ``train_eval_loss``: runs
-    with a stopping criterion or ``--train-acc``) where run.json has it, else the epoch's running
-    training loss and top-1."""
+def run_values(model: Model, rows: list[tuple], epoch, notes: list[str]) -> dict[str, float]:
+    """Test top-1 and loss (validation where run.json has no test set at ``epoch``, with a note), and
+    training top-1 and loss at ``epoch`` (those the run has): the training set measured in eval mode
+    (``train_eval_top1``, ``train_eval_loss``: runs with a stopping criterion or ``--train-acc``) where
+    run.json has it, else the epoch's running values."""
     at = _run_level(rows, epoch)
     top1, loss = at.get("test_top1"), at.get("test_loss")
     if top1 is None and at.get("val_top1") is not None:
@@ -190,10 +190,21 @@ def run_targets(model: Model, rows: list[tuple], epoch, notes: list[str]) -> dic
         train_top1 = measured["train_eval_top1"]
     if schema.finite(measured.get("train_eval_loss")):
         train_loss = measured["train_eval_loss"]
-    targets = {"test_top1": top1,
-               "gen_gap": train_top1 - top1 if train_top1 is not None and top1 is not None else None,
-               "loss_gap": loss - train_loss if loss is not None and train_loss is not None else None}
-    return {key: value for key, value in targets.items() if value is not None}
+    found = {"test_top1": top1, "test_loss": loss, "train_top1": train_top1, "train_loss": train_loss}
+    return {key: value for key, value in found.items() if value is not None}
+
+
+def with_gaps(values: dict[str, float]) -> dict[str, float]:
+    """``values`` (:func:`run_values`) with the generalization gap (training top-1 - test top-1) and
+    the loss gap (test loss - training loss) where both sides are there."""
+    gaps = {"gen_gap": ("train_top1", "test_top1"), "loss_gap": ("test_loss", "train_loss")}
+    return values | {name: values[a] - values[b] for name, (a, b) in gaps.items() if a in values and b in values}
+
+
+def run_targets(model: Model, rows: list[tuple], epoch, notes: list[str]) -> dict[str, float]:
+    """Test top-1, the generalization gap and the loss gap at ``epoch`` (see :func:`run_values`)."""
+    values = with_gaps(run_values(model, rows, epoch, notes))
+    return {key: values[key] for key in ("test_top1", "gen_gap", "loss_gap") if key in values}
 
 
 def run_sizes(model: Model, rows: list[tuple], epoch) -> tuple[int | None, int | None]:
@@ -254,6 +265,17 @@ def model_measures(model: Model, rows: list[tuple], epoch, analyses_of: dict[str
             found[metric] = (analyses_of.get(metric, "?"), float(value))
     found |= {name: ("spectra", value) for name, value in _spectra_net(model.run, epoch).items()}
     return found
+
+
+def last_snapshot(run) -> tuple[int | None, dict[str, float], dict[str, float]]:
+    """``(epoch, values, measures)`` of a run's last snapshot, as :func:`measures_table` has them:
+    :func:`run_values` with the gaps, and ``{measure: value}``."""
+    model = Model(run=run, name=relative(run.folder))
+    rows = table_rows(run)
+    epoch = _chosen_epoch(model, rows)
+    values = with_gaps(run_values(model, rows, epoch, []))
+    found = model_measures(model, rows, epoch, _analyses_of())
+    return epoch, values, {name: value for name, (_, value) in found.items()}
 
 
 # -- the table -------------------------------------------------------------------------------------------
