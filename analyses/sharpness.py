@@ -140,13 +140,15 @@ class Sharpness(FieldMeasure):
         found, keskar = worst_case(model, inputs, labels, settings)
         searches |= found
         _, init = subject.initialization
-        start = conv_linear_weights(folded(init).model).to(inputs.device) if init is not None else None
+        weights = conv_linear_weights(model)
+        start = conv_linear_weights(folded(init).model).to(weights.device) if init is not None else None
+        start = start if start is not None and start.shape == weights.shape else None
         m = pacbayes_record["of"]
         measures = {"pacbayes_flatness": searches["pacbayes"].flatness,
                     "pacbayes_mag_flatness": searches["pacbayes_mag"].flatness, "sharpness": keskar["value"],
                     "sharpness_flatness": searches["sharpness_flatness"].flatness,
                     "sharpness_mag_flatness": searches["sharpness_mag"].flatness}
-        measures |= bounds(searches, conv_linear_weights(model), start, m)
+        measures |= bounds(searches, weights, start, m)
         facts = fold_facts(subject)
         return {"measures": measures, "training_subset": pacbayes_record, "sharpness_subset": worst_record,
                 "train_accuracy": accuracy, "keskar": keskar, "batchnorm": facts["batchnorm"],
@@ -156,7 +158,7 @@ class Sharpness(FieldMeasure):
                              "magnitude_eps": flatness.MAGNITUDE_EPS, "radius": settings.radius,
                              "ascent_steps": settings.ascent_steps},
                 "searches": {key: search.record() for key, search in searches.items()},
-                "notes": facts["notes"] + notes(subject, searches, pacbayes_record, init is not None)}
+                "notes": facts["notes"] + notes(subject, searches, pacbayes_record, start is not None)}
 
 
 def notes(subject: Subject, searches: dict, record: dict, has_init: bool) -> list[str]:
@@ -179,7 +181,8 @@ def notes(subject: Subject, searches: dict, record: dict, has_init: bool) -> lis
         found.append(f"{subject.stem}: PAC-Bayes on {record['size']} of {record['of']} training samples (Monte Carlo "
                      f"standard error of the error rise: {errors or 'n/a'})")
     if not has_init:
-        found.append(f"{subject.stem}: no *_init bounds nor magnitude-aware bounds: no initialization")
+        found.append(f"{subject.stem}: no *_init bounds nor magnitude-aware bounds: no initialization with the "
+                     "same layers (a run's epoch-0 snapshot, or --init-from)")
     return found
 
 

@@ -133,7 +133,10 @@ def fold_batchnorm(model: nn.Module, input_shape: tuple[int, ...], *, rtol: floa
     """``model`` with every foldable batch norm folded (see the module docstring) and replaced by
     ``nn.Identity``, checked: the copy's outputs on a seeded dummy batch of ``input_shape`` (one
     sample's shape, e.g. ``(C, H, W)``) equal the original's within ``rtol``, a fold that breaks
-    them being undone. Raises ``RuntimeError`` when the model cannot run on that shape."""
+    them being undone. Raises ``RuntimeError`` when the model cannot run on that shape. A model without
+    batch norms comes back as it is (no copy, no check)."""
+    if not any(isinstance(module, BATCHNORM_TYPES) for module in model.modules()):
+        return Folded(model)
     device, dtype = _device_dtype(model)
     generator = torch.Generator().manual_seed(CHECK_SEED)
     inputs = torch.randn((2, *input_shape), generator=generator).to(device=device, dtype=dtype)
