@@ -81,11 +81,16 @@ def execution_order(model: nn.Module, inputs: torch.Tensor) -> list[str]:
 
 
 def _run(model: nn.Module, inputs: torch.Tensor, handles: list) -> torch.Tensor:
+    """``model(inputs)`` in eval mode without gradients (the first tensor of a tuple output), the
+    ``handles`` removed and the model's mode restored afterwards."""
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            return model(inputs)
+            output = model(inputs)
+        while isinstance(output, (tuple, list)) and output:
+            output = output[0]
+        return output
     finally:
         model.train(was_training)
         for handle in handles:
