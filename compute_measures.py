@@ -4,13 +4,16 @@
     python compute_measures.py --load-from runs/digits/lenet/0/lenet_epoch0003.pt --measures norms margin
 
 ``--measures`` picks among the registered analyses this CLI runs (``analyses/registry.py``):
-``norms`` (parameter count, log product and sum of Frobenius and spectral norms, distance from
-the epoch-0 snapshot, path-norm), ``margin`` (10th-percentile output margin on the training set and
-the margin-normalized norms), ``sharpness`` (PAC-Bayes flatness, its magnitude-aware variant,
-worst-case sharpness) and ``optimization`` (epochs to training cross-entropy 0.1, from run.json).
-Margin and sharpness read a fixed, seeded draw of the run's training split with the labels it
-trained on; a pretrained zoo model has no training data, gets one line saying so, and its
-data-free measures are still computed. One ``<measure>_<stem>.json`` per snapshot goes to
+``norms`` (weight count, log product and sum of Frobenius and spectral norms, their exact-convolution
+forms, distances from the epoch-0 snapshot, path-norm), ``margin`` (10th-percentile output margin on
+the training set and the margin-normalized norms), ``sharpness`` (PAC-Bayes flatness and bounds, their
+magnitude-aware forms, Keskar's sharpness, the worst-case sharpness family) and ``optimization`` (steps
+to training cross-entropy 0.1 and from 0.1 to 0.01, from run.json). Every measure of the network is
+computed on the folded network (each batch norm folded into the layer that ran before it). Margin and
+PAC-Bayes read the run's training split (``--measure-samples``: a fixed, seeded draw of it), the
+worst-case sharpness a draw of ``--sharpness-samples``, with the labels the run trained on; a
+pretrained zoo model has no training data, gets one line saying so, and its data-free measures are
+still computed. One ``<measure>_<stem>.json`` per snapshot goes to
 ``<results>/<dataset>[_<k>]/[noise_<r>|pixel_shuffle]/<arch>/<seed>/``. Definitions:
 docs/generalization-measures.md.
 """

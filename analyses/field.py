@@ -24,7 +24,6 @@ from analyses.base import Analysis, fmt, log_wrapped, log_written, model_label
 from analyses.probe import probe_positions
 from analyses.registry import SweepContext
 from analyses.subject import Subject
-from metrics import sharpness
 
 logger = logging.getLogger(__name__)
 
@@ -33,15 +32,21 @@ CLI = "compute_measures.py"
 ZOO_MISSING = "the training data of a zoo model (its training split and labels) are not available"
 
 
+# The defaults of the searches (metrics/flatness.py holds the same numbers; kept here so that building
+# the parser imports no torch)
+MC_SAMPLES, TARGET_RISE, KESKAR_RADIUS, SHARPNESS_SAMPLES = 10, 0.1, 5e-4, 128
+
+
 @dataclass(frozen=True)
 class FieldSettings:
-    """The flags of the field's measures (compute_measures.py)."""
+    """The flags of the field's measures (compute_measures.py). ``measure_samples`` None: the whole
+    training split."""
 
-    margin_samples: int = 2000
-    sharpness_samples: int = 128
-    mc_samples: int = 5
-    tolerance: float = sharpness.TOLERANCE
-    radius: float = sharpness.SHARPNESS_RADIUS
+    measure_samples: int | None = None
+    sharpness_samples: int = SHARPNESS_SAMPLES
+    mc_samples: int = MC_SAMPLES
+    target: float = TARGET_RISE
+    radius: float = KESKAR_RADIUS
     ascent_steps: int = 3
     seed: int = 0
     batch_size: int = 500
@@ -50,45 +55,64 @@ class FieldSettings:
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--margin-samples", type=int, default=2000, help="Training samples the margin is measured on (a fixed draw of the run's training split with its labels, noisy ones included) [default = 2000].")
-        parser.add_argument("--sharpness-samples", type=int, default=128, help="Training samples the sharpness and flatness measures are measured on (a fixed draw, as --margin-samples) [default = 128].")
-        parser.add_argument("--mc-samples", type=int, default=5, help="Monte Carlo draws of the Gaussian weight perturbation per sigma tried (PAC-Bayes flatness; the same draws at every sigma) [default = 5].")
-        parser.add_argument("--flatness-tolerance", type=float, default=sharpness.TOLERANCE, help="The training-loss increase a perturbation may cause (Jiang et al.'s 0.1) [default = 0.1].")
-        parser.add_argument("--sharpness-radius", type=float, default=sharpness.SHARPNESS_RADIUS, help="Half-width alpha of the box |u_i| <= alpha (|w_i| + 1) of worst-case sharpness (Keskar et al.'s 5e-4) [default = 0.0005].")
-        parser.add_argument("--ascent-steps", type=int, default=3, help="Projected gradient-ascent steps of worst-case sharpness [default = 3].")
+        parser.add_argument("--measure-samples", "--margin-samples", dest="measure_samples", type=int, default=None, help="Training samples the margin and the PAC-Bayes flatness are measured on: a fixed draw of the run's training split with its labels (noisy ones included); the field's definitions read the whole split, and a smaller draw's size and Monte Carlo standard error are recorded (--margin-samples: its old name) [default = the whole training split].")
+        parser.add_argument("--sharpness-samples", type=int, default=SHARPNESS_SAMPLES, help="Training samples the worst-case sharpness measures (gradient ascent) are measured on (a fixed draw, as --measure-samples) [default = 128].")
+        parser.add_argument("--mc-samples", type=int, default=MC_SAMPLES, help="Monte Carlo draws of the Gaussian weight perturbation per sigma tried (PAC-Bayes flatness; the same draws at every sigma; the reference's 10) [default = 10].")
+        parser.add_argument("--flatness-tolerance", type=float, default=TARGET_RISE, help="The rise of the 0-1 training error that sets the PAC-Bayes sigma and the sharpness boxes (Jiang et al.'s 0.1; the searches stop within 0.01 of it) [default = 0.1].")
+        parser.add_argument("--sharpness-radius", type=float, default=KESKAR_RADIUS, help="Half-width alpha of the box |u_i| <= alpha (|w_i| + 1) of Keskar's sharpness (Keskar et al.'s 5e-4) [default = 0.0005].")
+        parser.add_argument("--ascent-steps", type=int, default=3, help="Projected gradient-ascent steps of the worst-case sharpness measures [default = 3].")
         parser.add_argument("--measure-seed", type=int, default=0, help="Seed of the training subsets and of the Monte Carlo draws (recorded) [default = 0].")
         parser.add_argument("--fit-loss", type=float, default=0.1, help="The training cross-entropy whose first epoch the optimization measures report (Jiang et al.'s 0.1) [default = 0.1].")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> FieldSettings:
-        return cls(margin_samples=args.margin_samples, sharpness_samples=args.sharpness_samples,
-                   mc_samples=args.mc_samples, tolerance=args.flatness_tolerance, radius=args.sharpness_radius,
+        return cls(measure_samples=args.measure_samples, sharpness_samples=args.sharpness_samples,
+                   mc_samples=args.mc_samples, target=args.flatness_tolerance, radius=args.sharpness_radius,
                    ascent_steps=args.ascent_steps, seed=args.measure_seed, fit_loss=args.fit_loss)
 
     def validate(self) -> None:
         from utils.errors import UserError
 
-        for flag, value in (("--margin-samples", self.margin_samples), ("--sharpness-samples", self.sharpness_samples),
+        for flag, value in (("--measure-samples", self.measure_samples), ("--sharpness-samples", self.sharpness_samples),
                             ("--mc-samples", self.mc_samples), ("--ascent-steps", self.ascent_steps)):
-            if value < 1:
+            if value is not None and value < 1:
                 raise UserError(f"{flag} {value} must be at least 1")
-        for flag, value in (("--flatness-tolerance", self.tolerance), ("--sharpness-radius", self.radius),
+        for flag, value in (("--flatness-tolerance", self.target), ("--sharpness-radius", self.radius),
                             ("--fit-loss", self.fit_loss)):
             if not value > 0:
                 raise UserError(f"{flag} {value} must be positive")
+        if not self.target < 1:
+            raise UserError(f"--flatness-tolerance {self.target} must be below 1 (a rise of the 0-1 error)")
 
 
-def training_subset(subject: Subject, samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """``(inputs (N, C, H, W), labels (N,), record)``: a fixed draw of ``samples`` samples of the run's
-    training split, with the labels it trained on (label noise included) and its pixel shuffle, seen
-    as at evaluation (no augmentation), on the subject's device. ``record``: split, size, seed."""
+def training_subset(subject: Subject, samples: int | None, seed: int) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """``(inputs (N, C, H, W), labels (N,), record)``: a fixed draw of ``samples`` samples (None: all) of
+    the run's training split, with the labels it trained on (label noise included) and its pixel
+    shuffle, seen as at evaluation (no augmentation), on the subject's device. ``record``: split, size
+    (``of`` the split's), seed."""
     split = subject.data.train
-    positions = probe_positions(len(split), samples, seed)
+    positions = probe_positions(len(split), len(split) if samples is None else samples, seed)
     subset = dataclasses.replace(split, indices=split.indices[positions], targets=split.targets[positions],
                                  view=split.view.for_eval(), _device_images={})
     batches = list(subset.batches(max(1, len(subset)), device=subject.device))
     inputs, labels = (torch.cat(parts) for parts in zip(*batches))
     return inputs, labels, {"split": "train", "size": len(subset), "of": len(split), "seed": seed}
+
+
+def folded(subject: Subject):
+    """The subject's model with its batch norms folded into the layers that ran before them (a
+    ``metrics.folding.Folded``), the network the field's measures are defined on; once per subject."""
+    if "folded" not in subject.derived:
+        from metrics.folding import fold_batchnorm
+
+        subject.derived["folded"] = fold_batchnorm(subject.model, subject.input_shape)
+    return subject.derived["folded"]
+
+
+def fold_facts(subject: Subject) -> dict:
+    """``{"batchnorm": what was folded and what stays, "notes": one line per kind left unfolded}``."""
+    found = folded(subject)
+    return {"batchnorm": found.record(), "notes": found.notes(subject.stem)}
 
 
 def subject_facts(subject: Subject) -> dict:

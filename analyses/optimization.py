@@ -4,7 +4,13 @@ measures"), read from the run's ``run.json`` beside its snapshots.
 - ``epochs_to_fit``: the first epoch whose training cross-entropy is at most ``--fit-loss`` (Jiang's
   0.1); ``steps_to_fit``: that many epochs in optimizer steps (epochs x ceil(training samples /
   batch size));
-- ``epochs_fit_to_converged``: epochs from that one to the first at most 0.01 (Jiang's "0.1 to 0.01").
+- ``steps_fit_to_converged``: optimizer steps from that epoch to the first at most 0.01 (Jiang's "0.1 to
+  0.01", counted in steps as Jiang count it); ``epochs_fit_to_converged``: the same in epochs (not
+  Jiang's: it ranks differently from the steps when the batch size or the training-set size varies).
+
+Steps are counted at the resolution of an epoch (run.json records each epoch's loss, not each step's):
+epochs x the steps per epoch, ceil(training samples / batch size) from run.json's data sizes and
+arguments.
 
 The training cross-entropy is each epoch's ``train_eval_loss`` (the whole training set in eval mode,
 recorded when the run was trained with a stopping criterion or ``--train-acc``); without it the epoch
@@ -21,12 +27,17 @@ from analyses.norms import JIANG
 from analyses.registry import Declaration, Measure, ZooUse
 from analyses.subject import Subject
 
+# What a function-preserving rescaling of the final weights leaves alone: the training losses' history
+TRAINING = {"defined_on": "function", "size_scaling": None}
 MEASURES = {
     "epochs_to_fit": Measure(-1, "first epoch whose training cross-entropy <= 0.1 (run.json)",
-                             f"{JIANG}, sec. C.7 (steps to cross-entropy 0.1)"),
-    "steps_to_fit": Measure(-1, "epochs_to_fit x optimizer steps per epoch", f"{JIANG}, sec. C.7"),
+                             f"ours: {JIANG}, sec. C.7 count steps (steps_to_fit)", **TRAINING),
+    "steps_to_fit": Measure(-1, "epochs_to_fit x optimizer steps per epoch", f"{JIANG}, sec. C.7 (steps to "
+                            "cross-entropy 0.1)", **TRAINING),
+    "steps_fit_to_converged": Measure(-1, "optimizer steps from training cross-entropy 0.1 to 0.01 (epochs x steps "
+                                      "per epoch)", f"{JIANG}, sec. C.7 (steps from 0.1 to 0.01)", **TRAINING),
     "epochs_fit_to_converged": Measure(-1, "epochs from training cross-entropy 0.1 to 0.01",
-                                       f"{JIANG}, sec. C.7 (steps from 0.1 to 0.01)"),
+                                       f"ours: {JIANG}, sec. C.7 count steps (steps_fit_to_converged)", **TRAINING),
 }
 EVAL_LOSS, BATCH_LOSS = "train_eval_loss", "train_loss"
 
@@ -58,8 +69,10 @@ def fitting_speed(record: dict, *, fit_loss: float, converged_loss: float) -> di
     steps = steps_per_epoch(record)
     if fit is None:
         notes.append(f"the run never reached training cross-entropy {fit_loss:g}: no optimization measures")
+    between = converged - fit if fit is not None and converged is not None else None
     measures = {"epochs_to_fit": fit, "steps_to_fit": fit * steps if fit is not None and steps else None,
-                "epochs_fit_to_converged": converged - fit if fit is not None and converged is not None else None}
+                "steps_fit_to_converged": between * steps if between is not None and steps else None,
+                "epochs_fit_to_converged": between}
     return {"measures": measures, "loss_key": key, "fit_loss": fit_loss, "converged_loss": converged_loss,
             "steps_per_epoch": steps, "notes": notes}
 

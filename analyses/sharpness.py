@@ -1,83 +1,189 @@
-"""Flatness and sharpness of the training loss (Jiang et al. 2020, appendix C; Keskar et al. 2017;
-math: ``metrics/sharpness.py``).
+"""Flatness and sharpness of the training loss (Jiang et al. 2020, appendix C.3-C.5; Keskar et al. 2017;
+math: ``metrics/flatness.py``, ``metrics/sharpness.py``), on the folded network, with the labels the
+run trained on.
 
-On a fixed draw of the training set (``--sharpness-samples``, ``--measure-seed``, recorded), with
-the labels the run trained on, and the training cross-entropy as the loss:
+- PAC-Bayes (on the training split, ``--measure-samples``): ``sigma`` is the largest standard deviation
+  of a Gaussian perturbation of every parameter whose expected 0-1 training error (``--mc-samples``
+  draws) rises by 0.1 within 0.01, by the reference's bisection; ``pacbayes_flatness`` = 1 / sigma^2 and
+  the bounds ``pacbayes_init``/``_orig``; the ``pacbayes_mag_*`` forms perturb with variance
+  ``sigma^2 w^2 + eps^2``.
+- Worst case (on ``--sharpness-samples`` training samples, by ``--ascent-steps`` of projected gradient
+  ascent): Keskar's ``sharpness`` over the box ``|u_i| <= alpha (|w_i| + 1)`` (``--sharpness-radius``);
+  ``sharpness_flatness`` = 1 / alpha'^2 with alpha' the largest isotropic box ``|u_i| <= alpha'`` whose
+  worst case raises the 0-1 training error by 0.1, and its bounds; the ``sharpness_mag_*`` forms over the
+  box ``|u_i| <= alpha' |w_i| + eps``.
 
-- ``pacbayes_flatness`` = 1 / sigma^2, sigma the largest std of an isotropic Gaussian perturbation of
-  every parameter whose expected loss increase (``--mc-samples`` draws) stays within
-  ``--flatness-tolerance``;
-- ``pacbayes_mag_flatness``: the same with the magnitude-aware perturbation ``N(0, sigma^2 w^2 + eps^2)``;
-- ``sharpness``: Keskar's worst-case increase over the box ``|u_i| <= alpha (|w_i| + 1)``
-  (``--sharpness-radius``), in percent of ``1 + L(w)``, by ``--ascent-steps`` of gradient ascent;
-- ``sharpness_flatness`` = 1 / alpha^2, alpha the largest box radius whose worst-case increase stays
-  within the tolerance.
-
-The document records each search's trace, the sigma found and the loss increase there.
+The document records each search's trials, the rise and loss increase reached, the Monte Carlo
+standard error, the training subsets' sizes and whether the ascent reached the box's boundary.
 """
 from __future__ import annotations
+
+import math
+
+import torch
 
 from analyses.field import (
     CLI,
     ZOO_MISSING,
     FieldMeasure,
     FieldSettings,
+    fold_facts,
+    folded,
     latest_covered,
     missing_data,
     run_level_rows,
     sweep_arguments,
     training_subset,
 )
-from analyses.norms import JIANG
-from analyses.registry import Declaration, Measure, ZooUse
+from analyses.norms import JIANG, measure
+from analyses.registry import Declaration, ZooUse
 from analyses.subject import Subject
-from metrics import sharpness
+from metrics import flatness, norms, sharpness
 
-ON_SUBSET = "on a fixed draw of training samples with the run's labels, training cross-entropy"
+GAUSS = "the largest sigma whose Gaussian perturbation of the folded network raises the expected 0-1 training error by 0.1"
+BOX = "the largest box whose worst case (gradient ascent) raises the 0-1 training error by 0.1"
+MAG_BOX = "|u_i| <= alpha' |w_i| + 1e-3"
 MEASURES = {
-    "pacbayes_flatness": Measure(-1, f"1 / sigma^2 of the isotropic Gaussian perturbation, {ON_SUBSET}",
-                                 f"{JIANG}, eq. 53: among the best in Jiang's study"),
-    "pacbayes_mag_flatness": Measure(-1, f"1 / sigma^2 of the magnitude-aware perturbation, {ON_SUBSET}",
-                                     f"{JIANG}, eq. 61: the best in Jiang's study"),
-    "sharpness": Measure(-1, f"100 (max L(w+u) - L(w)) / (1 + L(w)) over the box |u_i| <= alpha (|w_i|+1), {ON_SUBSET}",
-                         "Keskar et al. 2017; Jiang et al. 2020, sec. C.4"),
-    "sharpness_flatness": Measure(-1, f"1 / alpha^2 of the largest box whose worst-case increase stays within the "
-                                  f"tolerance, {ON_SUBSET}", f"{JIANG}, eq. 52"),
+    "pacbayes_flatness": measure(-1, f"1 / sigma^2, {GAUSS}", f"{JIANG}, eq. 53: among the best in Jiang's study",
+                                 "sqrt"),
+    "pacbayes_init": measure(-1, f"||w - w0||^2 / (4 sigma^2) + log(m / sigma) + 10, {GAUSS}", f"{JIANG}, eq. 48",
+                             "sqrt"),
+    "pacbayes_orig": measure(-1, f"||w||^2 / (4 sigma^2) + log(m / sigma) + 10, {GAUSS}", f"{JIANG}, eq. 49", "sqrt"),
+    "pacbayes_mag_flatness": measure(-1, f"1 / sigma'^2, {GAUSS} with variance sigma'^2 w^2 + 1e-6",
+                                     f"{JIANG}, eq. 61: the best in Jiang's study", "sqrt"),
+    "pacbayes_mag_init": measure(-1, "Jiang's magnitude-aware PAC-Bayes bound around w0, sigma' as in "
+                                 "pacbayes_mag_flatness", f"{JIANG}, eq. 56", "sqrt"),
+    "pacbayes_mag_orig": measure(-1, "Jiang's magnitude-aware PAC-Bayes bound around 0, sigma' as in "
+                                 "pacbayes_mag_flatness", f"{JIANG}, eq. 57", "sqrt"),
+    "sharpness": measure(-1, "100 (max L(w+u) - L(w)) / (1 + L(w)) over |u_i| <= alpha (|w_i|+1), L the training "
+                         "cross-entropy", "Keskar et al. 2017 (epsilon-sharpness); Jiang et al. 2020, sec. C.4", None),
+    "sharpness_flatness": measure(-1, f"1 / alpha'^2, {BOX} |u_i| <= alpha'", f"{JIANG}, eq. 52", "sqrt"),
+    "sharpness_init": measure(-1, "||w - w0||^2 log(2 omega) / (4 alpha'^2) + log(m / alpha') + 10, alpha' as in "
+                              "sharpness_flatness", f"{JIANG}, eq. 50", "sqrt"),
+    "sharpness_orig": measure(-1, "||w||^2 log(2 omega) / (4 alpha'^2) + log(m / alpha') + 10, alpha' as in "
+                              "sharpness_flatness", f"{JIANG}, eq. 51", "sqrt"),
+    "sharpness_mag_flatness": measure(-1, f"1 / alpha'^2, {BOX} {MAG_BOX}", f"{JIANG}, eq. 60", "sqrt"),
+    "sharpness_mag_init": measure(-1, "Jiang's magnitude-aware sharpness bound around w0, alpha' as in "
+                                  "sharpness_mag_flatness", f"{JIANG}, eq. 58", "sqrt"),
+    "sharpness_mag_orig": measure(-1, "Jiang's magnitude-aware sharpness bound around 0, alpha' as in "
+                                  "sharpness_mag_flatness", f"{JIANG}, eq. 59", "sqrt"),
 }
+
+
+def pacbayes_searches(model, inputs, labels, settings: FieldSettings) -> tuple[dict, float]:
+    """``({"pacbayes", "pacbayes_mag"}: Search, the model's accuracy on the samples)``."""
+    _, weights = flatness.flat_parameters(model)
+    correct = flatness.stacked_correct(model, inputs, labels)
+    with torch.no_grad():
+        base = float(sum(counts[0] for counts, _ in correct(weights[None]))) / len(inputs)
+    searches = {}
+    for key, eps in (("pacbayes", None), ("pacbayes_mag", flatness.MAGNITUDE_EPS)):
+        judge = flatness.pacbayes_judge(correct, weights, base_accuracy=base, samples=len(inputs),
+                                        draws=settings.mc_samples, seed=settings.seed, magnitude_eps=eps,
+                                        target=settings.target)
+        searches[key] = flatness.bisect(judge)
+    return searches, base
+
+
+def worst_case(model, inputs, labels, settings: FieldSettings) -> tuple[dict, dict]:
+    """``({"sharpness_flatness", "sharpness_mag"}: Search, Keskar's facts)``."""
+    _, weights = flatness.flat_parameters(model)
+    evaluate = sharpness.loss_and_accuracy(model, inputs, labels, batch_size=settings.batch_size)
+    keskar, ascent = sharpness.keskar_sharpness(evaluate, weights, radius=settings.radius, steps=settings.ascent_steps)
+    facts = {"value": keskar, "radius": settings.radius, "train_loss": ascent.losses[0],
+             "loss_increase": ascent.loss_increase, "error_rise": ascent.error_rise, "at_boundary": ascent.at_boundary,
+             "unmoved": ascent.unmoved}
+    searches = {key: flatness.bisect(sharpness.worst_case_judge(evaluate, weights, sharpness.BOXES[box],
+                                                                steps=settings.ascent_steps, target=settings.target))
+                for key, box in (("sharpness_flatness", "isotropic"), ("sharpness_mag", "magnitude"))}
+    return searches, facts
+
+
+def bounds(searches: dict, weights: torch.Tensor, start: torch.Tensor | None, m: int) -> dict:
+    """Jiang's bounds built on the values found; ``weights``/``start``: the conv and linear weights of the
+    folded network and of its folded initialization (None without one), flattened; ``m``: training samples."""
+    omega, found = weights.numel(), {}
+    spread = 4.0 * math.log(2 * omega)
+    sigma, sigma_mag = searches["pacbayes"].value, searches["pacbayes_mag"].value
+    alpha, alpha_mag = searches["sharpness_flatness"].value, searches["sharpness_mag"].value
+    origin = float((weights.double() ** 2).sum())
+    found["pacbayes_orig"] = flatness.pacbayes_bound(origin, sigma, m)
+    found["sharpness_orig"] = sharpness.sharpness_bound(origin, alpha, omega, m)
+    if start is not None:
+        differences = weights - start
+        distance = float((differences.double() ** 2).sum())
+        found |= {"pacbayes_init": flatness.pacbayes_bound(distance, sigma, m),
+                  "sharpness_init": sharpness.sharpness_bound(distance, alpha, omega, m)}
+        for key, value, extra in (("pacbayes_mag", sigma_mag, 1.0), ("sharpness_mag", alpha_mag, spread)):
+            found[f"{key}_init"] = flatness.magnitude_bound(distance, differences, value, m, spread=extra)
+            found[f"{key}_orig"] = flatness.magnitude_bound(origin, differences, value, m, spread=extra)
+    return found
+
+
+def conv_linear_weights(model) -> torch.Tensor:
+    return torch.cat([weight.reshape(-1) for _, weight in norms.layer_weights(model)])
 
 
 class Sharpness(FieldMeasure):
     name = kind = "sharpness"
     metrics = tuple(MEASURES)
+    needs_init = True  # the *_init bounds
     uses_training_data = True
 
     def measure(self, subject: Subject) -> dict:
         if self.missing is not None:
             return {"measures": {}} | missing_data("sharpness", subject, self.missing, "the norms are data-free")
-        settings = self.settings
-        inputs, labels, record = training_subset(subject, settings.sharpness_samples, settings.seed)
-        model = subject.model.eval()
-        _, weights = sharpness.flat_parameters(model)
-        stacked = sharpness.stacked_loss(model, inputs, labels, batch_size=settings.batch_size)
-        searches = {"pacbayes": sharpness.pacbayes_sigma(stacked, weights, tolerance=settings.tolerance,
-                                                         samples=settings.mc_samples, seed=settings.seed),
-                    "pacbayes_mag": sharpness.pacbayes_sigma(stacked, weights, tolerance=settings.tolerance,
-                                                             samples=settings.mc_samples, seed=settings.seed,
-                                                             magnitude_eps=sharpness.MAGNITUDE_EPS)}
-        loss = sharpness.mean_loss(model, inputs, labels, batch_size=settings.batch_size)
-        keskar, base = sharpness.keskar_sharpness(loss, weights, radius=settings.radius, steps=settings.ascent_steps)
-        at_radius = (settings.radius, keskar * (1.0 + base) / 100.0)  # the worst-case increase at the radius
-        searches["sharpness"] = sharpness.sharpness_radius(loss, weights, tolerance=settings.tolerance,
-                                                           steps=settings.ascent_steps, known=at_radius)
+        settings, model = self.settings, folded(subject).model
+        inputs, labels, pacbayes_record = training_subset(subject, settings.measure_samples, settings.seed)
+        searches, accuracy = pacbayes_searches(model, inputs, labels, settings)
+        inputs, labels, worst_record = training_subset(subject, settings.sharpness_samples, settings.seed)
+        found, keskar = worst_case(model, inputs, labels, settings)
+        searches |= found
+        _, init = subject.initialization
+        weights = conv_linear_weights(model)
+        start = conv_linear_weights(folded(init).model).to(weights.device) if init is not None else None
+        start = start if start is not None and start.shape == weights.shape else None
+        m = pacbayes_record["of"]
         measures = {"pacbayes_flatness": searches["pacbayes"].flatness,
-                    "pacbayes_mag_flatness": searches["pacbayes_mag"].flatness, "sharpness": keskar,
-                    "sharpness_flatness": searches["sharpness"].flatness}
-        return {"measures": measures, "training_subset": record, "train_loss": base, "notes": [],
-                "settings": {"tolerance": settings.tolerance, "mc_samples": settings.mc_samples,
-                             "seed": settings.seed, "magnitude_eps": sharpness.MAGNITUDE_EPS,
-                             "radius": settings.radius, "ascent_steps": settings.ascent_steps},
-                "searches": {key: {"value": found.value, "increase": found.increase,
-                                   "trace": [list(pair) for pair in found.trace]} for key, found in searches.items()}}
+                    "pacbayes_mag_flatness": searches["pacbayes_mag"].flatness, "sharpness": keskar["value"],
+                    "sharpness_flatness": searches["sharpness_flatness"].flatness,
+                    "sharpness_mag_flatness": searches["sharpness_mag"].flatness}
+        measures |= bounds(searches, weights, start, m)
+        facts = fold_facts(subject)
+        return {"measures": measures, "training_subset": pacbayes_record, "sharpness_subset": worst_record,
+                "train_accuracy": accuracy, "keskar": keskar, "batchnorm": facts["batchnorm"],
+                "settings": {"target_rise": settings.target, "precision": flatness.TOLERANCE,
+                             "bounds": [flatness.LOWER, flatness.UPPER], "depth": flatness.DEPTH,
+                             "mc_samples": settings.mc_samples, "seed": settings.seed,
+                             "magnitude_eps": flatness.MAGNITUDE_EPS, "radius": settings.radius,
+                             "ascent_steps": settings.ascent_steps},
+                "searches": {key: search.record() for key, search in searches.items()},
+                "notes": facts["notes"] + notes(subject, searches, pacbayes_record, start is not None)}
+
+
+def notes(subject: Subject, searches: dict, record: dict, has_init: bool) -> list[str]:
+    """What a reader of the measures must know: a search that ended short of the window, an ascent whose
+    moved coordinates did not all reach the box's boundary, the Monte Carlo error of a subset, the bounds
+    left out without an initialization."""
+    found = []
+    for key, search in searches.items():
+        final = search.trials[-1]
+        if not search.reached:
+            found.append(f"{subject.stem}: {key}: the bisection ended after {len(search.trials)} tries with an error "
+                         f"rise of {final.rise:.3g}, not within 0.01 of the target: its value is the last midpoint")
+        moved = 1.0 - final.details.get("unmoved", 0.0)
+        if "at_boundary" in final.details and final.details["at_boundary"] < moved - 1e-9:
+            found.append(f"{subject.stem}: {key}: {moved - final.details['at_boundary']:.1%} of the coordinates "
+                         "the ascent moved ended inside the box, not on its boundary")
+    if record["size"] < record["of"]:
+        errors = ", ".join(f"{key} {searches[key].trials[-1].standard_error:.2g}" for key in ("pacbayes", "pacbayes_mag")
+                           if searches[key].trials[-1].standard_error is not None)
+        found.append(f"{subject.stem}: PAC-Bayes on {record['size']} of {record['of']} training samples (Monte Carlo "
+                     f"standard error of the error rise: {errors or 'n/a'})")
+    if not has_init:
+        found.append(f"{subject.stem}: no *_init bounds nor magnitude-aware bounds: no initialization with the "
+                     "same layers (a run's epoch-0 snapshot, or --init-from)")
+    return found
 
 
 def make(settings: FieldSettings, missing: str | None = None) -> Sharpness:

@@ -51,6 +51,8 @@ class Subject:
     data_conventions: dict | None = None
     initialization: tuple[Path | None, Subject | None] = (None, None)
     probes: dict = field(default_factory=dict, repr=False, compare=False)  # shared by the subjects of one run
+    # What several analyses derive from this model, computed once (the folded network of the field's measures)
+    derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

@@ -5,8 +5,9 @@ generalization-bounds ``measures.py``, written anew here).
 
 The "layers" are the conv and linear modules, in module order, each weight reshaped to a matrix
 ``(out, in * kh * kw)``; a batch normalization that follows a layer is folded into it first
-(:func:`fold_batchnorm`), as both references do, so that the norms do not depend on how a layer's
-scale is split between the two. Pure functions: tensors and modules in, plain numbers out.
+(:func:`metrics.folding.fold_batchnorm`), as both references do, so that the norms do not depend on
+how a layer's scale is split between the two. Pure functions: tensors and modules in, plain numbers
+out. The exact operator norm of a convolution (Sedghi et al. 2019) is in ``metrics/conv_norms.py``.
 """
 from __future__ import annotations
 
@@ -16,44 +17,7 @@ import math
 import torch
 from torch import nn
 
-LAYER_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.Linear)
-BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
-
-
-@torch.no_grad()
-def fold_batchnorm(model: nn.Module) -> nn.Module:
-    """A copy of ``model`` in which every batch normalization (eval mode: running statistics) is
-    folded into the conv or linear layer before it in module order and replaced by ``nn.Identity``;
-    the copy computes the same function in eval mode. A normalization with no layer before it stays."""
-    folded = copy.deepcopy(model).eval()
-    previous: nn.Module | None = None
-    replaced: list[str] = []
-    for name, module in folded.named_modules():
-        if isinstance(module, LAYER_TYPES):
-            previous = module
-        elif isinstance(module, BATCHNORM_TYPES) and previous is not None and module.track_running_stats:
-            _fold_into(previous, module)
-            replaced.append(name)
-            previous = None
-    for name in replaced:
-        parent, _, child = name.rpartition(".")
-        setattr(folded.get_submodule(parent) if parent else folded, child, nn.Identity())
-    return folded
-
-
-def _fold_into(layer: nn.Module, norm: nn.Module) -> None:
-    """``norm(layer(x)) == layer'(x)``: scale each output unit's weight and shift its bias."""
-    scale = norm.running_var.add(norm.eps).rsqrt()
-    if norm.weight is not None:
-        scale = scale * norm.weight
-    shift = -norm.running_mean * scale + (norm.bias if norm.bias is not None else 0.0)
-    bias = layer.bias if layer.bias is not None else torch.zeros_like(norm.running_mean)
-    layer.weight.mul_(scale.reshape(-1, *[1] * (layer.weight.dim() - 1)))
-    new_bias = bias * scale + shift
-    if layer.bias is None:
-        layer.bias = nn.Parameter(new_bias)
-    else:
-        layer.bias.copy_(new_bias)
+from metrics.folding import LAYER_TYPES
 
 
 def layer_weights(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
@@ -62,9 +26,10 @@ def layer_weights(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
             for name, module in model.named_modules() if isinstance(module, LAYER_TYPES)]
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Every parameter of ``model`` (weights, biases, normalization scales)."""
-    return sum(parameter.numel() for parameter in model.parameters())
+def count_weights(model: nn.Module) -> int:
+    """The weights of ``model``'s conv and linear layers (no biases, no normalization parameters): what
+    the reference counts for Jiang's ``num_params`` (eq. 20)."""
+    return sum(module.weight.numel() for module in model.modules() if isinstance(module, LAYER_TYPES))
 
 
 def frobenius_norms(weights: list[torch.Tensor]) -> list[float]:
@@ -82,6 +47,18 @@ def spectral_norms(weights: list[torch.Tensor]) -> list[float]:
         gram = w @ w.T if w.shape[0] <= w.shape[1] else w.T @ w
         found.append(math.sqrt(max(float(torch.linalg.eigvalsh(gram)[-1]), 0.0)))
     return found
+
+
+def squared_sum(norms: list[float]) -> float:
+    """``sum_i ||W_i||^2``: Jiang's ``param_norm`` of the Frobenius norms (eq. 42), ``dist_spec_init`` of
+    the spectral norms of ``W_i - W0_i`` (eq. 41)."""
+    return sum(norm**2 for norm in norms)
+
+
+def ratio_sum(numerators: list[float], denominators: list[float]) -> float:
+    """``sum_i a_i^2 / b_i^2``: ``fro_over_spec`` (eq. 33) with the Frobenius over the spectral norms, and
+    the distance term of ``spec_init`` (eq. 29) with the distances' Frobenius norms."""
+    return sum(a**2 / b**2 for a, b in zip(numerators, denominators))
 
 
 def log_product(norms: list[float]) -> float:
@@ -107,7 +84,7 @@ def path_norm(model: nn.Module, input_shape: tuple[int, ...]) -> float:
     """The l2 path-norm: every parameter squared, an input of all ones forwarded, the outputs summed
     (Neyshabur et al. 2015; Jiang's eq. 44): the sum over input-output paths of the product of the
     squared weights along the path (biases as paths from a constant unit). ``model``: batch norms
-    folded (:func:`fold_batchnorm`); ``input_shape``: ``(C, H, W)``."""
+    folded (:func:`metrics.folding.fold_batchnorm`); ``input_shape``: ``(C, H, W)``."""
     squared = copy.deepcopy(model).double().eval()
     for parameter in squared.parameters():
         parameter.pow_(2)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from metrics import norms, sharpness
+from metrics import conv_norms, flatness, norms, sharpness
 from metrics.margin import margin_percentile, output_margins
 
 # -- norms ---------------------------------------------------------------------------------------------
@@ -29,24 +29,29 @@ def test_the_other_norms_by_hand():
     assert norms.log_product(fro) == pytest.approx(2 * math.log(25))
     assert norms.log_sum(spec) == pytest.approx(math.log(2) + (math.log(16) + math.log(25)) / 2)
     assert norms.distance_from_init([first, second], [torch.eye(2), second]) == pytest.approx(4 + 9)
-    net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.Flatten(), nn.Linear(3, 5))
-    assert norms.count_parameters(net) == 2 * 3 * 9 + 3 + 3 * 5 + 5
+    assert norms.squared_sum(fro) == pytest.approx(50) and norms.ratio_sum(fro, spec) == pytest.approx(25 / 16 + 1)
+    net = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(3, 5))
+    assert norms.count_weights(net) == 2 * 3 * 9 + 3 * 5  # what the reference counts: no biases, no BN
     assert [tuple(w.shape) for _, w in norms.layer_weights(net)] == [(3, 18), (5, 3)]
 
 
-def test_folding_batch_norms_keeps_the_function():
+@pytest.mark.parametrize(("channels", "out", "kernel", "size", "groups", "dilation"),
+                         [(2, 3, 3, 5, 1, 1), (4, 4, 3, 4, 2, 1), (2, 3, 3, 2, 1, 1), (3, 3, 3, 6, 1, 2),
+                          (2, 2, 5, 3, 1, 1)])
+def test_the_exact_convolution_norm_is_the_dense_operator_s(channels, out, kernel, size, groups, dilation):
+    """Sedghi et al.'s FFT norm equals the largest singular value of the circular convolution written
+    as a dense matrix on a tiny input (grouped, dilated, and a kernel larger than the input included)."""
     torch.manual_seed(0)
-    net = nn.Sequential(nn.Conv2d(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 9, 3),
-                        nn.BatchNorm1d(3))
-    for module in (net[1], net[5]):
-        module.running_mean.uniform_(-1, 1)
-        module.running_var.uniform_(0.5, 2)
-        module.weight.data.uniform_(0.5, 2)
-    net.eval()
-    folded = norms.fold_batchnorm(net)
-    x = torch.randn(5, 2, 5, 5)
-    assert not any(isinstance(m, nn.BatchNorm2d) for m in folded.modules())
-    torch.testing.assert_close(folded(x), net(x), rtol=1e-5, atol=1e-5)
+    conv = nn.Conv2d(channels, out, kernel, padding=(kernel // 2) * dilation, padding_mode="circular", bias=False,
+                     groups=groups, dilation=dilation).double()
+    basis = torch.eye(channels * size * size, dtype=torch.float64).reshape(-1, channels, size, size)
+    with torch.no_grad():
+        dense = conv(basis).reshape(channels * size * size, -1).T
+    exact = float(torch.linalg.matrix_norm(dense, ord=2))
+    found = conv_norms.conv_operator_norm(conv.weight, (size, size), groups=groups, dilation=(dilation, dilation))
+    assert found == pytest.approx(exact, rel=1e-9)
+    reshaped = norms.spectral_norms([conv.weight.detach().reshape(out, -1)])[0]
+    assert found != pytest.approx(reshaped, rel=1e-3)  # the two norms are different quantities
 
 
 # -- margin --------------------------------------------------------------------------------------------
@@ -59,79 +64,145 @@ def test_the_margin_of_hand_made_logits():
 
 
 # -- flatness and sharpness ------------------------------------------------------------------------------
-CURVATURE = torch.linspace(0.5, 2.0, 40, dtype=torch.float64)
+def test_the_reference_s_bisection_by_hand():
+    """rise(x) = x on [0, 2]: midpoints 1, 0.5, 0.25, 0.125, 0.0625 (below), 0.09375 (within 0.1 +- 0.01)."""
+    found = flatness.bisect(lambda x, last: flatness.Trial(x, flatness.outcome(x), x, (x, x)))
+    assert [trial.value for trial in found.trials] == [1.0, 0.5, 0.25, 0.125, 0.0625, 0.09375]
+    assert found.value == 0.09375 and found.reached and found.bracket == (0.0625, 0.125)
+    assert found.flatness == pytest.approx(1 / 0.09375**2)
+    never = flatness.bisect(lambda x, last: flatness.Trial(x, flatness.BELOW, 0.0, (0.0, 0.0)), depth=4)
+    assert never.value == 1.875 and not never.reached  # the reference returns the last midpoint
 
 
-def quadratic(centre: torch.Tensor):
-    """``L(w) = 1/2 sum_i a_i (w_i - c_i)^2`` of a stack ``(S, P)``: the expected increase under
-    ``u_i ~ N(0, v_i)`` at ``w = c`` is ``1/2 sum_i a_i v_i``."""
-    return lambda stack: 0.5 * ((stack - centre) ** 2 * CURVATURE).sum(dim=1)
+def two_logits(a: float) -> nn.Module:
+    """A linear model whose two logits are ``a x`` and ``-a x`` on the input ``x = 1`` (label 0)."""
+    model = nn.Linear(1, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[a], [-a]]))
+    return model.eval()
 
 
-def test_the_pacbayes_sigma_of_a_quadratic_loss():
-    centre = torch.zeros(40, dtype=torch.float64)
-    found = sharpness.pacbayes_sigma(quadratic(centre), centre, samples=2000, seed=1)
-    exact = math.sqrt(2 * sharpness.TOLERANCE / float(CURVATURE.sum()))
-    assert found.value == pytest.approx(exact, rel=0.04)
-    assert found.flatness == pytest.approx(1 / found.value**2)
-    assert abs(found.increase - sharpness.TOLERANCE) <= sharpness.PRECISION
+def pacbayes_of(model: nn.Module, *, draws: int, eps: float | None = None, seed: int = 0, inputs=None, labels=None):
+    inputs = torch.ones(1, 1) if inputs is None else inputs
+    labels = torch.zeros(1, dtype=torch.long) if labels is None else labels
+    _, weights = flatness.flat_parameters(model)
+    correct = flatness.stacked_correct(model, inputs, labels, vectorize=True)
+    base = float(sum(counts[0] for counts, _ in correct(weights[None]))) / len(inputs)
+    judge = flatness.pacbayes_judge(correct, weights, base_accuracy=base, samples=len(inputs), draws=draws,
+                                    seed=seed, magnitude_eps=eps)
+    return flatness.bisect(judge), judge
 
 
-def test_a_perturbation_at_the_found_sigma_raises_the_loss_by_the_tolerance():
-    """Fresh draws (another seed) at the sigma found: the mean increase is the tolerance, within the
-    Monte Carlo error (4 standard errors) and the search's precision."""
-    centre = torch.zeros(40, dtype=torch.float64)
-    loss = quadratic(centre)
-    found = sharpness.pacbayes_sigma(loss, centre, samples=200, seed=0)
-    draws = torch.randn((4000, 40), generator=torch.Generator().manual_seed(7), dtype=torch.float64)
-    increases = loss(centre + found.value * draws)
-    error = float(increases.std()) / math.sqrt(len(increases))
-    assert abs(float(increases.mean()) - sharpness.TOLERANCE) <= 4 * error + sharpness.PRECISION
+def test_the_pacbayes_sigma_of_two_logits_in_closed_form():
+    """The logit difference 2a + (u0 - u1), u0 - u1 ~ N(0, 2 sigma^2): the accuracy is Phi(sqrt(2) a / sigma),
+    and falls by 0.1 at sigma* = sqrt(2) a / Phi^-1(0.9). Over 4000 draws the search lands within the
+    window's sigmas widened by 3 Monte Carlo standard errors."""
+    from scipy.stats import norm
+
+    a = 0.05
+    found, _ = pacbayes_of(two_logits(a), draws=4000)
+    assert found.reached
+    low, high = (math.sqrt(2) * a / norm.ppf(1 - rise) for rise in (0.09 - 0.015, 0.11 + 0.015))
+    assert low <= found.value <= high
+    assert found.trials[-1].standard_error == pytest.approx(math.sqrt(0.9 * 0.1 / 4000), rel=0.1)
 
 
-def test_the_magnitude_aware_sigma_of_a_quadratic_loss():
-    centre = torch.linspace(-1.0, 1.0, 40, dtype=torch.float64)  # the weights: the minimum, not zero
-    eps = sharpness.MAGNITUDE_EPS
-    found = sharpness.pacbayes_sigma(quadratic(centre), centre, samples=2000, seed=1, magnitude_eps=eps)
-    exact = math.sqrt((2 * sharpness.TOLERANCE - float((CURVATURE * eps**2).sum()))
-                      / float((CURVATURE * centre**2).sum()))
-    assert found.value == pytest.approx(exact, rel=0.04)
+def test_the_magnitude_aware_sigma_of_two_logits_in_closed_form():
+    """u_i ~ N(0, sigma^2 w_i^2 + eps^2) (Jiang's variance): the logit difference's variance is
+    2 (sigma^2 a^2 + eps^2), so the accuracy falls by 0.1 where 2a / sqrt(that) = Phi^-1(0.9)."""
+    from scipy.stats import norm
+
+    a, eps = 0.3, 0.05
+    found, _ = pacbayes_of(two_logits(a), draws=4000, eps=eps)
+
+    def sigma_at(rise):
+        return math.sqrt(((2 * a / norm.ppf(1 - rise)) ** 2 / 2 - eps**2) / a**2)
+
+    assert found.reached and sigma_at(0.09 - 0.015) <= found.value <= sigma_at(0.11 + 0.015)
 
 
-def test_worst_case_sharpness_of_a_linear_loss():
-    """``L(w) = g.w``: the worst case over the box is ``sum |g_i| alpha (|w_i| + 1)``, at a corner."""
-    gradient = torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)
-    weights = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
-    loss = lambda w: (gradient * w).sum()  # noqa: E731
-    reach = float((gradient.abs() * (weights.abs() + 1)).sum())
-    base = float(loss(weights))
-    value, measured_base = sharpness.keskar_sharpness(loss, weights, radius=0.01, steps=3)
-    assert measured_base == pytest.approx(base)
-    assert value == pytest.approx(100 * 0.01 * reach / (1 + base))
-    found = sharpness.sharpness_radius(loss, weights, tolerance=0.1)
-    assert abs(found.increase - 0.1) <= sharpness.PRECISION
-    assert found.value == pytest.approx(0.1 / reach, rel=0.1)
+def test_deciding_a_midpoint_early_returns_what_the_whole_evaluation_returns():
+    """Every midpoint of a search decided after part of the samples gets the outcome its whole
+    evaluation (same draws) gives, so the search returns the same sigma."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    inputs = torch.randn(700, 6)
+    with torch.no_grad():
+        labels = model(inputs).argmax(dim=1)
+    labels[:70] = (labels[:70] + 1) % 3  # a model that is not perfect
+    found, judge = pacbayes_of(model, draws=5, inputs=inputs, labels=labels)
+    early = [trial for trial in found.trials if trial.done < 1]
+    assert early, "no midpoint was decided early"
+    for trial in found.trials:
+        whole = judge(trial.value, True)
+        assert whole.outcome == trial.outcome and whole.bounds[0] >= trial.bounds[0] - 1e-12
+        assert whole.rise <= trial.bounds[1] + 1e-12
+    forced = flatness.bisect(lambda x, last: judge(x, True))
+    assert forced.value == found.value and sum(t.done for t in found.trials) < len(found.trials)
 
 
-def test_the_batched_loss_equals_perturbing_a_copy():
-    """The vmapped evaluation of a stack of parameter vectors is the loop it replaces."""
+@pytest.mark.parametrize("vectorize", [True, False])
+def test_the_stacked_evaluation_equals_perturbing_a_copy(vectorize):
     import copy
-
-    import torch.nn.functional as F
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.Flatten(), nn.Linear(3 * 16, 4)).eval()
-    inputs, labels = torch.randn(10, 1, 6, 6), torch.randint(0, 4, (10,))
-    _, weights = sharpness.flat_parameters(net)
-    stack = weights + 0.1 * torch.randn(3, weights.numel())
-    batched = sharpness.stacked_loss(net, inputs, labels, batch_size=4, sample_chunk=2)(stack)
+    inputs, labels = torch.randn(300, 1, 6, 6), torch.randint(0, 4, (300,))
+    _, weights = flatness.flat_parameters(net)
+    stack = weights + 0.3 * torch.randn(3, weights.numel())
+    batched = sum(counts for counts, _ in flatness.stacked_correct(net, inputs, labels, vectorize=vectorize)(stack))
     looped = []
     for row in stack:
         copied = copy.deepcopy(net)
         with torch.no_grad():
             torch.nn.utils.vector_to_parameters(row, copied.parameters())
-            looped.append(float(F.cross_entropy(copied(inputs), labels)))
-    assert batched.tolist() == pytest.approx(looped, rel=1e-5)
+            looped.append(int((copied(inputs).argmax(dim=1) == labels).sum()))
+    assert batched.tolist() == looped
+
+
+def linear_case(gradient: torch.Tensor):
+    """``L(w) = g.w`` and an accuracy that falls by ``g.(w - w0)``: the worst case over a box is at its
+    corner ``sign(g) b``."""
+    start = torch.tensor([0.5, -1.0, 2.0, 0.25], dtype=torch.float64)
+
+    def evaluate(w):
+        return (gradient * w).sum(), 1.0 - float((gradient * (w.detach() - start)).sum())
+
+    return evaluate, start
+
+
+def test_the_ascent_reaches_the_box_s_corner_and_keskar_s_sharpness_by_hand():
+    gradient = torch.tensor([1.0, -2.0, 0.5, 0.0], dtype=torch.float64)
+    evaluate, weights = linear_case(gradient)
+    bound = sharpness.keskar_box(weights, 0.01)
+    ascent = sharpness.ascend(evaluate, weights, bound, steps=3)
+    assert ascent.at_boundary == 0.75 and ascent.unmoved == 0.25  # the zero gradient's coordinate stays
+    reach = float((gradient.abs() * bound).sum())
+    assert ascent.loss_increase == pytest.approx(reach) and ascent.error_rise == pytest.approx(reach)
+    value, _ = sharpness.keskar_sharpness(evaluate, weights, radius=0.01)
+    base = float((gradient * weights).sum())
+    assert value == pytest.approx(100 * reach / (1 + base))
+
+
+@pytest.mark.parametrize("box", ["isotropic", "magnitude"])
+def test_the_largest_box_whose_worst_case_raises_the_error_by_the_target(box):
+    """Worst-case rise alpha sum|g_i| (isotropic) or sum |g_i| (alpha |w_i| + eps) (magnitude): the
+    search's alpha' has a rise within 0.1 +- 0.01, so alpha' is within the window's alphas."""
+    gradient = torch.tensor([0.3, -0.2, 0.1, 0.05], dtype=torch.float64)
+    evaluate, weights = linear_case(gradient)
+    found = flatness.bisect(sharpness.worst_case_judge(evaluate, weights, sharpness.BOXES[box], steps=2))
+    per_alpha = float((gradient.abs() * (1 if box == "isotropic" else weights.abs())).sum())
+    offset = 0.0 if box == "isotropic" else float(gradient.abs().sum()) * sharpness.MAGNITUDE_EPS
+    assert found.reached and (0.09 - offset) / per_alpha < found.value < (0.11 - offset) / per_alpha
+    assert found.trials[-1].details["at_boundary"] == 1.0
+
+
+def test_the_bounds_by_hand():
+    assert flatness.pacbayes_bound(8.0, 0.5, 100) == pytest.approx(8 / 1 + math.log(200) + 10)
+    assert sharpness.sharpness_bound(8.0, 0.5, 4, 100) == pytest.approx(8 * math.log(8) / 1 + math.log(200) + 10)
+    differences = torch.tensor([1.0, 0.0])
+    expected = 0.25 * (math.log((1e-6 + 1.25 * 3 / 2) / (1e-6 + 0.25)) + math.log((1e-6 + 1.25 * 3 / 2) / 1e-6))
+    assert flatness.magnitude_bound(3.0, differences, 0.5, 100) == pytest.approx(expected + math.log(200) + 10)
 
 
 # -- optimization ----------------------------------------------------------------------------------------
@@ -142,16 +213,19 @@ def test_epochs_and_steps_to_fit_from_a_hand_made_run_record():
     record = {"args": {"batch_size": 128}, "data": {"sizes": {"train": 1000}},
               "epochs": [{"epoch": e, "train_loss": 9.0, "train_eval_loss": loss} for e, loss in enumerate(losses)]}
     found = fitting_speed(record, fit_loss=0.1, converged_loss=0.01)
-    assert found["measures"] == {"epochs_to_fit": 2, "steps_to_fit": 2 * 8, "epochs_fit_to_converged": 2}
+    assert found["measures"] == {"epochs_to_fit": 2, "steps_to_fit": 2 * 8, "steps_fit_to_converged": 2 * 8,
+                                 "epochs_fit_to_converged": 2}
     assert found["loss_key"] == "train_eval_loss" and found["notes"] == []
     for row in record["epochs"]:
         row["train_loss"] = row.pop("train_eval_loss")  # an older run: the epochs' running loss stands in
     fallback = fitting_speed(record, fit_loss=0.1, converged_loss=0.001)
-    assert fallback["measures"] == {"epochs_to_fit": 2, "steps_to_fit": 16, "epochs_fit_to_converged": None}
+    assert fallback["measures"] == {"epochs_to_fit": 2, "steps_to_fit": 16, "steps_fit_to_converged": None,
+                                    "epochs_fit_to_converged": None}
     assert fallback["loss_key"] == "train_loss" and "no train_eval_loss" in fallback["notes"][0]
 
 
 # -- the analyses ----------------------------------------------------------------------------------------
+# --margin-samples: the old name of --measure-samples (users paste their old commands)
 SMALL = ["--margin-samples", "200", "--sharpness-samples", "32", "--mc-samples", "2", "--ascent-steps", "1"]
 
 
@@ -181,8 +255,15 @@ def test_the_cli_writes_every_measure_of_the_latest_snapshot(measured):
     assert all(value is not None and value > 0 for value in norms_document["measures"].values())
     assert norms_document["init_from"].endswith("lenet_epoch0000.pt")
     sharp = schema.load(folder / "sharpness_lenet_epoch0003.json")
-    assert sharp["training_subset"] == {"split": "train", "size": 32, "of": 1347, "seed": 0}
+    assert sharp["training_subset"] == {"split": "train", "size": 200, "of": 1347, "seed": 0}
+    assert sharp["sharpness_subset"] == {"split": "train", "size": 32, "of": 1347, "seed": 0}
     assert sharp["measures"]["pacbayes_flatness"] > 0 and sharp["settings"]["mc_samples"] == 2
+    for key in ("pacbayes", "pacbayes_mag", "sharpness_flatness", "sharpness_mag"):
+        search = sharp["searches"][key]
+        assert search["trials"][-1]["value"] == search["value"] and search["rise"] is not None
+    assert sharp["searches"]["pacbayes"]["standard_error"] is not None
+    assert any("PAC-Bayes on 200 of 1347 training samples" in note for note in sharp["notes"])
+    assert sharp["batchnorm"] == {"folded": [], "kept": [], "output_difference": 0.0, "rtol": 1e-4}
     margin = schema.load(folder / "margin_lenet_epoch0003.json")
     assert margin["training_subset"]["size"] == 200
 
@@ -250,3 +331,19 @@ def zoo_missing() -> str:
     from analyses.field import ZOO_MISSING
 
     return ZOO_MISSING
+
+
+def test_every_field_measure_says_what_it_is_defined_on_and_how_it_scales_with_the_data():
+    """Jiang's appendix C, as the reference applies it: the logarithms scale as (x - log m) / 2 (its
+    ``LOG_`` measures, spec_init and spec_orig among them), the other bounds as sqrt(x / m); the
+    margin, Keskar's sharpness and the optimization measures are no bounds."""
+    from analyses.registry import declaration
+
+    unscaled = {"margin", "sharpness", "epochs_to_fit", "steps_to_fit", "steps_fit_to_converged",
+                "epochs_fit_to_converged"}
+    for name in ("norms", "margin", "sharpness", "optimization"):
+        for measure, declared in declaration(name).measures.items():
+            assert declared.defined_on == "function", measure
+            logarithm = measure.startswith("log_") or measure.startswith("spec_")
+            expected = None if measure in unscaled else "log" if logarithm else "sqrt"
+            assert declared.size_scaling == expected, measure

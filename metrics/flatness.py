@@ -1,0 +1,229 @@
+"""PAC-Bayes flatness (Jiang et al. 2020, appendix C.3 and C.5) as nitarshan/robust-generalization-
+measures' ``_pacbayes_sigma`` computes it, written anew, and the search the worst-case sharpness
+measures share (``metrics/sharpness.py``).
+
+- **The criterion**: the largest ``sigma`` whose perturbation raises the expected 0-1 training error
+  by ``TARGET`` (0.1) within ``TOLERANCE`` (0.01): the displacement ``|mean perturbed accuracy -
+  accuracy|``, the accuracy being the model's own on the same training samples.
+- **The search**: the reference's bisection on ``[LOWER, UPPER] = [0, 2]``, at most ``DEPTH`` (15)
+  midpoints, stopping at the first whose displacement is within the tolerance (else at the last).
+- **The perturbation**: ``u ~ N(0, sigma^2 I)`` on every parameter (eq. 53, ``1 / sigma^2``), or the
+  magnitude-aware ``u_i ~ N(0, sigma^2 w_i^2 + eps^2)``, ``eps = 1e-3`` (eq. 61), as Jiang define them
+  (the reference's code passes ``sigma^2`` and ``sigma^2 w^2 + eps^2`` to ``torch.normal`` as standard
+  deviations); ``DRAWS`` (10) Monte Carlo draws per sigma.
+
+Two things make it cheaper than the reference's loop, without changing what a full evaluation
+would decide. The draws are fixed once and scaled by each sigma (common random numbers: the
+estimate is a smooth function of sigma, where the reference draws anew at every sigma), and
+evaluated together (``torch.func.functional_call`` under ``vmap`` over a stack of parameter
+vectors). And a midpoint is decided as soon as the samples seen settle it: after each batch, the
+displacement's bounds (the unseen samples all right, or all wrong) either fall on one side of the
+window or not; only a midpoint whose displacement lands near the window is evaluated whole. The
+returned sigma is the one a bisection with full evaluations of the same draws returns.
+Pure functions.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+TARGET = 0.1  # the rise of the 0-1 training error (the reference's accuracy_displacement)
+TOLERANCE = 0.01  # how close the rise must come to the target (the reference's displacement_tolerance)
+LOWER, UPPER, DEPTH = 0.0, 2.0, 15  # the reference's search bounds and depth
+DRAWS = 10  # the reference's montecarlo_samples
+MAGNITUDE_EPS = 1e-3  # Jiang's eps of the magnitude-aware perturbation
+BELOW, WITHIN, ABOVE = -1, 0, 1  # a trial's outcome: the rise is short of, within, or beyond the window
+OUTCOMES = {BELOW: "below", WITHIN: "within", ABOVE: "above"}
+
+
+def outcome(rise: float, *, target: float = TARGET, tolerance: float = TOLERANCE) -> int:
+    """Where ``rise`` falls: ``WITHIN`` when ``|rise - target| < tolerance``, else ``ABOVE`` or ``BELOW``."""
+    if abs(rise - target) < tolerance:
+        return WITHIN
+    return ABOVE if rise > target else BELOW
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One value tried: its outcome, the rise measured (``None`` when decided before the end), the
+    bounds on the rise from the work done, the fraction of the work done, the Monte Carlo standard
+    error of the rise (over the draws; ``None`` when decided early or with one draw), and details."""
+
+    value: float
+    outcome: int
+    rise: float | None
+    bounds: tuple[float, float]
+    done: float = 1.0
+    standard_error: float | None = None
+    details: dict = field(default_factory=dict)
+
+    def record(self) -> dict:
+        return {"value": self.value, "outcome": OUTCOMES[self.outcome], "rise": self.rise,
+                "bounds": list(self.bounds), "done": round(self.done, 4), "standard_error": self.standard_error,
+                **self.details}
+
+
+@dataclass(frozen=True)
+class Search:
+    """A bisection's outcome: the value returned (the last midpoint), every trial in order, and the
+    bracket it ended with (the search's resolution)."""
+
+    value: float
+    trials: tuple[Trial, ...]
+    bracket: tuple[float, float]
+
+    @property
+    def reached(self) -> bool:
+        """Whether the last midpoint's rise fell within the window (else the depth ran out)."""
+        return bool(self.trials) and self.trials[-1].outcome == WITHIN
+
+    @property
+    def flatness(self) -> float:
+        """``1 / value^2``: Jiang's form (larger: sharper)."""
+        return 1.0 / self.value**2 if self.value > 0 else math.inf
+
+    def record(self) -> dict:
+        final = self.trials[-1]
+        return {"value": self.value, "reached": self.reached, "rise": final.rise,
+                "standard_error": final.standard_error, "bracket": list(self.bracket),
+                "evaluations": round(sum(trial.done for trial in self.trials), 3),
+                "trials": [trial.record() for trial in self.trials]}
+
+
+def bisect(judge: Callable[[float, bool], Trial], *, lower: float = LOWER, upper: float = UPPER,
+           depth: int = DEPTH) -> Search:
+    """The reference's bisection: ``judge(midpoint, last)`` says where each midpoint's rise falls
+    (``last``: the depth's final try, which must be measured whole); stops at the first ``WITHIN``."""
+    trials: list[Trial] = []
+    value = (lower + upper) / 2.0
+    for step in range(depth):
+        value = (lower + upper) / 2.0
+        trials.append(judge(value, step == depth - 1))
+        if trials[-1].outcome == WITHIN:
+            break
+        lower, upper = (lower, value) if trials[-1].outcome == ABOVE else (value, upper)
+    return Search(value, tuple(trials), (lower, upper))
+
+
+def rise_bounds(low: float, high: float, base: float) -> tuple[float, float]:
+    """The least and greatest ``|a - base|`` over ``a`` in ``[low, high]``."""
+    largest = max(abs(low - base), abs(high - base))
+    return (0.0 if low <= base <= high else min(abs(low - base), abs(high - base))), largest
+
+
+# -- evaluating many perturbed copies at once ------------------------------------------------------------
+@dataclass(frozen=True)
+class ParameterLayout:
+    """How a flat parameter vector ``(P,)`` maps onto a module's named parameters."""
+
+    names: tuple[str, ...]
+    shapes: tuple[torch.Size, ...]
+
+    @property
+    def sizes(self) -> list[int]:
+        return [math.prod(shape) for shape in self.shapes]
+
+    def unflatten(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``{name: tensor}`` views of ``flat`` ``(P,)`` (works under ``vmap``)."""
+        return {name: piece.reshape(shape) for name, piece, shape in
+                zip(self.names, torch.split(flat, self.sizes), self.shapes)}
+
+
+def flat_parameters(model: nn.Module) -> tuple[ParameterLayout, torch.Tensor]:
+    """The layout of ``model``'s parameters and their values as one detached vector ``(P,)``."""
+    named = list(model.named_parameters())
+    layout = ParameterLayout(tuple(name for name, _ in named), tuple(p.shape for _, p in named))
+    return layout, torch.cat([p.detach().reshape(-1) for _, p in named])
+
+
+CorrectCounts = Callable[[torch.Tensor], Iterator[tuple[torch.Tensor, int]]]
+
+
+def batch_bounds(samples: int, *, first: int = 128, largest: int = 1024) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the batches the samples are evaluated in: small first (a midpoint far from
+    the window is decided after a few), then doubling up to ``largest`` (fewer calls near the window)."""
+    found, start, size = [], 0, first
+    while start < samples:
+        found.append((start, min(samples, start + size)))
+        start, size = start + size, min(2 * size, largest)
+    return found
+
+
+def stacked_correct(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *,
+                    vectorize: bool | None = None) -> CorrectCounts:
+    """``stack (S, P) -> iterator of (correct (S,), batch size)``: for each batch of ``inputs`` ``(N, ...)``
+    in turn (:func:`batch_bounds`), how many of its samples each parameter vector of the stack
+    classifies as ``targets`` ``(N,)`` (the model in eval mode). ``vectorize``: the vectors of the stack
+    evaluated together under ``vmap`` (default: on a GPU; on 2 CPU cores a loop over them was faster
+    for a LeNet, benchmarks/bench_sharpness.py), else one ``functional_call`` each."""
+    layout, _ = flat_parameters(model)
+    buffers = dict(model.named_buffers())
+    vectorize = inputs.is_cuda if vectorize is None else vectorize
+
+    def correct(flat: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        logits = torch.func.functional_call(model, (layout.unflatten(flat), buffers), (x,))
+        return (logits.argmax(dim=1) == y).sum()
+
+    over_stack = torch.func.vmap(correct, in_dims=(0, None, None))
+
+    @torch.no_grad()
+    def batches(stack: torch.Tensor) -> Iterator[tuple[torch.Tensor, int]]:
+        for start, stop in batch_bounds(len(inputs)):
+            x, y = inputs[start:stop], targets[start:stop]
+            found = over_stack(stack, x, y) if vectorize else torch.stack([correct(row, x, y) for row in stack])
+            yield found, stop - start
+
+    return batches
+
+
+def pacbayes_judge(correct: CorrectCounts, weights: torch.Tensor, *, base_accuracy: float, samples: int,
+                   draws: int = DRAWS, seed: int = 0, magnitude_eps: float | None = None,
+                   target: float = TARGET, tolerance: float = TOLERANCE) -> Callable[[float, bool], Trial]:
+    """``(sigma, last) -> Trial``: where the expected accuracy displacement of the perturbed weights
+    falls. ``weights``: ``(P,)``; ``correct``: :func:`stacked_correct` over ``samples`` samples on which
+    the unperturbed model's accuracy is ``base_accuracy``; the ``draws`` standard normal draws are
+    fixed by ``seed``; ``magnitude_eps``: the magnitude-aware perturbation (None: isotropic)."""
+    generator = torch.Generator().manual_seed(seed)
+    noise = torch.randn((draws, weights.numel()), generator=generator, dtype=weights.dtype).to(weights.device)
+    total = draws * samples
+
+    def judge(sigma: float, last: bool) -> Trial:
+        scale = sigma if magnitude_eps is None else torch.sqrt(sigma**2 * weights**2 + magnitude_eps**2)
+        counts, seen = torch.zeros(draws, dtype=torch.float64), 0
+        for batch, size in correct(weights + noise * scale):
+            counts += batch.double().cpu()
+            seen += size
+            right = float(counts.sum())
+            bounds = rise_bounds(right / total, (right + draws * (samples - seen)) / total, base_accuracy)
+            decided = outcome(bounds[0], target=target, tolerance=tolerance)
+            if not last and seen < samples and decided != WITHIN and \
+                    decided == outcome(bounds[1], target=target, tolerance=tolerance):
+                return Trial(sigma, decided, None, bounds, seen / samples)
+        accuracies = counts / samples
+        rise = abs(float(accuracies.mean()) - base_accuracy)
+        error = float(accuracies.std()) / math.sqrt(draws) if draws > 1 else None
+        return Trial(sigma, outcome(rise, target=target, tolerance=tolerance), rise, (rise, rise), 1.0, error)
+
+    return judge
+
+
+# -- Jiang's bounds built on the sigma found --------------------------------------------------------------
+def pacbayes_bound(squared_norm: float, sigma: float, m: int) -> float:
+    """``||v||^2 / (4 sigma^2) + log(m / sigma) + 10`` (eqs. 48-49 with ``v = w - w0`` or ``w``; 50-51
+    take ``log(2 omega) ||v||^2`` for ``||v||^2``)."""
+    return squared_norm / (4.0 * sigma**2) + math.log(m / sigma) + 10.0
+
+
+def magnitude_bound(squared_norm: float, differences: torch.Tensor, sigma: float, m: int, *,
+                    eps: float = MAGNITUDE_EPS, spread: float = 1.0) -> float:
+    """``1/4 sum_i log((eps^2 + (sigma^2 + spread) ||v||^2 / omega) / (eps^2 + sigma^2 (w_i - w0_i)^2))
+    + log(m / sigma) + 10`` over the ``omega`` weights (``differences``: ``w - w0``, ``(omega,)``): eqs.
+    56-57 with ``spread`` 1, 58-59 with ``4 log(2 omega)``."""
+    omega = differences.numel()
+    numerator = eps**2 + (sigma**2 + spread) * squared_norm / omega
+    denominator = eps**2 + sigma**2 * differences.double() ** 2
+    return 0.25 * float(torch.log(numerator / denominator).sum()) + math.log(m / sigma) + 10.0
