@@ -4,7 +4,8 @@ run trained on.
 
 - PAC-Bayes (on the training split, ``--measure-samples``): ``sigma`` is the largest standard deviation
   of a Gaussian perturbation of every parameter whose expected 0-1 training error (``--mc-samples``
-  draws) rises by 0.1 within 0.01, by the reference's bisection; ``pacbayes_flatness`` = 1 / sigma^2 and
+  draws) rises by 0.1 within 0.01, in the reference's bracket (``metrics/flatness.search``);
+  ``pacbayes_flatness`` = 1 / sigma^2 and
   the bounds ``pacbayes_init``/``_orig``; the ``pacbayes_mag_*`` forms perturb with variance
   ``sigma^2 w^2 + eps^2``.
 - Worst case (on ``--sharpness-samples`` training samples, by ``--ascent-steps`` of projected gradient
@@ -81,7 +82,7 @@ def pacbayes_searches(model, inputs, labels, settings: FieldSettings) -> tuple[d
         judge = flatness.pacbayes_judge(correct, weights, base_accuracy=base, samples=len(inputs),
                                         draws=settings.mc_samples, seed=settings.seed, magnitude_eps=eps,
                                         target=settings.target)
-        searches[key] = flatness.bisect(judge)
+        searches[key] = flatness.search(judge, target=settings.target)
     return searches, base
 
 
@@ -93,31 +94,47 @@ def worst_case(model, inputs, labels, settings: FieldSettings) -> tuple[dict, di
     facts = {"value": keskar, "radius": settings.radius, "train_loss": ascent.losses[0],
              "loss_increase": ascent.loss_increase, "error_rise": ascent.error_rise, "at_boundary": ascent.at_boundary,
              "unmoved": ascent.unmoved}
-    searches = {key: flatness.bisect(sharpness.worst_case_judge(evaluate, weights, sharpness.BOXES[box],
-                                                                steps=settings.ascent_steps, target=settings.target))
+    searches = {key: flatness.search(sharpness.worst_case_judge(evaluate, weights, sharpness.BOXES[box],
+                                                                steps=settings.ascent_steps, target=settings.target),
+                                     target=settings.target, lower_first=box == "magnitude")
                 for key, box in (("sharpness_flatness", "isotropic"), ("sharpness_mag", "magnitude"))}
     return searches, facts
 
 
 def bounds(searches: dict, weights: torch.Tensor, start: torch.Tensor | None, m: int) -> dict:
-    """Jiang's bounds built on the values found; ``weights``/``start``: the conv and linear weights of the
-    folded network and of its folded initialization (None without one), flattened; ``m``: training samples."""
+    """Jiang's bounds built on the values found (none on a search that found no value: :func:`found`);
+    ``weights``/``start``: the conv and linear weights of the folded network and of its folded
+    initialization (None without one), flattened; ``m``: training samples."""
     omega, found = weights.numel(), {}
     spread = 4.0 * math.log(2 * omega)
-    sigma, sigma_mag = searches["pacbayes"].value, searches["pacbayes_mag"].value
-    alpha, alpha_mag = searches["sharpness_flatness"].value, searches["sharpness_mag"].value
     origin = float((weights.double() ** 2).sum())
-    found["pacbayes_orig"] = flatness.pacbayes_bound(origin, sigma, m)
-    found["sharpness_orig"] = sharpness.sharpness_bound(origin, alpha, omega, m)
-    if start is not None:
-        differences = weights - start
-        distance = float((differences.double() ** 2).sum())
-        found |= {"pacbayes_init": flatness.pacbayes_bound(distance, sigma, m),
-                  "sharpness_init": sharpness.sharpness_bound(distance, alpha, omega, m)}
-        for key, value, extra in (("pacbayes_mag", sigma_mag, 1.0), ("sharpness_mag", alpha_mag, spread)):
+    differences = weights - start if start is not None else None
+    distance = float((differences.double() ** 2).sum()) if differences is not None else None
+    for key, bound in (("pacbayes", flatness.pacbayes_bound),
+                       ("sharpness", lambda norm, alpha, m: sharpness.sharpness_bound(norm, alpha, omega, m))):
+        value = value_of(searches[key if key == "pacbayes" else "sharpness_flatness"])
+        if value is not None:
+            found[f"{key}_orig"] = bound(origin, value, m)
+            if distance is not None:
+                found[f"{key}_init"] = bound(distance, value, m)
+    for key, extra in (("pacbayes_mag", 1.0), ("sharpness_mag", spread)):
+        value = value_of(searches[key])
+        if value is not None and differences is not None:
             found[f"{key}_init"] = flatness.magnitude_bound(distance, differences, value, m, spread=extra)
             found[f"{key}_orig"] = flatness.magnitude_bound(origin, differences, value, m, spread=extra)
     return found
+
+
+def value_of(search) -> float | None:
+    """The value a search found, or None when every try down to the smallest rose past the window (the
+    perturbation at its smallest, ``eps`` alone for the magnitude-aware forms, already raises the error
+    too much: the measure is undefined, not the last try's)."""
+    return None if search.never_below else search.value
+
+
+def flatness_of(search) -> float | None:
+    value = value_of(search)
+    return None if value is None else search.flatness
 
 
 def conv_linear_weights(model) -> torch.Tensor:
@@ -144,10 +161,10 @@ class Sharpness(FieldMeasure):
         start = conv_linear_weights(folded(init).model).to(weights.device) if init is not None else None
         start = start if start is not None and start.shape == weights.shape else None
         m = pacbayes_record["of"]
-        measures = {"pacbayes_flatness": searches["pacbayes"].flatness,
-                    "pacbayes_mag_flatness": searches["pacbayes_mag"].flatness, "sharpness": keskar["value"],
-                    "sharpness_flatness": searches["sharpness_flatness"].flatness,
-                    "sharpness_mag_flatness": searches["sharpness_mag"].flatness}
+        measures = {"pacbayes_flatness": flatness_of(searches["pacbayes"]),
+                    "pacbayes_mag_flatness": flatness_of(searches["pacbayes_mag"]), "sharpness": keskar["value"],
+                    "sharpness_flatness": flatness_of(searches["sharpness_flatness"]),
+                    "sharpness_mag_flatness": flatness_of(searches["sharpness_mag"])}
         measures |= bounds(searches, weights, start, m)
         facts = fold_facts(subject)
         return {"measures": measures, "training_subset": pacbayes_record, "sharpness_subset": worst_record,
@@ -168,9 +185,12 @@ def notes(subject: Subject, searches: dict, record: dict, has_init: bool) -> lis
     found = []
     for key, search in searches.items():
         final = search.trials[-1]
-        if not search.reached:
-            found.append(f"{subject.stem}: {key}: the bisection ended after {len(search.trials)} tries with an error "
-                         f"rise of {final.rise:.3g}, not within 0.01 of the target: its value is the last midpoint")
+        if search.never_below:
+            found.append(f"{subject.stem}: {key}: undefined: at {final.value:.3g}, the smallest value tried, the "
+                         f"0-1 training error already rises by {final.guess:.3g} or more, past the target's window")
+        elif not search.reached:
+            found.append(f"{subject.stem}: {key}: the search ended after {len(search.trials)} tries with an error "
+                         f"rise of {final.rise:.3g}, not within 0.01 of the target: its value is the last try")
         moved = 1.0 - final.details.get("unmoved", 0.0)
         if "at_boundary" in final.details and final.details["at_boundary"] < moved - 1e-9:
             found.append(f"{subject.stem}: {key}: {moved - final.details['at_boundary']:.1%} of the coordinates "

@@ -15,7 +15,7 @@ boundary (a coordinate with a zero gradient keeps its value); the worst iterate 
   (eqs. 58-60), the worst-case analogue of eq. 61's ``sigma^2 w_i^2 + eps^2``.
 
 For the last two, ``alpha'`` is the largest box whose worst case raises the 0-1 training error by 0.1
-(within 0.01), found by the bisection of ``metrics/flatness.py`` (bounds [0, 2], depth 15): the 0-1
+(within 0.01), found by the search of ``metrics/flatness.py`` (bounds [0, 2], depth 15): the 0-1
 error is read at every iterate of the ascent (from the same forward pass), and a box is decided
 "above" as soon as one iterate raises it past the window. Pure functions.
 """
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from metrics.flatness import ABOVE, MAGNITUDE_EPS, TARGET, TOLERANCE, Trial, flat_parameters, outcome
+from metrics.flatness import ABOVE, MAGNITUDE_EPS, TARGET, TOLERANCE, Trial, channels_last, flat_parameters, outcome
 
 KESKAR_RADIUS = 5e-4  # Keskar et al.'s epsilon of the box
 
@@ -59,12 +59,17 @@ def loss_and_accuracy(model: nn.Module, inputs: torch.Tensor, targets: torch.Ten
     ``(N, ...)`` / ``targets`` ``(N,)`` as functions of the flat parameter vector ``(P,)``."""
     layout, _ = flat_parameters(model)
     buffers = dict(model.named_buffers())
+    last = not inputs.is_cuda  # the channels-last format, where it pays (the CPU; the same values)
+    inputs = channels_last(inputs) if last else inputs
 
     def evaluate(flat: torch.Tensor) -> tuple[torch.Tensor, float]:
         total, right = flat.new_zeros(()), 0
+        parameters = layout.unflatten(flat)
+        if last:
+            parameters = {name: channels_last(value) for name, value in parameters.items()}
         for start in range(0, len(inputs), batch_size):
             x, y = inputs[start:start + batch_size], targets[start:start + batch_size]
-            logits = torch.func.functional_call(model, (layout.unflatten(flat), buffers), (x,))
+            logits = torch.func.functional_call(model, (parameters, buffers), (x,))
             total = total + F.cross_entropy(logits, y, reduction="sum")
             right += int((logits.detach().argmax(dim=1) == y).sum())
         return total / len(inputs), right / len(inputs)
@@ -137,7 +142,7 @@ def worst_case_judge(evaluate: LossAndAccuracy, weights: torch.Tensor, box: Call
         details = {"loss_increase": ascent.loss_increase, "at_boundary": ascent.at_boundary,
                    "unmoved": ascent.unmoved}
         if done < 1:  # the worst case is at least this rise, at most the whole accuracy
-            return Trial(alpha, ABOVE, None, (rise, base), done, None, details)
+            return Trial(alpha, ABOVE, None, (rise, base), done, None, details, estimate=rise)
         return Trial(alpha, outcome(rise, target=target, tolerance=tolerance), rise, (rise, rise), 1.0, None, details)
 
     return judge

@@ -74,6 +74,40 @@ def test_the_reference_s_bisection_by_hand():
     assert never.value == 1.875 and not never.reached  # the reference returns the last midpoint
 
 
+def power_law_judge(scale: float, power: float, *, early: bool, offset: float = 0.0):
+    """A judge whose rise is ``0.1 ((x + offset) / scale)^power``; ``early``: a try above the window is decided
+    before the end (no rise, an estimate), as the PAC-Bayes judge decides them."""
+    def judge(x: float, last: bool) -> flatness.Trial:
+        rise = 0.1 * ((x + offset) / scale) ** power
+        decided = flatness.outcome(rise)
+        if early and decided == flatness.ABOVE and not last:
+            return flatness.Trial(x, decided, None, (0.11, 1.0), 0.2, estimate=rise)
+        return flatness.Trial(x, decided, rise, (rise, rise))
+    return judge
+
+
+@pytest.mark.parametrize("scale, power", [(0.04, 3.0), (0.3, 2.0), (0.0007, 1.5), (1.3, 4.0)])
+def test_the_search_lands_in_the_window_in_fewer_tries_than_the_bisection(scale, power):
+    """The reference's bracket and stopping rule, with power-law interpolation once a try fell below the
+    window: a value whose rise is within 0.1 +- 0.01, in no more tries than bisection, at most 2 of them
+    measured near the window after the first below it."""
+    for early in (False, True):
+        ours = flatness.search(power_law_judge(scale, power, early=early))
+        reference = flatness.bisect(power_law_judge(scale, power, early=early))
+        assert ours.reached and abs(0.1 * (ours.value / scale) ** power - 0.1) < 0.01
+        assert len(ours.trials) <= len(reference.trials)
+        first_below = next(i for i, trial in enumerate(ours.trials) if trial.outcome == flatness.BELOW)
+        assert len(ours.trials) - first_below <= 3
+        assert all(trial.value == 2.0 / 2 ** (i + 1) for i, trial in enumerate(ours.trials[:first_below + 1]))
+
+
+def test_a_search_whose_smallest_perturbation_already_rises_too_far_is_undefined():
+    never = flatness.search(power_law_judge(0.04, 2.0, early=True, offset=1.0), lower_first=True)  # 0 rises too far
+    assert never.never_below and not never.reached and len(never.trials) == 1 and never.value == 0.0
+    found = flatness.search(power_law_judge(0.04, 2.0, early=True, offset=0.01), lower_first=True)  # below at 0
+    assert found.reached and not found.never_below and found.trials[0].value == 0.0
+
+
 def two_logits(a: float) -> nn.Module:
     """A linear model whose two logits are ``a x`` and ``-a x`` on the input ``x = 1`` (label 0)."""
     model = nn.Linear(1, 2, bias=False)
@@ -90,7 +124,7 @@ def pacbayes_of(model: nn.Module, *, draws: int, eps: float | None = None, seed:
     base = float(sum(counts[0] for counts, _ in correct(weights[None]))) / len(inputs)
     judge = flatness.pacbayes_judge(correct, weights, base_accuracy=base, samples=len(inputs), draws=draws,
                                     seed=seed, magnitude_eps=eps)
-    return flatness.bisect(judge), judge
+    return flatness.search(judge), judge
 
 
 def test_the_pacbayes_sigma_of_two_logits_in_closed_form():
