@@ -96,7 +96,7 @@ def worst_case(model, inputs, labels, settings: FieldSettings) -> tuple[dict, di
              "unmoved": ascent.unmoved}
     searches = {key: flatness.search(sharpness.worst_case_judge(evaluate, weights, sharpness.BOXES[box],
                                                                 steps=settings.ascent_steps, target=settings.target),
-                                     target=settings.target, lower_first=box == "magnitude")
+                                     target=settings.target, lower_first=box == "magnitude", descent=4.0)
                 for key, box in (("sharpness_flatness", "isotropic"), ("sharpness_mag", "magnitude"))}
     return searches, facts
 

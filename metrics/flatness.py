@@ -128,7 +128,7 @@ def bisect(judge: Callable[[float, bool], Trial], *, lower: float = LOWER, upper
 
 
 def search(judge: Callable[[float, bool], Trial], *, lower: float = LOWER, upper: float = UPPER,
-           depth: int = DEPTH, target: float = TARGET, lower_first: bool = False) -> Search:
+           depth: int = DEPTH, target: float = TARGET, lower_first: bool = False, descent: float = 2.0) -> Search:
     """The reference's bracket, depth and stopping rule (:func:`bisect`), with interpolation: while the
     bracket's lower end is ``lower`` (nothing measured below the window yet) the try is the midpoint, as
     the reference's (the tries from above are cheap: decided after a few samples); then the point where
@@ -136,7 +136,10 @@ def search(judge: Callable[[float, bool], Trial], *, lower: float = LOWER, upper
     ``target``, kept within the middle 80% of the bracket, or the midpoint after the same end moved
     twice in a row (regula falsi stalls when one end stays). The rise grows about as a power of the
     perturbation's size, so this lands in the window in one or two tries near it, where bisection takes
-    three to five, and a try near the window costs a whole evaluation. ``lower_first``: try ``lower``
+    three to five, and a try near the window costs a whole evaluation. ``descent``: while nothing is
+    below the window, each try divides the upper end by it (2: the reference's midpoints; a search whose
+    tries are all cheap, and whose value is orders of magnitude below ``upper``, takes 4 so that its
+    tries from above do not use up the depth). ``lower_first``: try ``lower``
     itself first, where the perturbation's smallest size is not 0 (a magnitude-aware box's ``eps``): when
     even it rises past the window, no value can be found, and the search ends there (``never_below``)."""
     trials: list[Trial] = []
@@ -148,7 +151,8 @@ def search(judge: Callable[[float, bool], Trial], *, lower: float = LOWER, upper
             return Search(lower, tuple(trials), (lower, upper))
         low = (lower, trials[-1].guess)
     for step in range(len(trials), depth):
-        value = _next_try(low, high, target, stalled=moved[-2:] in (["low", "low"], ["high", "high"]))
+        value = _next_try(low, high, target, stalled=moved[-2:] in (["low", "low"], ["high", "high"]),
+                          descent=descent if low[0] == lower and trials else 2.0)
         trials.append(judge(value, step == depth - 1))
         found = trials[-1]
         if found.outcome == WITHIN:
@@ -161,10 +165,10 @@ def search(judge: Callable[[float, bool], Trial], *, lower: float = LOWER, upper
 
 
 def _next_try(low: tuple[float, float | None], high: tuple[float, float | None], target: float, *,
-              stalled: bool) -> float:
+              stalled: bool, descent: float = 2.0) -> float:
     """The next value between the ends ``(value, rise)`` of the bracket (see :func:`search`)."""
     (x0, r0), (x1, r1) = low, high
-    middle = (x0 + x1) / 2.0
+    middle = x0 + (x1 - x0) / descent
     if stalled or x0 <= 0 or r0 is None or r1 is None or not 0 < r0 < target < r1:
         return middle
     slope = math.log(r1 / r0) / math.log(x1 / x0)

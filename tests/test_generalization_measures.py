@@ -101,6 +101,17 @@ def test_the_search_lands_in_the_window_in_fewer_tries_than_the_bisection(scale,
         assert all(trial.value == 2.0 / 2 ** (i + 1) for i, trial in enumerate(ours.trials[:first_below + 1]))
 
 
+def test_a_search_descending_by_four_keeps_its_depth_for_the_window():
+    """A worst-case box is about 1e-3 wide: halving from 1 takes 10 tries above the window, dividing by 4
+    takes 5 (1, 0.25, ..., 0.00098), leaving the rest of the 15 for the window."""
+    halving = flatness.search(power_law_judge(0.0007, 1.5, early=True))
+    quartering = flatness.search(power_law_judge(0.0007, 1.5, early=True), descent=4.0)
+    assert quartering.reached and abs(0.1 * (quartering.value / 0.0007) ** 1.5 - 0.1) < 0.01
+    above = [trial.value for trial in quartering.trials if trial.outcome == flatness.ABOVE]
+    assert above[:6] == [1.0, 0.25, 0.0625, 0.015625, 0.00390625, 0.0009765625]
+    assert len(quartering.trials) < len(halving.trials)
+
+
 def test_a_search_whose_smallest_perturbation_already_rises_too_far_is_undefined():
     never = flatness.search(power_law_judge(0.04, 2.0, early=True, offset=1.0), lower_first=True)  # 0 rises too far
     assert never.never_below and not never.reached and len(never.trials) == 1 and never.value == 0.0
