@@ -7,7 +7,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sweeper import slurm
+from sweeper import follow, slurm, states
 from sweeper.attempts import describe, duration
 from sweeper.local import LocalEngine, uses_gpu, visible_gpus
 from sweeper.manifest import SweepFolder, merge_status
@@ -129,13 +129,13 @@ def queued(folder: SweepFolder, manifest: dict, plans: list[Plan], settings: Slu
     recorded = {entry["id"]: entry.get("job_id") for entry in manifest["members"]}
     ids = [recorded[plan.member.id] for plan in plans if recorded.get(plan.member.id)]
     try:
-        states = slurm.job_states(ids, local=settings.local) if ids else {}
-    except slurm.Unreachable as err:
+        found = states.job_states(ids, local=settings.local) if ids else {}
+    except states.Unreachable as err:
         raise UserError(f"--launcher slurm: {err}; start SLURM, or run with --launcher local") from None
     alive = {}
     for plan in plans:
         member, job_id = plan.member.id, recorded.get(plan.member.id)
-        if folder.member_running(member) or (job_id and slurm.active(states.get(job_id, slurm.GONE))):
+        if folder.member_running(member) or (job_id and states.active(found.get(job_id, states.GONE))):
             logger.info("%s is queued or running (job %s); leaving it alone", member, job_id or "?")
             alive[member] = job_id
     return alive
@@ -160,7 +160,7 @@ def run_slurm(folder: SweepFolder, manifest: dict, plans: list[Plan], launch: La
         return 0
     followed = jobs | {member: job_id for member, job_id in alive.items() if job_id}
     progress = Progress(folder, manifest, len(followed), jobs=launch.slurm.array_parallelism or len(followed))
-    slurm.wait(folder, followed, local=launch.slurm.local, settings=launch.slurm, on_end=progress.member)
+    follow.wait(folder, followed, local=launch.slurm.local, settings=launch.slurm, on_end=progress.member)
     return report(folder, manifest)
 
 
