@@ -147,7 +147,7 @@ def status(path: str, *, wait: bool) -> int:
     if wait:
         save_unless_held(folder, manifest)
     show_pending_reasons(manifest, local=settings.local)
-    for line in launching.table(manifest):
+    for line in launching.tables(manifest):
         print(line.rstrip())
     return launching.exit_code(manifest)
 

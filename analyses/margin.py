@@ -21,6 +21,7 @@ from analyses.field import (
     missing_data,
     run_level_rows,
     sweep_arguments,
+    sweep_together,
     training_subset,
 )
 from analyses.norms import JIANG, weight_norms
@@ -87,4 +88,5 @@ def make(settings: FieldSettings, missing: str | None = None) -> Margin:
 DECLARATION = Declaration(
     "margin", kinds=("margin",), cli=CLI, table_rows=run_level_rows("margin"), metrics=tuple(MEASURES),
     sweep_arguments=sweep_arguments("margin"), done=latest_covered("margin"), measures=MEASURES,
+    sweep_together=sweep_together,
     zoo=ZooUse(build=lambda probe: Margin(missing=ZOO_MISSING)), make=make, baseline=True)
