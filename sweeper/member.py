@@ -244,22 +244,26 @@ class MemberRunner:
         argv = ("python", "-m", "sweeper.host", "--report-fd", str(write_fd), *(step.shell() for step in batch))
         try:
             process = self._start(executable(argv), log_fd=log_fd, pass_fds=(lock_fd, write_fd))
+        except BaseException:
+            os.close(read_fd)
+            raise
         finally:
             os.close(write_fd)
-        number, offset, begun, ended = 0, os.fstat(log_fd).st_size, time.monotonic(), -1
+        number, offset, begun, ended, last_code = 0, os.fstat(log_fd).st_size, time.monotonic(), -1, 0
         try:
             with os.fdopen(read_fd) as events:
-                for line in events:
-                    event = json.loads(line)
+                for event in map(json.loads, events):
                     if "started" in event:
                         number, offset, begun = event["started"], event["offset"], time.monotonic()
                     else:
-                        ended, code = event["ended"], event["code"]
-                        self._ended(batch[ended], code, event["seconds"], status)
+                        ended, last_code = event["ended"], event["code"]
+                        self._ended(batch[ended], last_code, event["seconds"], status)
         finally:
             code = self._wait(process)
-        if ended != number:  # the process ended during a command (a signal) or before the first
+        if ended != number:  # the process ended during a command (a signal), or before the first
             self._ended(batch[number], code, time.monotonic() - begun, status)
+        elif code != last_code and number + 1 < len(batch):  # stopped between two commands
+            number, offset = number + 1, os.fstat(log_fd).st_size
         return batch[number], code, offset
 
     def _start(self, argv: list[str], *, log_fd: int, pass_fds: tuple[int, ...]) -> subprocess.Popen:
