@@ -5,7 +5,8 @@
 Finds the runs (run.json and their results, or results folders alone), groups them by the factors
 that vary between them (``--by`` to choose; seeds are replicates) and writes ``table.csv`` (one row
 per run, epoch, layer and metric; the same as ``schema.load_table``), six figures (PNG and PDF) and
-``report.md``. The parts: ``comparison/`` (levels, statistics, report) and ``plotting/family.py``.
+``report.md``; rewrites TensorBoard's HParams view of each sweep folder among the inputs. The parts:
+``comparison/`` (levels, statistics, report, ``hparams.py``) and ``plotting/family.py``.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from comparison import stats
 from comparison.family import Family, build_family
+from comparison.hparams import write_views
 from comparison.report import report_markdown
 from plotting import family as figures
 from plotting.common import style
@@ -95,6 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     text = report_markdown(family, bias=bias, criticality=criticality, correlations=correlations,
                            contrasts=contrasts, figures=pngs, report_dir=out).encode()
     written.append(atomic_write(out / "report.md", lambda handle: handle.write(text)))
+    write_views(args.inputs, runs=family.runs)  # TensorBoard's HParams view of each sweep among the inputs
     for note in family.status + family.notes:
         logger.warning("%s", note)
     logger.info("%d runs in %d levels (%s): %d files in %s", len(family.runs), len(family.levels),

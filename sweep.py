@@ -7,7 +7,8 @@ Any train.py flag is accepted with its own name; a flag given several values is 
 members are the product of the axes (a boolean flag takes ``off on``). Each member is train.py,
 then the analyses of its run (``--analyses``: projections and reinit by default) and its figures,
 in the standard layout under ``<root>/<name>/``, with ``sweep.json`` as the manifest. Re-running
-the same command resumes; ``--status`` prints the members table. The parts: ``sweeper/``.
+the same command resumes; ``--status`` prints the members table. When the members end, TensorBoard's
+HParams view of the family is written (``comparison/hparams.py``). The parts: ``sweeper/``.
 """
 from __future__ import annotations
 
@@ -146,6 +147,7 @@ def status(path: str, *, wait: bool) -> int:
         merge_status(entry, folder.member_status(entry["id"]))
     if wait:
         save_unless_held(folder, manifest)
+        hparams_view(folder.path)
     show_pending_reasons(manifest, local=settings.local)
     for line in launching.tables(manifest):
         print(line.rstrip())
@@ -159,6 +161,14 @@ def show_pending_reasons(manifest: dict, *, local: bool) -> None:
     for job_id, reason in pending_reasons(list(pending), local=local).items():
         if job_id in pending:
             pending[job_id]["error"] = f"pending: {reason}"
+
+
+def hparams_view(path: Path) -> None:
+    """TensorBoard's HParams view of the family, once its members have ended (imported here: the
+    comparison's modules are not needed before)."""
+    from comparison.hparams import write_views
+
+    write_views([path])
 
 
 def save_unless_held(folder: SweepFolder, manifest: dict) -> None:
@@ -195,8 +205,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                  for entry in manifest["members"]}
         todo = launching.to_run(manifest, every, folder, retry_failed=args.retry_failed)
         if launch.launcher == "slurm":
-            return launching.run_slurm(folder, manifest, todo, launch, folder.path.name)
-        return launching.run_local(folder, manifest, todo, launch)
+            code = launching.run_slurm(folder, manifest, todo, launch, folder.path.name)
+        else:
+            code = launching.run_local(folder, manifest, todo, launch)
+        if code < 128 and (launch.launcher == "local" or args.wait):  # the members ended (not stopped by a signal)
+            hparams_view(folder.path)
+        return code
 
 
 if __name__ == "__main__":

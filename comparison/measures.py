@@ -37,18 +37,31 @@ from utils.paths import snapshot_root_index
 
 @dataclass(frozen=True)
 class Target:
-    orientation: int  # +1: higher is better generalization, -1: lower is
+    orientation: int  # +1: higher is better generalization, -1: lower is, 0: neither (no expected sign)
     label: str
     short: str  # for figure titles
+    plural: str  # what its values are called in a sentence ("the gaps")
+    recorded_by: str  # what records it, for a model that lacks it
+    # The fraction one unit of it is of the test set (0.01: points of accuracy), for the Hoeffding weight of
+    # Dziugaite's environments; None: no Hoeffding bound of that form (the loss is unbounded)
+    scale: float | None = 0.01
 
 
+_GAP_RECORD = ("train.py records the training accuracy it needs with --train-acc or a training criterion "
+               "(--stop-train-loss, --stop-train-acc); zoo models have none")
 TARGETS = {
-    "test_top1": Target(+1, "test top-1 (%)", "test top-1 (%)"),
-    "test_top5": Target(+1, "test top-5 (%)", "test top-5 (%)"),
+    "test_top1": Target(+1, "test top-1 (%)", "test top-1 (%)", "test accuracies",
+                        "run.json records it at the last epoch; a zoo model has it from torchvision or --accuracy"),
+    "test_top5": Target(+1, "test top-5 (%)", "test top-5 (%)", "test top-5 accuracies",
+                        "zoo models have it from torchvision's metadata, other models from an --accuracy file with "
+                        "a top5 column"),
     "gen_gap": Target(-1, "generalization gap: train top-1 on the training labels - test top-1 (points)",
-                      "generalization gap (points)"),
+                      "generalization gap (points)", "gaps", _GAP_RECORD),
     "loss_gap": Target(-1, "loss gap: test loss - training loss (the whole training set in eval mode where "
-                           "run.json has it, else the epoch's mean)", "loss gap"),
+                           "run.json has it, else the epoch's mean)", "loss gap", "loss gaps",
+                       "run.json records the training and test losses of runs; zoo models have none", scale=None),
+    "train_top1": Target(0, "train top-1 (%) (no expected sign)", "train top-1 (%)", "training accuracies",
+                         "a PGDL task's model_configs.json records it", scale=None),  # no test-set noise to weigh
 }
 
 
@@ -97,6 +110,10 @@ class Model:
     epoch: int | None = None  # the snapshot measured (None: the last)
     label: str = ""
     group: str = ""
+    # The examples its test targets were measured on (the Hoeffding weight of Dziugaite's environments) and
+    # those it was trained on (Jiang's dataset-size scaling); a run's come from run.json's data.sizes
+    test_size: int | None = None
+    train_size: int | None = None
 
 
 # -- models of runs -------------------------------------------------------------------------------------
@@ -156,11 +173,11 @@ def _epoch_row(record: dict | None, epoch) -> dict:
     return rows[-1] if rows else {}
 
 
-def run_targets(model: Model, rows: list[tuple], epoch, notes: list[str]) -> dict[str, float]:
-    """Test top-1, the generalization gap and the loss gap at ``epoch``, from run.json's rows. The
-    gaps use the training set measured in eval mode (``train_eval_top1``, ``train_eval_loss``: runs
-    with a stopping criterion or ``--train-acc``) where run.json has it, else the epoch's running
-    training loss and top-1."""
+def run_values(model: Model, rows: list[tuple], epoch, notes: list[str]) -> dict[str, float]:
+    """Test top-1 and loss (validation where run.json has no test set at ``epoch``, with a note), and
+    training top-1 and loss at ``epoch`` (those the run has): the training set measured in eval mode
+    (``train_eval_top1``, ``train_eval_loss``: runs with a stopping criterion or ``--train-acc``) where
+    run.json has it, else the epoch's running values."""
     at = _run_level(rows, epoch)
     top1, loss = at.get("test_top1"), at.get("test_loss")
     if top1 is None and at.get("val_top1") is not None:
@@ -173,10 +190,32 @@ def run_targets(model: Model, rows: list[tuple], epoch, notes: list[str]) -> dic
         train_top1 = measured["train_eval_top1"]
     if schema.finite(measured.get("train_eval_loss")):
         train_loss = measured["train_eval_loss"]
-    targets = {"test_top1": top1,
-               "gen_gap": train_top1 - top1 if train_top1 is not None and top1 is not None else None,
-               "loss_gap": loss - train_loss if loss is not None and train_loss is not None else None}
-    return {key: value for key, value in targets.items() if value is not None}
+    found = {"test_top1": top1, "test_loss": loss, "train_top1": train_top1, "train_loss": train_loss}
+    return {key: value for key, value in found.items() if value is not None}
+
+
+def with_gaps(values: dict[str, float]) -> dict[str, float]:
+    """``values`` (:func:`run_values`) with the generalization gap (training top-1 - test top-1) and
+    the loss gap (test loss - training loss) where both sides are there."""
+    gaps = {"gen_gap": ("train_top1", "test_top1"), "loss_gap": ("test_loss", "train_loss")}
+    return values | {name: values[a] - values[b] for name, (a, b) in gaps.items() if a in values and b in values}
+
+
+def run_targets(model: Model, rows: list[tuple], epoch, notes: list[str]) -> dict[str, float]:
+    """Test top-1, the generalization gap and the loss gap at ``epoch`` (see :func:`run_values`)."""
+    values = with_gaps(run_values(model, rows, epoch, notes))
+    return {key: values[key] for key in ("test_top1", "gen_gap", "loss_gap") if key in values}
+
+
+def run_sizes(model: Model, rows: list[tuple], epoch) -> tuple[int | None, int | None]:
+    """``(test examples, training examples)`` of a run from run.json's ``data.sizes``: the test examples
+    of the split its test targets come from (the validation split where :func:`run_targets` falls back
+    to it)."""
+    sizes = ((model.run.record or {}).get("data") or {}).get("sizes") or {}
+    at = _run_level(rows, epoch)
+    split = "val" if at.get("test_top1") is None and at.get("val_top1") is not None else "test"
+    test, train = sizes.get(split), sizes.get("train")
+    return (int(test) if schema.finite(test) else None), (int(train) if schema.finite(train) else None)
 
 
 # -- measures of one model -------------------------------------------------------------------------------
@@ -226,6 +265,17 @@ def model_measures(model: Model, rows: list[tuple], epoch, analyses_of: dict[str
             found[metric] = (analyses_of.get(metric, "?"), float(value))
     found |= {name: ("spectra", value) for name, value in _spectra_net(model.run, epoch).items()}
     return found
+
+
+def last_snapshot(run) -> tuple[int | None, dict[str, float], dict[str, float]]:
+    """``(epoch, values, measures)`` of a run's last snapshot, as :func:`measures_table` has them:
+    :func:`run_values` with the gaps, and ``{measure: value}``."""
+    model = Model(run=run, name=relative(run.folder))
+    rows = table_rows(run)
+    epoch = _chosen_epoch(model, rows)
+    values = with_gaps(run_values(model, rows, epoch, []))
+    found = model_measures(model, rows, epoch, _analyses_of())
+    return epoch, values, {name: value for name, (_, value) in found.items()}
 
 
 # -- the table -------------------------------------------------------------------------------------------
@@ -306,6 +356,9 @@ def measures_table(models: list[Model], *, notes: list[str] | None = None, statu
         epoch = _chosen_epoch(model, rows)
         if model.source == "run":
             model.targets = run_targets(model, rows, epoch, notes) | model.targets
+            test_size, train_size = run_sizes(model, rows, epoch)
+            model.test_size = model.test_size if model.test_size is not None else test_size
+            model.train_size = model.train_size if model.train_size is not None else train_size
         found.append(model_measures(model, rows, epoch, analyses_of))
         epochs.append(epoch)
     status += [line for line in [unconverged_gaps(models, keep=keep_unconverged)] if line]
@@ -322,11 +375,56 @@ def measures_table(models: list[Model], *, notes: list[str] | None = None, statu
     for model, measures, epoch in zip(models, found, epochs):
         head = [model.name, model.label or model.name, model.source, model.group or model.name,
                 getattr(model.run, "seed", None), epoch, *(model.factors.get(key) for key in factors),
-                *(model.targets.get(name, math.nan) for name in targets)]
+                *(model.targets.get(name, math.nan) for name in targets), _size(model.test_size),
+                _size(model.train_size)]
         records += [(*head, measure, analysis, value) for measure, (analysis, value) in sorted(measures.items())]
-    columns = ["model", "label", "source", "group", "seed", "epoch", *factors, *targets, "measure", "analysis",
-               "value"]
-    return pd.DataFrame.from_records(records, columns=columns)
+    columns = ["model", "label", "source", "group", "seed", "epoch", *factors, *targets, "test_size", "train_size",
+               "measure", "analysis", "value"]
+    table = pd.DataFrame.from_records(records, columns=columns)
+    status += size_scaling(table)
+    return table
+
+
+def _size(value) -> float:
+    return float(value) if value is not None else math.nan
+
+
+# -- Jiang's dataset-size scaling ------------------------------------------------------------------------
+def scaled(value: float, m: float, how: str) -> float:
+    """Jiang et al.'s (ICLR 2020) scaling of a measure ``value`` of a model trained on ``m`` examples:
+    ``sqrt(value / m)`` for a bound ("sqrt"), ``(value - log m) / 2`` for a bound given as its natural
+    logarithm ("log"), the log of the former."""
+    if how == "sqrt":
+        return math.sqrt(value / m) if value >= 0 else math.nan
+    if how == "log":
+        return (value - math.log(m)) / 2.0
+    raise ValueError(f"unknown size scaling {how!r}; expected 'sqrt' or 'log'")
+
+
+def size_scaling(table) -> list[str]:
+    """Where the models were trained on different numbers of examples m (``train_size``), scale each
+    measure that declares ``size_scaling`` in place (column ``size_scaling`` says how) and return one line
+    naming the measures compared as they are, which are not comparable across training-set sizes (no
+    line, and no scaling, when every model has the same m)."""
+    table["size_scaling"] = ""
+    sizes = sorted({int(m) for m in table.train_size.dropna()})
+    if len(sizes) < 2:
+        return []
+    declared = {name: getattr(KNOWN.get(name), "size_scaling", None) for name in table.measure.unique()}
+    rows = table.train_size.notna() & table.measure.map(declared).notna()
+    how = table.measure[rows].map(declared)
+    table.loc[rows, "value"] = [scaled(v, m, h) for v, m, h in zip(table.value[rows], table.train_size[rows], how)]
+    table.loc[rows, "size_scaling"] = how.map({"sqrt": "sqrt(x / m)", "log": "(x - log m) / 2"})
+    unscaled = sorted(name for name, found in declared.items() if found is None)
+    lacking = table[table.train_size.isna()].model.nunique()
+    shown = ", ".join(f"`{name}`" for name in unscaled[:8]) + (f" and {len(unscaled) - 8} more" if len(unscaled) > 8
+                                                               else "")
+    compared = (f"; {shown} declare none: compared as they are, they are not comparable across training-set sizes"
+                if unscaled else "")
+    return [f"the models were trained on {len(sizes)} training-set sizes (m = {', '.join(map(str, sizes))}): the "
+            "measures that declare Jiang et al.'s dataset-size scaling are scaled (sqrt(x / m), or (x - log m) / 2 "
+            f"for a logarithm){compared}"
+            + (f"; {lacking} model(s) record no training-set size and are not scaled" if lacking else "")]
 
 
 def load_measures(inputs, *, epoch: int | None = None, accuracy: dict[str, dict] | None = None,

@@ -2,22 +2,32 @@
 
 For every (measure, target) over the models that have both:
 
-- Kendall's tau-b and Spearman's rho with their p-values (``scipy.stats``);
+- Kendall's tau-b and Spearman's rho with their p-values (``scipy.stats``): the overall correlation;
 - 95% percentile bootstrap intervals that resample *settings* (the models of one ``group``, the seeds
   of one setting, are drawn together), so that seeds do not count as independent evidence. A draw
   is a vector of counts per model; tau-b and rho of the resampled data are computed from those
   counts exactly (ties included), all draws at once;
-- the granulated Kendall coefficient over a grid's axes (Jiang et al., ICLR 2020): for each axis,
-  the mean tau over the groups of models that differ only in that axis (every other factor and the
-  seed fixed), then the mean over axes;
-- Dziugaite et al.'s sign agreement (:mod:`comparison.robust`): over the pairs of runs that differ
-  in exactly one axis, how often the sign of the measure's difference, turned by its expected sign,
-  predicts the sign of the target's; its mean per axis and its worst axis;
+- the granulated Kendall coefficient over a grid's axes (Jiang et al., ICLR 2020, eq. 4) with *Jiang's*
+  tau, the mean of ``sign(dx) sign(dy)`` over the pairs of a group (a tie or a constant measure counts
+  0, so a measure that does not move along an axis gets 0 there): for each axis, the mean tau over the
+  groups of models that differ only in that axis (every other axis and the seed fixed, at least 2
+  values of the axis), then the mean over the axes that have groups;
+- Jiang et al.'s conditional mutual information (``cmi``: the minimum over the conditioning sets of at
+  most 2 axes, ``cmi_set`` the set that gives it) over the grid's models, and the PGDL competition's
+  score (``pgdl_score``) over its settings (:mod:`comparison.cmi`); with several seeds per setting,
+  the PGDL score is computed on each setting's mean measure and mean target, the competition's tasks
+  having one model per setting; an incomplete grid, or one with fewer than 3 axes (conditioned on two
+  axes of a two-axis grid, every cell holds one pair and every measure scores 0), has none, and
+  :attr:`Evidence.pgdl_problem` says why;
+- Dziugaite et al.'s environments (:mod:`comparison.robust`): pairs of settings that differ in one
+  axis, each pair of models weighted by how surely the test set tells their targets apart; the
+  number of environments, those that carry weight and those judged (effective sample size at least
+  :data:`comparison.robust.MIN_ESS`), the worst judged environment's sign-error (the *robust
+  sign-error*), its axis, and the distribution over the judged environments;
 - the sign the literature expects (:func:`comparison.measures.expected_sign`) and a verdict: a
   measure *tracks* a target when Kendall's p, Holm-corrected over the measures of that target, is
   below 0.05 and its tau interval (when there is one) excludes 0. It tracks it *robustly* when, in
-  addition, tau has the expected sign (or there is none) and the worst axis's sign agreement is
-  above 0.5;
+  addition, tau has the expected sign (or there is none) and its robust sign-error is below 0.5;
 - whether the measure is one of the seeds' or one of the field's baselines (its analysis's
   declaration says which: ``Declaration.baseline``).
 """
@@ -25,20 +35,27 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import stats
 
+from comparison import robust as environments_of
+from comparison.cmi import grid_problem, jiang_cmi, pgdl_score
 from comparison.measures import TARGETS, expected_sign
-from comparison.robust import holm, sign_agreement
+from comparison.robust import MIN_ESS, ROBUST_ERROR, holm
+from utils.errors import UserError
 
 BOOTSTRAP = 2000
 MIN_GROUPS = 3  # fewer settings make no interval
 MIN_MODELS = 5  # fewer models: the numbers describe these models, they are no claim
 LEVEL = 0.05
-ROBUST_WORST = 0.5  # the worst axis's sign agreement a robust measure must exceed (0.5: a coin flip)
 SEED, BASELINE = "seeds'", "baseline"
-FIXED_COLUMNS = ("model", "label", "source", "group", "seed", "epoch", "measure", "analysis", "value")
+FIXED_COLUMNS = ("model", "label", "source", "group", "seed", "epoch", "test_size", "train_size", "measure",
+                 "analysis", "value", "size_scaling")
+HOEFFDING, UNFILTERED, UNBOUNDED = "hoeffding", "none (--no-noise-filter)", "none (no Hoeffding bound for it)"
+MIN_PGDL_AXES = 3  # conditioned on two axes of a two-axis grid, a cell holds one pair: the competition's score is 0
+NO_GRID = ("zoo",)  # sources whose models form no grid of hyperparameters: no granulated coefficient, no environments
 
 
 def factor_columns(table) -> list[str]:
@@ -128,21 +145,38 @@ def correlate(x, y, groups, *, resamples: int = BOOTSTRAP, seed: int = 0) -> dic
     return found
 
 
+def jiang_tau(x, y) -> float:
+    """Jiang et al.'s tau: the mean over the pairs of ``sign(x_i - x_j) sign(y_i - y_j)``, so a tie, and a
+    constant ``x`` or ``y``, counts 0 (NaN with fewer than 2 points: no pair)."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 2:
+        return math.nan
+    first, second = np.triu_indices(len(x), k=1)
+    return float(np.mean(np.sign(x[first] - x[second]) * np.sign(y[first] - y[second])))
+
+
 def granulated_kendall(frame, axes: list[str]) -> tuple[float, dict[str, float]]:
-    """``(overall, {axis: psi})`` of a frame with columns ``x``, ``y``, ``seed`` and the ``axes``:
-    psi is the mean tau over the groups of models that share every other axis and the seed, the
-    overall coefficient the mean of the defined psi."""
+    """``(overall, {axis: psi})`` of a frame with columns ``x``, ``y``, ``seed`` and the ``axes``: psi is the
+    mean of :func:`jiang_tau` over the groups of models that share every other axis and the seed and hold
+    at least 2 values of the axis; the overall coefficient the mean of psi over the axes that have groups
+    (NaN for an axis without any)."""
+    import pandas as pd
+
+    x, y = frame.x.to_numpy(float), frame.y.to_numpy(float)
+    first, second = np.triu_indices(len(frame), k=1)
+    concordance = np.sign(x[first] - x[second]) * np.sign(y[first] - y[second])
     per_axis = {}
     for axis in axes:
         others = [column for column in axes if column != axis] + ["seed"]
-        taus = []
-        keys = frame[others].astype(str).agg("|".join, axis=1) if len(frame) else frame.index
-        for _, group in frame.groupby(keys, sort=False):
-            if len(group) >= 2 and group[axis].astype(str).nunique() >= 2:
-                tau = kendall_tau_b(group.x.to_numpy(float), group.y.to_numpy(float))
-                if np.isfinite(tau):
-                    taus.append(tau)
-        per_axis[axis] = float(np.mean(taus)) if taus else math.nan
+        groups = frame[others].apply(lambda column: column.map(str)).groupby(others, sort=False).ngroup().to_numpy()
+        values = pd.factorize(frame[axis].map(str))[0]  # map, not astype: a missing value is "nan", not NaN
+        count = int(groups.max()) + 1 if len(groups) else 0
+        distinct = np.bincount(np.unique(np.column_stack([groups, values]), axis=0)[:, 0], minlength=count)
+        inside = groups[first] == groups[second]
+        pairs = np.bincount(groups[first][inside], minlength=count)
+        sums = np.bincount(groups[first][inside], concordance[inside], minlength=count)
+        counted = (distinct >= 2) & (pairs > 0)
+        per_axis[axis] = float(np.mean(sums[counted] / pairs[counted])) if counted.any() else math.nan
     defined = [value for value in per_axis.values() if np.isfinite(value)]
     return (float(np.mean(defined)) if defined else math.nan), per_axis
 
@@ -169,9 +203,10 @@ def verdict(row) -> str:
 
 
 def robust(row) -> bool:
-    """Tracks the target (not against its literature) and its worst axis agrees more than a coin flip."""
+    """Tracks the target (not against its literature) and its worst judged environment's sign-error is below
+    :data:`ROBUST_ERROR` (better than a coin flip); False without a judged environment."""
     return row["verdict"] in ("tracks, as expected", "tracks (no expected sign)") and \
-        bool(np.isfinite(row["worst_sign"]) and row["worst_sign"] > ROBUST_WORST)
+        bool(np.isfinite(row["robust_sign_error"]) and row["robust_sign_error"] < ROBUST_ERROR)
 
 
 def _agrees(tau: float, expected: int) -> str:
@@ -181,8 +216,8 @@ def _agrees(tau: float, expected: int) -> str:
 
 
 def orientation(expected: int, tau: float) -> int:
-    """The sign the sign statistic predicts with: the expected one, else that of the overall tau
-    (a measure with no expected sign is given the direction the data favour)."""
+    """The sign the environments predict with: the expected one, else that of the overall tau (a measure
+    with no expected sign is given the direction the data favour)."""
     if expected:
         return int(expected)
     return int(np.sign(tau)) if np.isfinite(tau) else 0
@@ -197,26 +232,95 @@ def role_of(analysis: str) -> str:
     return BASELINE if getattr(declared, "baseline", False) else SEED
 
 
-def _grid_statistics(grid, axes: list[str], expected: int, tau: float) -> dict:
-    """The granulated Kendall coefficient and the sign statistic of one measure's runs."""
+# -- the environments ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Weighting:
+    """How the environments are weighted: the Hoeffding weight (``noise_filter``) or every pair 1, and the
+    smallest effective sample size of an environment that is judged."""
+
+    noise_filter: bool = True
+    min_ess: float = MIN_ESS
+
+    def of(self, target: str) -> str:
+        """:data:`HOEFFDING`, :data:`UNFILTERED`, or :data:`UNBOUNDED` for a target with no Hoeffding bound."""
+        if TARGETS[target].scale is None:
+            return UNBOUNDED
+        return HOEFFDING if self.noise_filter else UNFILTERED
+
+
+def grid_frame(rows, target: str):
+    """The models of a grid in ``rows`` (one measure's, or one per model: runs, not zoo models) with a finite
+    target, as the statistics read them: ``x`` the value, ``y`` the target, ``n`` the test-set size (0 where
+    it is unknown: no weight)."""
+    runs = rows[~rows.source.isin(NO_GRID) & np.isfinite(rows[target].astype(float))]
+    n = runs.test_size.astype(float).fillna(0.0) if "test_size" in runs else 0.0
+    return runs.rename(columns={"value": "x", target: "y"}).assign(n=n)
+
+
+def environments_for(grid, axes: list[str], target: str, weighting: Weighting):
+    """:func:`comparison.robust.environments` of a :func:`grid_frame`, weighted as ``weighting`` says."""
+    return environments_of.environments(grid, axes, weighted=weighting.of(target) == HOEFFDING,
+                                        scale=TARGETS[target].scale or 1.0)
+
+
+def _grid_statistics(grid, axes: list[str], target: str, expected: int, tau: float, weighting: Weighting):
+    """The granulated Kendall coefficient and the environments of one measure's runs: the row's columns and
+    the environments (oriented) for environments.csv."""
     overall, per_axis = granulated_kendall(grid, axes) if axes else (math.nan, {})
-    agreement = sign_agreement(grid, axes, orientation(expected, tau))
-    return {"granulated_kendall": overall, **{f"granulated_{axis}": value for axis, value in per_axis.items()},
-            "sign_agreement": agreement.mean, "sign_pairs": agreement.pairs,
-            **{f"sign_{axis}": value for axis, value in agreement.per_axis.items()},
-            "worst_axis": agreement.worst_axis or "", "worst_sign": agreement.worst,
-            "sign_from": "" if not axes else "expected" if expected else "fitted"}
+    towards = orientation(expected, tau)
+    found = environments_for(grid, axes, target, weighting)
+    summary = environments_of.robustness(found, towards, min_ess=weighting.min_ess)
+    columns = {"granulated_kendall": overall, **{f"granulated_{axis}": value for axis, value in per_axis.items()},
+               **summary.columns(), "weighting": weighting.of(target) if axes else "",
+               "sign_from": "" if not axes else "expected" if expected else "fitted"}
+    found = found.assign(kept=environments_of.kept(found, weighting.min_ess),
+                         sign_error=environments_of.oriented(found.error, towards)).drop(columns="error")
+    return columns, found
 
 
-def _measure_row(group, measure: str, target: str, axes: list[str], *, resamples: int, seed: int) -> dict:
+def settings_frame(grid, axes: list[str]):
+    """One row per setting of a :func:`grid_frame`: the mean ``x`` and ``y`` over its seeds (the PGDL score
+    wants one model per setting), and the number of models it had (``models``)."""
+    return grid.groupby(axes, sort=False, dropna=False).agg(x=("x", "mean"), y=("y", "mean"),
+                                                           models=("y", "size")).reset_index()
+
+
+def pgdl_problem(grid, axes: list[str]) -> str | None:
+    """Why the PGDL score of a :func:`grid_frame` is empty (None when it is not)."""
+    if len(axes) < MIN_PGDL_AXES:
+        return (f"it needs at least {MIN_PGDL_AXES} hyperparameters, and the grid has {len(axes)}"
+                + (f" ({', '.join(axes)})" if axes else "") + ": conditioned on both values of two of them, each "
+                "cell holds one pair of settings, and every measure scores 0")
+    problem = grid_problem(settings_frame(grid, axes), axes)
+    return problem and f"{problem} (the competition scores a complete grid with one model per setting)"
+
+
+def _scores(grid, axes: list[str], expected: int) -> dict:
+    """``cmi``, ``cmi_set`` and ``pgdl_score`` of a :func:`grid_frame` (NaN where undefined). The PGDL score
+    is not symmetric in the measure's sign (self-pairs and ties count as ``-``): the measure is turned by
+    its ``expected`` sign first, so that a larger value predicts a larger target, as the PGDL tasks'
+    ``.predict`` files are (:mod:`comparison.pgdl`); a measure with no expected sign is scored as it is.
+    Jiang's CMI does not depend on the sign."""
+    if not axes or len(grid) < 2:
+        return {"cmi": math.nan, "cmi_set": "", "pgdl_score": math.nan}
+    found = jiang_cmi(grid, axes)
+    named = "" if found.worst_set is None else ", ".join(found.worst_set) or "none"
+    turned = grid.assign(x=grid.x * (-1.0 if expected < 0 else 1.0))
+    score = math.nan if pgdl_problem(grid, axes) else pgdl_score(settings_frame(turned, axes), axes)
+    return {"cmi": found.score, "cmi_set": named, "pgdl_score": score}
+
+
+def _measure_row(group, measure: str, target: str, axes: list[str], *, resamples: int, seed: int,
+                 weighting: Weighting):
     usable = group[np.isfinite(group.value.astype(float)) & np.isfinite(group[target].astype(float))]
     row = {"measure": measure, "target": target, "analysis": str(group.analysis.iloc[0]),
            **correlate(usable.value, usable[target], usable.group, resamples=resamples, seed=seed)}
     row["expected"] = expected_sign(measure, target)
-    grid = usable[usable.source == "run"].rename(columns={"value": "x", target: "y"})
-    row |= _grid_statistics(grid, axes, row["expected"], row["kendall_tau"])
+    grid = grid_frame(usable, target)
+    columns, found = _grid_statistics(grid, axes, target, row["expected"], row["kendall_tau"], weighting)
+    row |= columns | _scores(grid, axes, row["expected"])
     row["agrees"] = _agrees(row["kendall_tau"], row["expected"])
-    return row
+    return row, found.assign(measure=measure, target=target, weighting=row["weighting"])
 
 
 def _judge(rows: list[dict]) -> None:
@@ -228,27 +332,97 @@ def _judge(rows: list[dict]) -> None:
         row["robust"] = robust(row)
 
 
-def rank(table, *, targets: list[str] | None = None, axes: list[str] | None = None,
-         resamples: int = BOOTSTRAP, seed: int = 0):
-    """``ranking``: one row per (measure, target) of a measures table, each target's measures by |tau|.
+@dataclass(frozen=True)
+class Evidence:
+    """What the test set can tell about one target's environments, whatever the measure: the first lines
+    of the report when it cannot tell them apart."""
 
-    ``axes``: the factors of the granulated coefficient and of the sign statistic [default = the
-    factors that vary among the runs]; only runs take part in them (a zoo is no grid).
+    target: str
+    weighting: str
+    min_ess: float
+    environments: int
+    weighted: int
+    kept: int
+    largest_difference: float  # the largest difference of the target over the pairs of every environment
+    largest_ess: float
+    sizes: tuple[int, ...]  # the test-set sizes n of the models (those recorded)
+    unsized: tuple[str, ...]  # runs whose test-set size is not recorded: their pairs carry no weight
+    left_out: tuple[str, ...]  # environments that carry weight below the effective sample size judged
+    pgdl_problem: str | None = None  # why the PGDL score is empty (None: it is not, for the measures every model has)
+    seeds: int = 1  # the most models a setting has (the PGDL score averages them)
+
+
+def evidence(table, target: str, axes: list[str], weighting: Weighting) -> Evidence:
+    """The :class:`Evidence` of ``target`` over the runs of ``table`` that have it."""
+    models = grid_frame(table.drop_duplicates("model"), target).assign(x=0.0)
+    found = environments_for(models, axes, target, weighting)
+    judged = environments_of.kept(found, weighting.min_ess)
+    carrying = found.weight.to_numpy(float) > 0
+    recorded = models.test_size.dropna() if "test_size" in models else []
+    unsized = models[models.n <= 0].model if weighting.of(target) == HOEFFDING else []
+    return Evidence(target, weighting.of(target), weighting.min_ess, len(found), int(carrying.sum()),
+                    int(judged.sum()), float(found.largest_difference.max()) if len(found) else math.nan,
+                    float(found.ess.max()) if len(found) else math.nan, tuple(sorted({int(n) for n in recorded})),
+                    tuple(unsized), tuple(found.environment[carrying & ~judged]),
+                    pgdl_problem(models, axes) if len(models) else None,
+                    int(settings_frame(models, axes).models.max()) if axes and len(models) else 1)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """The ranking (ranking.csv), every environment of every measure and target (environments.csv), and
+    the :class:`Evidence` of each target."""
+
+    ranking: object
+    environments: object
+    evidence: dict[str, Evidence]
+
+
+def check_targets(table, targets: list[str]) -> None:
+    """A requested target that no model has is a :class:`UserError` naming what records it."""
+    for name in targets:
+        if name not in table.columns or not np.isfinite(table[name].astype(float)).any():
+            raise UserError(f"no model has the target {name} ({TARGETS[name].short}): {TARGETS[name].recorded_by}; "
+                            f"leave {name} out of --targets")
+
+
+def varying_axes(table) -> list[str]:
+    """The factors that vary among the runs of ``table``: the axes of its grid."""
+    runs = table[~table.source.isin(NO_GRID)]
+    return [c for c in factor_columns(table) if runs[c].map(str).nunique() > 1] if len(runs) else []
+
+
+def ranked(table, *, targets: list[str] | None = None, axes: list[str] | None = None, resamples: int = BOOTSTRAP,
+           seed: int = 0, weighting: Weighting | None = None) -> Ranked:
+    """The :class:`Ranked` of a measures table: one ranking row per (measure, target), each target's measures
+    by |tau|; ``targets`` asked for must be in the table [default = every one it has].
+
+    ``axes``: the factors of the granulated coefficient and of the environments [default = the factors
+    that vary among the runs]; only the models of a grid take part in them (a zoo is no grid: :data:`NO_GRID`).
     """
     import pandas as pd
 
+    weighting = weighting or Weighting()
+    if targets:
+        check_targets(table, targets)
     targets = [name for name in (targets or TARGETS) if name in table.columns]
-    runs = table[table.source == "run"]
-    if axes is None:
-        axes = [c for c in factor_columns(table) if runs[c].astype(str).nunique() > 1] if len(runs) else []
+    axes = varying_axes(table) if axes is None else axes
     roles = {analysis: role_of(analysis) for analysis in set(table.analysis.astype(str))}
-    rows = []
+    rows, found = [], []
     for target in targets:
-        found = [_measure_row(group, measure, target, axes, resamples=resamples, seed=seed)
-                 for measure, group in table.groupby("measure", sort=True)]
-        _judge(found)
-        rows += found
-    ranking = pd.DataFrame(rows)
+        measured = [_measure_row(group, measure, target, axes, resamples=resamples, seed=seed, weighting=weighting)
+                    for measure, group in table.groupby("measure", sort=True)]
+        _judge([row for row, _ in measured])
+        rows += [row for row, _ in measured]
+        found += [frame for _, frame in measured if len(frame)]
+    columns = ["measure", "target", "weighting", *environments_of.ENVIRONMENT_COLUMNS[:-3], "kept", "sign_error",
+               "largest_difference", "n"]
+    every = pd.concat(found, ignore_index=True)[columns] if found else pd.DataFrame(columns=columns)
+    return Ranked(_ordered(pd.DataFrame(rows), roles, targets), every,
+                  {target: evidence(table, target, axes, weighting) for target in targets})
+
+
+def _ordered(ranking, roles: dict[str, str], targets: list[str]):
     if ranking.empty:
         return ranking
     ranking["role"] = ranking.analysis.map(roles)
@@ -256,3 +430,9 @@ def rank(table, *, targets: list[str] | None = None, axes: list[str] | None = No
     ranking["_target"] = ranking.target.map({name: i for i, name in enumerate(targets)})
     return ranking.sort_values(["_target", "_order", "measure"]).drop(columns=["_order", "_target"]).reset_index(
         drop=True)
+
+
+def rank(table, *, targets: list[str] | None = None, axes: list[str] | None = None, resamples: int = BOOTSTRAP,
+         seed: int = 0, weighting: Weighting | None = None):
+    """``ranking``: the ranking of :func:`ranked` alone (ranking.csv), a pandas DataFrame."""
+    return ranked(table, targets=targets, axes=axes, resamples=resamples, seed=seed, weighting=weighting).ranking

@@ -1,7 +1,8 @@
-"""``report.md`` of rank_measures.py: first the measures that predict each target robustly (the
-seeds' measures and the field's baselines in one table), then which measures track each target and
-which do not, the table of statistics, how each measure is aggregated, the models that differ, the
-figures and the references. A measures table and its ranking in, Markdown out."""
+"""``report.md`` of rank_measures.py: first what the test set cannot tell apart (a target whose
+environments carry no weight), then the measures that predict each target robustly (the seeds'
+measures and the field's baselines in one table), which measures track each target and which do not,
+the table of statistics, how each measure is aggregated, the models that differ, the figures and the
+references. A measures table, its ranking and each target's evidence in, Markdown out."""
 from __future__ import annotations
 
 import math
@@ -9,7 +10,19 @@ import os
 from pathlib import Path
 
 from comparison.measures import KNOWN, TARGETS
-from comparison.ranking import BASELINE, BOOTSTRAP, LEVEL, MIN_GROUPS, MIN_MODELS, ROBUST_WORST, SEED
+from comparison.ranking import (
+    BASELINE,
+    BOOTSTRAP,
+    HOEFFDING,
+    LEVEL,
+    MIN_GROUPS,
+    MIN_MODELS,
+    SEED,
+    UNBOUNDED,
+    UNFILTERED,
+    Evidence,
+)
+from comparison.robust import MIN_ESS, MIN_WEIGHT, ROBUST_ERROR
 
 REFERENCES = (
     "Gamba, Carlsson, Azizpour, Björkman, \"Hyperplane Arrangements of Trained ConvNets Are Biased\", 2020 "
@@ -17,7 +30,7 @@ REFERENCES = (
     "Jiang, Neyshabur, Mobahi, Krishnan, Bengio, \"Fantastic Generalization Measures and Where to Find Them\", "
     "ICLR 2020 (the protocol, the granulated Kendall coefficient, the field's measures).",
     "Dziugaite, Drouin, Neal, Rajkumar, Caballero, Wang, Mitliagkas, Roy, \"In Search of Robust Measures of "
-    "Generalization\", NeurIPS 2020 (the sign agreement over single-hyperparameter changes, the worst axis).",
+    "Generalization\", NeurIPS 2020 (the environments, their Hoeffding weights, the robust sign-error).",
     "Holm, \"A Simple Sequentially Rejective Multiple Test Procedure\", Scandinavian Journal of Statistics, 1979.",
 )
 ROLE_NAMES = {BASELINE: "field's baseline"}
@@ -37,10 +50,13 @@ def _sign(value: int) -> str:
 
 def _models_line(table) -> str:
     models = table.drop_duplicates("model")
-    runs, zoo = models[models.source == "run"], models[models.source != "run"]
+    runs, zoo = models[models.source == "run"], models[~models.source.isin(("run", "pgdl"))]
+    pgdl = models[models.source == "pgdl"]
     parts = []
     if len(runs):
         parts.append(f"{len(runs)} run(s) in {runs.group.nunique()} setting(s)")
+    if len(pgdl):
+        parts.append(f"{len(pgdl)} PGDL model(s) of task(s) {', '.join(sorted({m.split('/')[0] for m in pgdl.model}))}")
     if len(zoo):
         parts.append(f"{len(zoo)} zoo model(s) ({', '.join(zoo.model)})")
     epochs = sorted({int(e) for e in runs.epoch.dropna()}) if len(runs) else []
@@ -53,59 +69,156 @@ def _role(row) -> str:
 
 
 def _axes(ranking, prefix: str) -> list[str]:
-    skip = {"granulated_kendall", "sign_agreement", "sign_pairs", "sign_from"}
+    skip = {"granulated_kendall"}
     return [c[len(prefix):] for c in ranking.columns if c.startswith(prefix) and c not in skip]
+
+
+def _worst(row) -> str:
+    """The robust sign-error with its environment's axis, e.g. ``0.25 (lr)``."""
+    if not math.isfinite(row.robust_sign_error):
+        return "n/a"
+    return f"{row.robust_sign_error:.2f} ({row.worst_environment_axis})"
+
+
+def _scores(row) -> str:
+    """`` | CMI (its conditioning set) | PGDL`` cells where the ranking has them."""
+    cells = []
+    if hasattr(row, "cmi"):
+        named = f" ({row.cmi_set})" if math.isfinite(row.cmi) and getattr(row, "cmi_set", "") else ""
+        cells.append(f"{_num(row.cmi)}{named}")
+    if hasattr(row, "pgdl_score"):
+        cells.append(_num(row.pgdl_score))
+    return "".join(f" | {cell}" for cell in cells)
+
+
+def _score_headers(ranking) -> tuple[str, str]:
+    named = [name for column, name in (("cmi", "CMI (set)"), ("pgdl_score", "PGDL score")) if column in ranking]
+    return "".join(f" | {name}" for name in named), "|---" * len(named)
 
 
 def _robust_rows(rows) -> list[str]:
     found = [row for row in rows.itertuples() if row.robust]
     return [f"| `{row.measure}` | {_role(row)} ({row.analysis}) | "
-            f"{_num(row.kendall_tau)}{_ci(row.tau_low, row.tau_high)}"
-            f" | {_num(row.p_holm, 3)} | {_num(row.sign_agreement)} | {row.worst_axis} ({_num(row.worst_sign)}) | "
-            f"{_num(row.granulated_kendall)} |" for row in found]
+            f"{_num(row.kendall_tau)}{_ci(row.tau_low, row.tau_high)} | {_num(row.p_holm, 3)} | {_worst(row)} | "
+            f"{_num(row.mean_sign_error)} | {row.kept_environments} | {_num(row.granulated_kendall)}{_scores(row)} |"
+            for row in found]
 
 
 def _best(rows, role: str) -> str:
-    """The measure of ``role`` whose worst axis agrees most (then mean agreement, then |tau|)."""
-    mine = rows[(rows.role == role) & rows.worst_sign.notna()] if "role" in rows else rows.iloc[:0]
+    """The measure of ``role`` whose worst environment errs least (then the mean sign-error, then |tau|)."""
+    mine = rows[(rows.role == role) & rows.robust_sign_error.notna()] if "role" in rows else rows.iloc[:0]
     if mine.empty:
-        return "none with a worst axis"
-    best = mine.assign(_tau=mine.kendall_tau.abs()).sort_values(["worst_sign", "sign_agreement", "_tau"],
-                                                                ascending=False).iloc[0]
-    return (f"`{best.measure}` (worst axis {best.worst_axis} {_num(best.worst_sign)}, mean {_num(best.sign_agreement)},"
-            f" tau {_num(best.kendall_tau)}, {best.verdict})")
+        return "none with a judged environment"
+    ordered = mine.assign(_tau=-mine.kendall_tau.abs()).sort_values(["robust_sign_error", "mean_sign_error", "_tau"])
+    best = ordered.iloc[0]
+    return (f"`{best.measure}` (robust sign-error {_worst(best)}, mean {_num(best.mean_sign_error)}, tau "
+            f"{_num(best.kendall_tau)}, {best.verdict})")
 
 
-def robust_section(ranking) -> list[str]:
+def _listed(names, limit: int = 6) -> str:
+    names = list(names)
+    return "; ".join(names[:limit]) + (f"; and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _sizes(sizes: tuple[int, ...]) -> str:
+    return f"n = {sizes[0]}" if len(sizes) == 1 else f"n = {sizes[0]} to {sizes[-1]}"
+
+
+def evidence_lines(found: Evidence) -> list[str]:
+    """The report's first lines about a target whose environments the test set cannot judge (none when it can)."""
+    target = TARGETS[found.target]
+    if not found.environments:
+        return []
+    lines = []
+    if found.unsized:
+        lines.append(f"{target.short}: {len(found.unsized)} run(s) do not record their test-set size (run.json's "
+                     f"`data.sizes.test`), so their pairs carry no weight: {_listed(found.unsized, 3)}.")
+    if found.weighting == HOEFFDING and not found.weighted:
+        cause = (f"**the test set cannot tell these {target.plural} apart: the {target.plural} differ by at most "
+                 f"{found.largest_difference:.2f} points and {_sizes(found.sizes)}**" if found.sizes else
+                 "**no run records its test-set size**")
+        lines.append(f"{target.short}: {cause}. None of its {found.environments} environments carries weight, so no "
+                     "measure is marked robust against it (`--no-noise-filter` shows the unweighted view).")
+    elif not found.kept:
+        lines.append(f"{target.short}: **no environment is judged**: {found.weighted} of {found.environments} carry "
+                     f"weight, but none has an effective sample size of {found.min_ess:g} or more (the largest: "
+                     f"{found.largest_ess:.1f}; an environment pairs every model of one setting with every model of "
+                     "the other, so one seed per setting gives it one pair). No measure is marked robust against it; "
+                     "more seeds per setting give environments more pairs (`--min-ess` lowers the threshold).")
+    return lines
+
+
+def _environments_line(found: Evidence | None) -> list[str]:
+    if found is None:
+        return []
+    if not found.environments:
+        return ["The models form no grid (no two runs differ in exactly one hyperparameter): there are no "
+                "environments, and no measure is marked robust.", ""]
+    weighting = {HOEFFDING: "Hoeffding-weighted", UNFILTERED: "**unweighted** (`--no-noise-filter`): every pair "
+                 "weighs 1, noise included", UNBOUNDED: "**unweighted**: the Hoeffding weight bounds a test "
+                 "accuracy's noise, not this target's (a loss, a training accuracy), so every pair weighs 1, noise "
+                 "included"}[found.weighting]
+    lines = [f"Environments: {found.environments}, {found.weighted} carry weight, {found.kept} judged (effective "
+             f"sample size at least {found.min_ess:g}); {weighting}."]
+    if found.left_out:
+        lines.append(f"Left out, their effective sample size below {found.min_ess:g}: {_listed(found.left_out)} "
+                     "(environments.csv lists every environment).")
+    return [" ".join(lines), ""]
+
+
+def scores_line(found: Evidence | None, rows) -> list[str]:
+    """One line on the PGDL score where it is empty, or computed on the seeds' means."""
+    if found is None or not found.environments:
+        return []
+    if found.pgdl_problem:
+        return [f"The PGDL score is empty: {found.pgdl_problem}.", ""]
+    lines = []
+    if found.seeds > 1:
+        lines.append(f"The PGDL score is computed on each setting's mean measure and mean target over its seeds (up "
+                     f"to {found.seeds}): the competition's tasks have one model per setting.")
+    lacking = [f"`{row.measure}`" for row in rows.itertuples() if not math.isfinite(row.pgdl_score)] \
+        if "pgdl_score" in rows else []
+    if lacking:
+        lines.append(f"The PGDL score is empty for {', '.join(lacking)}: some models lack them, so their grid is "
+                     "incomplete.")
+    return [" ".join(lines), ""] if lines else []
+
+
+def robust_section(ranking, evidence: dict[str, Evidence] | None = None) -> list[str]:
     """The first table: per target, the measures that predict it robustly, seeds' and baselines together."""
+    evidence = evidence or {}
+    headers, rules = _score_headers(ranking)
     lines = ["## Robust predictors", "",
-             f"A measure predicts a target *robustly* when it tracks it (Kendall's p, Holm-corrected over that "
+             f"A measure predicts a target *robustly* when it tracks it (Kendall's tau-b p, Holm-corrected over that "
              f"target's measures, below {LEVEL}, and the tau interval, when there is one, excludes 0) in the "
-             "direction its literature expects (or with no expected sign), and the sign agreement of its *worst* "
-             f"axis is above {ROBUST_WORST}: along every hyperparameter, its differences predict the target's "
-             "better than a coin flip.", ""]
+             "direction its literature expects (or with no expected sign), and its *robust sign-error*, the "
+             "sign-error of its worst judged environment (Dziugaite et al.), is below "
+             f"{ROBUST_ERROR}: along every hyperparameter and at every setting of the others, its differences "
+             "predict the target's better than a coin flip.", ""]
     for target in dict.fromkeys(ranking.target):
         rows = ranking[ranking.target == target]
         found = _robust_rows(rows)
-        lines += [f"**{TARGETS[target].short}**", "",
-                  "| measure | kind (analysis) | Kendall tau [95% CI] | p (Holm) | sign agreement | worst axis | "
-                  "granulated Kendall |", "|---|---|---|---|---|---|---|"]
-        lines += found or ["| none | | | | | | |"]
+        lines += [f"**{TARGETS[target].short}**", "", *_environments_line(evidence.get(target)),
+                  *scores_line(evidence.get(target), rows),
+                  "| measure | kind (analysis) | Kendall tau-b [95% CI] | p (Holm) | robust sign-error (axis) | "
+                  "mean sign-error | judged environments | granulated Kendall (Jiang's tau)" + headers + " |",
+                  "|---|---|---|---|---|---|---|---" + rules + "|"]
+        lines += found or ["| none |" + " |" * (7 + len(rules) // 4)]
         roles = sorted(set(rows.role)) if "role" in rows else []
         if len(roles) > 1 or BASELINE in roles:
-            lines += ["", f"Best worst axis among the seeds' measures: {_best(rows, SEED)}; among the "
+            lines += ["", f"Least robust sign-error among the seeds' measures: {_best(rows, SEED)}; among the "
                       f"field's baselines: {_best(rows, BASELINE)}."]
         lines.append("")
     return lines
 
 
 def single_axis_note(ranking) -> list[str]:
-    """Says why granulated Kendall equals psi(axis) and the worst axis is that axis on a one-axis grid."""
+    """Says why granulated Kendall equals psi(axis) and every environment is along that axis on a one-axis grid."""
     axes = _axes(ranking, "granulated_")
     if len(axes) != 1:
         return []
     return [f"The grid has a single axis ({axes[0]}): the granulated Kendall coefficient is psi({axes[0]}) itself, "
-            "and the worst axis is that axis.", ""]
+            "and every environment is along that axis.", ""]
 
 
 def _mention(row) -> str:
@@ -130,17 +243,19 @@ def target_section(ranking, target: str) -> list[str]:
     if undefined:
         lines.append(f"- **Undefined** (constant over these models, or fewer than 3 of them): {', '.join(undefined)}.")
     axes = _axes(rows, "granulated_")
-    lines += ["", "| measure | kind | Kendall tau [95% CI] | p | p (Holm) | Spearman rho [95% CI] | granulated Kendall"
-              + "".join(f" | psi({axis})" for axis in axes)
-              + " | sign agreement | worst axis | models | expected sign | verdict |",
-              "|---|---|---|---|---|---|---" + "|---" * len(axes) + "|---|---|---|---|---|"]
+    headers, rules = _score_headers(rows)
+    lines += ["", "| measure | kind | Kendall tau-b [95% CI] | p | p (Holm) | Spearman rho [95% CI] | granulated "
+              "Kendall" + "".join(f" | psi({axis})" for axis in axes) + headers
+              + " | robust sign-error (axis) | mean sign-error | environments (weighted, judged) | models | "
+              "expected sign | verdict |",
+              "|---|---|---|---|---|---|---" + "|---" * len(axes) + rules + "|---|---|---|---|---|---|"]
     for row in rows.itertuples():
         per_axis = "".join(f" | {_num(getattr(row, f'granulated_{axis}'))}" for axis in axes)
-        worst = f"{row.worst_axis} ({_num(row.worst_sign)})" if row.worst_axis else "n/a"
         lines.append(f"| `{row.measure}` | {_role(row)} | {_num(row.kendall_tau)}{_ci(row.tau_low, row.tau_high)} | "
                      f"{_num(row.p, 3)} | {_num(row.p_holm, 3)} | {_num(row.spearman)}{_ci(row.rho_low, row.rho_high)}"
-                     f" | {_num(row.granulated_kendall)}{per_axis} | {_num(row.sign_agreement)} | {worst} | "
-                     f"{row.n_models} | {_sign(row.expected)} | {row.verdict} |")
+                     f" | {_num(row.granulated_kendall)}{per_axis}{_scores(row)} | {_worst(row)} | "
+                     f"{_num(row.mean_sign_error)} | {row.environments} ({row.weighted_environments}, "
+                     f"{row.kept_environments}) | {row.n_models} | {_sign(row.expected)} | {row.verdict} |")
     return lines + [""]
 
 
@@ -156,34 +271,53 @@ def measures_section(table) -> list[str]:
     return lines + [""]
 
 
-def method_paragraph(resamples: int, n_measures: int) -> str:
+def method_paragraph(resamples: int, n_measures: int, *, min_ess: float) -> str:
     return (f"For each measure and target: Kendall's tau-b and Spearman's rho (scipy.stats) over the models "
             f"that have both, with 95% percentile bootstrap intervals ({resamples} draws) that resample settings, "
             f"the seeds of one setting together (no interval with fewer than {MIN_GROUPS} settings). Kendall's "
             f"p-values are Holm-corrected across the measures of each target that have one (at most {n_measures}; "
             f"column p (Holm)); a measure *tracks* a target when its corrected p is below {LEVEL} and the interval "
-            "of tau, when there is one, excludes 0. The granulated Kendall coefficient (Jiang et al., ICLR 2020) "
-            "is the mean over a grid's axes of psi(axis), the mean tau over the groups of runs that differ only in "
-            "that axis (same seed). The sign agreement (Dziugaite et al., NeurIPS 2020) is, over every pair of runs "
-            "that differ in exactly one hyperparameter (seeds are no hyperparameter), the fraction in which the "
-            "sign of the measure's difference, turned by its expected sign, is the sign of the target's difference "
-            "(pairs with equal targets skipped, equal measures count one half); per axis too, and the *worst* axis "
-            "is the axis where it is lowest. A measure with no expected sign is turned by the sign of its tau "
-            "(which favours it). The expected sign is the measure's literature's, for that target (a gap is better "
-            "when lower).")
+            "of tau-b, when there is one, excludes 0. The granulated Kendall coefficient (Jiang et al., ICLR 2020) "
+            "uses *Jiang's* tau, not tau-b: the mean of sign(dx) sign(dy) over pairs, where a tie or a constant "
+            "measure counts 0; psi(axis) is its mean over the groups of runs that differ only in that axis (the "
+            "other axes and the seed fixed), and the coefficient the mean of psi over the axes. Jiang's conditional "
+            "mutual information (CMI) is, over the ordered pairs of distinct models of the grid, the mutual "
+            "information between the signs of the measure's and the target's differences given the pair's values "
+            "of a set of at most 2 hyperparameters, over the conditional entropy of the target's sign, minimized "
+            "over the sets (the set that gives it in brackets; none: the empty set). The PGDL score is the "
+            "competition's (not times 100): every ordered pair of settings, a setting with itself included, ties "
+            "as '-'; for each ordered pair of distinct hyperparameters the mean mutual information over the cells "
+            "over the mean entropy of the target's sign; the minimum over the pairs. An *environment* "
+            "(Dziugaite et al., NeurIPS 2020) is a pair of settings that differ in exactly one hyperparameter; its "
+            "pairs of models are every model of one with every model of the other (seeds are no hyperparameter). "
+            "A pair's sign-error is 0 when the sign of the measure's difference, turned by its expected sign, is "
+            "that of the target's difference, 1 when opposite, 1/2 when either is 0; its weight is the Hoeffding "
+            "probability that the test set tells the two targets apart, (1 - 2 exp(-n d^2 / 2))^2 for a "
+            f"difference d (a fraction) measured on n test examples, less {MIN_WEIGHT}, clipped at 0. An "
+            "environment's sign-error is the weighted mean over its pairs; an environment with an effective "
+            f"sample size (sum w)^2 / sum w^2 below {min_ess:g} is left out (the reference's threshold), and "
+            "the *robust sign-error* is the largest over the judged environments. A measure with no expected "
+            "sign is turned by the sign of its tau (which favours it). The expected sign is the measure's "
+            "literature's, for that target (a gap is better when lower).")
 
 
 def report_markdown(table, ranking, *, description: str, notes: list[str], figures: list[Path],
-                    report_dir: Path, resamples: int = BOOTSTRAP, status: list[str] | None = None) -> str:
+                    report_dir: Path, resamples: int = BOOTSTRAP, status: list[str] | None = None,
+                    evidence: dict[str, Evidence] | None = None) -> str:
+    """The report; ``evidence`` (:attr:`comparison.ranking.Ranked.evidence`) puts what the test set cannot
+    tell apart in its first lines."""
     n_models = table.model.nunique()
+    evidence = evidence or {}
     lines = [f"# Which measures track generalization: {description}", "", _models_line(table), ""]
-    lines += [f"- {line}" for line in status or []] + ([""] if status else [])
+    warned = [line for found in evidence.values() for line in evidence_lines(found)]
+    lines += [f"- {line}" for line in warned + (status or [])] + ([""] if warned or status else [])
     if n_models < MIN_MODELS:
         lines += [f"With {n_models} models (fewer than {MIN_MODELS}), the numbers below describe these models; "
                   "they are no claim about the measures.", ""]
-    lines += robust_section(ranking)
+    lines += robust_section(ranking, evidence)
     tested = int(ranking.groupby("target").p.count().max()) if len(ranking) else 0
-    lines += [method_paragraph(resamples, tested), ""] + single_axis_note(ranking)
+    min_ess = next(iter(evidence.values())).min_ess if evidence else MIN_ESS
+    lines += [method_paragraph(resamples, tested, min_ess=min_ess), ""] + single_axis_note(ranking)
     for target in dict.fromkeys(ranking.target):
         lines += target_section(ranking, target)
     lines += measures_section(table)

@@ -133,8 +133,9 @@ def transform_batch(
     generator: torch.Generator | None = None,
     permutations: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """uint8 ``(B, C, H, W)`` -> float network input: augment, resize/pad, shuffle, normalize."""
-    x = images.float().div_(255.0)
+    """uint8 ``(B, C, H, W)`` -> float network input: augment, resize/pad, shuffle, normalize. Float
+    images (a foreign source that stores the network's inputs, e.g. a PGDL task) are taken as they are."""
+    x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
     if view.augment:
         x = _random_crop(x, view.crop_padding, generator)
         if view.hflip:

@@ -3,7 +3,10 @@
 - :func:`measure_scatter`: for the top measures, the measure against the target, one labelled
   point per model, coloured by the factor that varies (WeightWatcher's VGG figure is this for a zoo);
 - :func:`tau_forest`: Kendall's tau of every measure with its bootstrap 95% interval, per target,
-  coloured by whether its sign agrees with the measure's literature.
+  coloured by whether its sign agrees with the measure's literature;
+- :func:`environment_cdf`: as in Dziugaite et al.'s figures, the cumulative distribution of the judged
+  environments' sign-errors of the top measures, over every axis and per axis; a measure's curve
+  reaches 1 at its robust sign-error.
 """
 from __future__ import annotations
 
@@ -101,7 +104,7 @@ def tau_forest(ranking, *, targets: list[str], target_labels: dict[str, str], ti
             if np.isfinite(getattr(row, "granulated_kendall", math.nan)):
                 ax.plot(row.granulated_kendall, y, "D", markerfacecolor="none", markeredgecolor="black", markersize=5)
         ax.axvline(0, color="grey", linestyle=":", linewidth=1)
-        ax.set(xlim=(-1.05, 1.05), xlabel="Kendall's tau")
+        ax.set(xlim=(-1.05, 1.05), xlabel="Kendall's tau-b")
         ax.set_title(target_labels.get(target, target), fontsize=9)
         ax.grid(alpha=0.3, axis="x")
     axes[0, 0].set_yticks(range(len(order)), list(reversed(order)))
@@ -111,11 +114,68 @@ def tau_forest(ranking, *, targets: list[str], target_labels: dict[str, str], ti
     handles.append(Line2D([], [], marker="o", linestyle="", color="tab:gray", markerfacecolor="white",
                           label="hollow: interval includes 0"))
     handles.append(Line2D([], [], marker="D", linestyle="", markerfacecolor="none",
-                                           markeredgecolor="black", label="granulated Kendall"))
+                                           markeredgecolor="black", label="granulated Kendall (Jiang's tau)"))
     legend_below(fig, handles, columns=3)
     named = [target_labels.get(t, t) for t in targets]
     against = named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
     fig.suptitle(f"Kendall's tau of each measure with {against} across {title}\n"
-                 "(dot = tau, bar = 95% bootstrap CI over settings)", fontsize=11)
+                 "(dot = tau-b, bar = 95% bootstrap CI over settings)", fontsize=11)
     fig.tight_layout(rect=(0, 0.8 / (0.34 * len(order) + 2.6), 1, 1))
+    return fig
+
+
+LINESTYLES = ("-", "--", "-.", ":")
+
+
+def _cdf(ax, judged, measure: str, index: int) -> int:
+    """The step curve of ``measure``'s sign-errors in ``judged``, a dot at the worst; how many there are."""
+    errors = np.sort(judged[judged.measure == measure].sign_error.to_numpy(float))
+    if len(errors):
+        xs = np.concatenate([[0.0], errors, [1.0]])
+        ys = np.concatenate([[0.0], np.arange(1, len(errors) + 1) / len(errors), [1.0]])
+        ax.step(xs, ys, where="post", color=f"C{index}", linestyle=LINESTYLES[index % len(LINESTYLES)],
+                linewidth=1.6)
+        ax.plot(errors[-1], 1.0, "o", color=f"C{index}", markersize=4)
+    return len(errors)
+
+
+def environment_cdf(environments, ranking, *, target: str, target_label: str, measures: list[str], title: str):
+    """One panel for every environment and one per axis: for each of ``measures``, the fraction of its judged
+    environments (``environments.kept``) whose sign-error is at most x, a step curve from 0 to 1 (a dot
+    where it reaches 1: the robust sign-error); a dotted line at 0.5, a coin flip. ``environments``: the
+    rows of environments.csv, ``ranking`` ranking.csv's (for the legend's robust sign-errors)."""
+    here = environments[environments.target == target]
+    judged = here[here.kept & here.sign_error.notna()]
+    axes_found = list(dict.fromkeys(here.axis))
+    panels = ["every axis", *axes_found] if len(axes_found) > 1 else axes_found or ["every axis"]
+    columns = min(3, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = subplots(rows, columns, figsize=(max(3.8 * columns, 8.0), 3.0 * rows + 1.2), squeeze=False,
+                         sharex=True, sharey=True)
+    for ax, panel in zip(axes.flat, panels):
+        counts = [_cdf(ax, judged if panel == "every axis" else judged[judged.axis == panel], measure, i)
+                  for i, measure in enumerate(measures)]
+        if not any(counts):  # as the reference's red cross: no environment of this axis is judged
+            ax.text(0.5, 0.5, "no judged environment", ha="center", va="center", color="tab:red", fontsize=9,
+                    transform=ax.transAxes)
+        ax.axvline(0.5, color="grey", linestyle=":", linewidth=1)
+        ax.set(xlim=(-0.02, 1.02), ylim=(-0.03, 1.05))
+        ax.set_title(f"{panel} ({max(counts, default=0)} judged)", fontsize=10)
+        ax.grid(alpha=0.3)
+    for ax in axes[-1]:
+        ax.set_xlabel("sign-error of an environment")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("fraction of environments")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    worst = ranking[ranking.target == target].set_index("measure").robust_sign_error
+    handles = [Line2D([], [], color=f"C{i}", linestyle=LINESTYLES[i % len(LINESTYLES)], marker="o", markersize=4,
+                      label=f"{measure} (robust sign-error {worst.get(measure, math.nan):.2f})")
+               for i, measure in enumerate(measures)]
+    handles.append(Line2D([], [], color="grey", linestyle=":", label="0.5: a coin flip"))
+    legend_below(fig, handles, columns=min(len(handles), 3))
+    fig.suptitle(f"Sign-errors of the judged environments against {target_label}, {title}\n"
+                 "(curve: fraction of environments with a sign-error at most x; dot: the worst)", fontsize=11)
+    legend_rows = -(-len(handles) // min(len(handles), 3))
+    fig.tight_layout(rect=(0, (0.1 + 0.18 * legend_rows) / (3.0 * rows + 1.2), 1, 1))
     return fig

@@ -27,6 +27,7 @@ import schema
 from comparison import stats
 from comparison.family import build_family
 from comparison.measures import load_measures
+from comparison.ranking import Weighting, ranked
 from plotting import dse, figures, headline, hsic, reinit, spectra  # noqa: F401  (registers the builders)
 from plotting.common import style, subplots
 from plotting.registry import get_figure
@@ -356,6 +357,7 @@ def ranking_figures(tmp_path_factory) -> dict:
             record = _run_record(epochs=5) | {"args": {"arch": "lenet", "dataset": "digits", "seed": seed,
                                                        "noise": noise}, "seed": seed}
             record["test"]["top1"] = top1
+            record["data"] = {"num_classes": 10, "sizes": {"train": 1347, "val": 0, "test": 450}}
             for row in record["epochs"]:
                 row["eval_split"], row["val_top1"] = "test", top1
             write_document(root / "models" / sub / "run.json", record)
@@ -369,9 +371,10 @@ def ranking_figures(tmp_path_factory) -> dict:
                 write_document(root / "results" / sub / f"spectra_lenet_epoch{epoch:04d}.json",
                                _spectra(epoch) | {"seed": seed, "net": net})
     table = load_measures([root])
-    ranking = rank_measures.rank(table, resamples=50)
+    # Two seeds per setting: 4 pairs an environment, judged at an effective sample size of 3.
+    result = ranked(table, resamples=50, weighting=Weighting(min_ess=3))
     with style():
-        return dict(rank_measures.draw(table, ranking, 4))
+        return dict(rank_measures.draw(table, result.ranking, 4, result.environments))
 
 
 def test_the_ranking_figures_are_readable_and_the_forest_says_what_it_shows(ranking_figures):
@@ -380,6 +383,9 @@ def test_the_ranking_figures_are_readable_and_the_forest_says_what_it_shows(rank
     title = ranking_figures["tau_forest"]._suptitle.get_text()
     assert title.startswith("Kendall's tau of each measure with test top-1") and "across 12 runs" in title
     assert "95% bootstrap CI" in title
+    environments = ranking_figures["environments_test_top1"]
+    assert environments._suptitle.get_text().startswith("Sign-errors of the judged environments against test top-1")
+    assert [ax.get_title() for ax in environments.axes if ax.get_visible()] == ["noise (15 judged)"]
 
 
 # -- natural layer order ------------------------------------------------------------------------------------

@@ -21,12 +21,15 @@ TEMP_SUFFIX = ".tmp"
 _TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")  # mkstemp adds 8 random characters
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
-    """Call ``write(fileobj)`` on a temp file beside ``path`` and rename it over ``path``."""
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None], *,
+                 temp_prefix: str | None = None) -> Path:
+    """Call ``write(fileobj)`` on a temp file beside ``path`` and rename it over ``path``. The temp
+    file is ``.<temp_prefix or the target's name>.<random>.tmp`` (a reader that matches names, as
+    TensorBoard does ``tfevents``, may need another prefix)."""
     target = Path(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{temp_prefix or target.name}.", suffix=TEMP_SUFFIX, dir=target.parent)
     except OSError as err:
         raise UserError(f"cannot write {target}: {err.strerror}; choose a writable folder") from err
     try:
