@@ -26,27 +26,25 @@ import sys
 from collections.abc import Sequence
 
 from analyses import runner
+from analyses.arguments import analysis_parser
 from analyses.data import DataSettings
 from analyses.dse import DSE, DSESettings
 from analyses.hsic import HSIC, HSICSettings
 from analyses.sources import SourceSettings, print_missing_choice
 from utils.cli import keeps_caller_logging, open_log_file, run_main, setup_logging
-from utils.devices import add_device_args, device_from_args
+from utils.devices import device_from_args
+
+
+def add_batch_size(parser) -> None:
+    # DSE's forward passes take larger batches than reinit's full evaluations (reinit_layers.py: 128).
+    parser.add_argument("--batch-size", type=int, default=256, help="Batch size of the forward passes [default = 256].")
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Compute DSE, DSMI and CSE of a representation.")
-    SourceSettings.add_arguments(p)
-    add_device_args(p)
-    DSESettings.add_arguments(p)
-    # DSE's forward passes take larger batches than reinit's full evaluations (reinit_layers.py: 128).
-    p.add_argument("--batch-size", type=int, default=256, help="Batch size of the forward passes [default = 256].")
-    DataSettings.add_arguments(p)
-    HSICSettings.add_arguments(p)
-    p.add_argument("--results", default="./results", help="Path to store results [default = './results'].")
     # Each CLI's log file is named after its analysis (the reference tool's CLIs name theirs so too).
-    p.add_argument("--log", default="dse.log", help="Logfile name, inside the results folder unless it has a folder [default = 'dse.log'].")
-    return p
+    return analysis_parser("Compute DSE, DSMI and CSE of a representation.", log="dse.log", title="DSE and HSIC",
+                           own=[DSESettings.add_arguments, add_batch_size, HSICSettings.add_arguments], init=False,
+                           data=True)
 
 
 @keeps_caller_logging

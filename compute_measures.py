@@ -24,12 +24,13 @@ import sys
 from collections.abc import Sequence
 
 from analyses import runner
+from analyses.arguments import analysis_parser
 from analyses.data import DataSettings
 from analyses.field import CLI, FieldSettings
 from analyses.registry import declarations
 from analyses.sources import InitSettings, SourceSettings, print_missing_choice
 from utils.cli import keeps_caller_logging, open_log_file, run_main, setup_logging
-from utils.devices import add_device_args, device_from_args
+from utils.devices import device_from_args
 
 PRETRAINED_MISSING = "the training data of --pretrained ImageNet weights are not available"
 
@@ -39,19 +40,16 @@ def measure_names() -> tuple[str, ...]:
     return tuple(found.name for found in declarations() if found.cli == CLI and found.make is not None)
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Compute the field's generalization measures (Jiang et al. 2020).")
-    SourceSettings.add_arguments(p)
-    p.add_argument("--latest", action="store_true", help="A run directory means its latest snapshot only (the model the ranking of measures reads) [default = every snapshot].")
-    InitSettings.add_arguments(p)
-    add_device_args(p)
-    DataSettings.add_arguments(p)
+def add_measures(parser) -> None:
+    """``--latest`` and ``--measures`` (their flags: ``FieldSettings``)."""
+    parser.add_argument("--latest", action="store_true", help="A run directory means its latest snapshot only (the model the ranking of measures reads) [default = every snapshot].")
     names = measure_names()
-    p.add_argument("--measures", nargs="+", choices=names, default=list(names), help=f"Which measures to compute [default = {' '.join(names)}].")
-    FieldSettings.add_arguments(p)
-    p.add_argument("--results", default="./results", help="Path to store results [default = './results'].")
-    p.add_argument("--log", default="measures.log", help="Logfile name, inside the results folder unless it has a folder [default = 'measures.log'].")
-    return p
+    parser.add_argument("--measures", nargs="+", choices=names, default=list(names), help=f"Which measures to compute [default = {' '.join(names)}].")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    return analysis_parser("Compute the field's generalization measures (Jiang et al. 2020).", log="measures.log",
+                           title="measures", own=[add_measures, FieldSettings.add_arguments], data=True)
 
 
 @keeps_caller_logging

@@ -19,23 +19,17 @@ import sys
 from collections.abc import Sequence
 
 from analyses import runner
+from analyses.arguments import analysis_parser
 from analyses.projections import Projections, ProjectionSettings
-from analyses.sources import InitSettings, SourceSettings, add_layout_argument, print_missing_choice
+from analyses.sources import InitSettings, SourceSettings, print_missing_choice
 from utils.cli import keeps_caller_logging, open_log_file, run_main, setup_logging
-from utils.devices import add_device_args, device_from_args
+from utils.devices import device_from_args
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Compute projection statistics.")
-    SourceSettings.add_arguments(p)
-    InitSettings.add_arguments(p)
-    add_device_args(p)
-    ProjectionSettings.add_arguments(p)
-    add_layout_argument(p)
-    p.add_argument("--results", default="./results", help="Path to store results [default = './results'].")
     # Each CLI's log file keeps the name the reference tool gave it.
-    p.add_argument("--log", default="positive_orthant.log", help="Logfile name, inside the results folder unless it has a folder [default = 'positive_orthant.log'].")
-    return p
+    return analysis_parser("Compute projection statistics.", log="positive_orthant.log", title="projections",
+                           own=[ProjectionSettings.add_arguments], layout=True)
 
 
 @keeps_caller_logging

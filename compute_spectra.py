@@ -22,22 +22,17 @@ import sys
 from collections.abc import Sequence
 
 from analyses import runner
+from analyses.arguments import analysis_parser
 from analyses.sources import InitSettings, SourceSettings, print_missing_choice
 from analyses.spectra import Spectra, SpectraSettings
 from utils.cli import keeps_caller_logging, open_log_file, run_main, setup_logging
-from utils.devices import add_device_args, device_from_args
+from utils.devices import device_from_args
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Compute weight-spectrum metrics per layer.")
-    SourceSettings.add_arguments(p)
-    InitSettings.add_arguments(p)
-    add_device_args(p)
-    SpectraSettings.add_arguments(p)
-    p.add_argument("--results", default="./results", help="Path to store results [default = './results'].")
     # Each CLI's log file is named after its analysis (the reference tool's CLIs name theirs so too).
-    p.add_argument("--log", default="spectra.log", help="Logfile name, inside the results folder unless it has a folder [default = 'spectra.log'].")
-    return p
+    return analysis_parser("Compute weight-spectrum metrics per layer.", log="spectra.log", title="spectra",
+                           own=[SpectraSettings.add_arguments])
 
 
 @keeps_caller_logging

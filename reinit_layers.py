@@ -17,32 +17,30 @@ import sys
 from collections.abc import Sequence
 
 from analyses import runner
+from analyses.arguments import analysis_parser
 from analyses.data import DataSettings
 from analyses.reinit import Reinit, ReinitSettings
-from analyses.sources import SourceSettings, add_layout_argument, print_missing_choice
+from analyses.sources import SourceSettings, print_missing_choice
 from plotting.common import style
 from plotting.reinit import reinit_figures_of
 from utils.cli import keeps_caller_logging, open_log_file, run_main, setup_logging
-from utils.devices import add_device_args, device_from_args
+from utils.devices import device_from_args
 from utils.errors import UserError
 
 
-def get_args_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="Reinit network weights and compute drop in performance.")
-    SourceSettings.add_arguments(p, zoo=False, latest_only=True)
-    ReinitSettings.add_inits_arguments(p)
-    add_device_args(p)
-    p.add_argument("--results", default="./results", help="Path to store results [default = './results'].")
-    p.add_argument("--plots", default="./plots", help="Path to store plots [default = './plots'].")
-    # The reference tool's name for this CLI's log file.
-    p.add_argument("--log", default="reinit_weights.log", help="Logfile name, inside the results folder unless it has a folder [default = 'reinit_weights.log'].")
-    p.add_argument("--workers", "-j", type=int, default=1, help="Number of parallel data processing jobs (image-folder datasets) [default = 1].")
+def add_evaluation(parser) -> None:
+    parser.add_argument("--workers", "-j", type=int, default=1, help="Number of parallel data processing jobs (image-folder datasets) [default = 1].")
     # The reference's evaluation batch size (compute_dse.py's forward passes take 256).
-    p.add_argument("--batch-size", type=int, default=128, help="The minibatch size for evaluation [default = 128].")
-    DataSettings.add_arguments(p)
-    ReinitSettings.add_arguments(p)
-    add_layout_argument(p)
-    return p
+    parser.add_argument("--batch-size", type=int, default=128, help="The minibatch size for evaluation [default = 128].")
+
+
+def get_args_parser() -> argparse.ArgumentParser:
+    # The reference tool's name for this CLI's log file. The snapshots to reset from (--inits-from) stand
+    # in for the initialization flags.
+    return analysis_parser("Reinit network weights and compute drop in performance.", log="reinit_weights.log",
+                           title="re-initialization", own=[ReinitSettings.add_inits_arguments, add_evaluation,
+                                                           ReinitSettings.add_arguments],
+                           init=False, data=True, zoo=False, latest_only=True, plots=True, layout=True)
 
 
 @keeps_caller_logging

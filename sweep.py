@@ -23,12 +23,12 @@ from sweeper import launch as launching
 from sweeper.checks import train_parser
 from sweeper.config import apply_config, read_config
 from sweeper.family import plan_of_entry, plans_of, reconcile
+from sweeper.follow import wait as slurm_wait
 from sweeper.grid import Definition, flags_of, parse_train_tokens
 from sweeper.local import uses_gpu
 from sweeper.manifest import SweepFolder, merge_status, new_manifest
 from sweeper.options import launch_of, launch_settings, recorded_slurm
-from sweeper.slurm import pending_reasons
-from sweeper.slurm import wait as slurm_wait
+from sweeper.states import pending_reasons
 from utils.cli import keeps_caller_logging, run_main, setup_logging
 from utils.errors import UserError
 
@@ -149,7 +149,7 @@ def status(path: str, *, wait: bool) -> int:
         save_unless_held(folder, manifest)
         hparams_view(folder.path)
     show_pending_reasons(manifest, local=settings.local)
-    for line in launching.table(manifest):
+    for line in launching.tables(manifest):
         print(line.rstrip())
     return launching.exit_code(manifest)
 

@@ -191,4 +191,9 @@ def _read(path: Path) -> dict | None:
 
 def sweep_arguments(name: str) -> Callable[[SweepContext], list[str]]:
     """A sweep's step: the measure on the run's latest snapshot."""
-    return lambda at: ["--load-from", at.run, "--results", at.results, "--measures", name, "--latest", *at.device]
+    return lambda at: sweep_together(at, (name,))
+
+
+def sweep_together(at: SweepContext, names: tuple[str, ...]) -> list[str]:
+    """A sweep's step for several measures: one compute_measures.py on the run's latest snapshot."""
+    return ["--load-from", at.run, "--results", at.results, "--measures", *names, "--latest", *at.device]

@@ -24,6 +24,7 @@ from analyses.field import (
     missing_data,
     run_level_rows,
     sweep_arguments,
+    sweep_together,
     training_subset,
 )
 from analyses.norms import EXACT, JIANG, LayerNorms, layer_norms, measure, path_norm, weight_measures
@@ -109,4 +110,5 @@ def make(settings: FieldSettings, missing: str | None = None) -> Margin:
 DECLARATION = Declaration(
     "margin", kinds=("margin",), cli=CLI, table_rows=run_level_rows("margin"), metrics=tuple(MEASURES),
     sweep_arguments=sweep_arguments("margin"), done=latest_covered("margin"), measures=MEASURES,
+    sweep_together=sweep_together,
     zoo=ZooUse(build=lambda probe: Margin(missing=ZOO_MISSING)), make=make, baseline=True)

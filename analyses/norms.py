@@ -25,6 +25,7 @@ from analyses.field import (
     latest_covered,
     run_level_rows,
     sweep_arguments,
+    sweep_together,
 )
 from analyses.registry import Declaration, Measure, ZooUse
 from analyses.subject import Subject
@@ -192,4 +193,5 @@ def make(settings: FieldSettings, missing: str | None = None) -> Norms:
 DECLARATION = Declaration(
     "norms", kinds=("norms",), cli=CLI, table_rows=run_level_rows("norms"), metrics=tuple(MEASURES),
     sweep_arguments=sweep_arguments("norms"), done=latest_covered("norms"), measures=MEASURES,
+    sweep_together=sweep_together,
     zoo=ZooUse(build=lambda probe: Norms()), make=make, baseline=True)

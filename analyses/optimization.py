@@ -22,7 +22,15 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from analyses.field import CLI, FieldMeasure, FieldSettings, latest_covered, run_level_rows, sweep_arguments
+from analyses.field import (
+    CLI,
+    FieldMeasure,
+    FieldSettings,
+    latest_covered,
+    run_level_rows,
+    sweep_arguments,
+    sweep_together,
+)
 from analyses.norms import JIANG
 from analyses.registry import Declaration, Measure, ZooUse
 from analyses.subject import Subject
@@ -105,4 +113,5 @@ def make(settings: FieldSettings, missing: str | None = None) -> Optimization:
 DECLARATION = Declaration(
     "optimization", kinds=("optimization",), cli=CLI, table_rows=run_level_rows("optimization"),
     metrics=tuple(MEASURES), sweep_arguments=sweep_arguments("optimization"), done=latest_covered("optimization"),
+    sweep_together=sweep_together,
     measures=MEASURES, zoo=ZooUse(build=lambda probe: Optimization()), make=make, baseline=True)

@@ -78,6 +78,10 @@ class Declaration:
     sweep_arguments: Callable[[SweepContext], list[str]] | None = None
     # ... or during training, with these train.py flags
     sweep_train_flags: tuple[str, ...] = ()
+    # (context, names) -> the arguments of one command of its CLI that runs the analyses ``names`` (this
+    # one among them): a sweep runs the analyses of one CLI that declare it in one command, which loads
+    # the snapshot, the model and the data once
+    sweep_together: Callable[[SweepContext, tuple[str, ...]], list[str]] | None = None
     sweep_default: bool = False  # in a sweep's analyses unless --analyses says otherwise
     # (run's results folder, arch, snapshot epochs) -> whether its results cover the run
     done: Callable[[Path, str, list[int]], bool] | None = None

@@ -34,6 +34,7 @@ from analyses.field import (
     missing_data,
     run_level_rows,
     sweep_arguments,
+    sweep_together,
     training_subset,
 )
 from analyses.norms import JIANG, measure
@@ -213,4 +214,5 @@ def make(settings: FieldSettings, missing: str | None = None) -> Sharpness:
 DECLARATION = Declaration(
     "sharpness", kinds=("sharpness",), cli=CLI, table_rows=run_level_rows("sharpness"), metrics=tuple(MEASURES),
     sweep_arguments=sweep_arguments("sharpness"), done=latest_covered("sharpness"), measures=MEASURES,
+    sweep_together=sweep_together,
     zoo=ZooUse(build=lambda probe: Sharpness(missing=ZOO_MISSING)), make=make, baseline=True)

@@ -25,9 +25,10 @@ import schema
 from analyses.base import Analysis, fmt, log_table, log_written, model_label
 from analyses.registry import Declaration, Measure, ZooUse, summary_covers
 from analyses.subject import Subject
+from metrics.conv_modes import CONV_MODES, DEFAULT_CONV_MODE
 from metrics.layers import LayerInfo
 from metrics.matrices import weight_matrices
-from metrics.spectral import CONV_MODES, DEFAULT_CONV_MODE, layer_spectrum, shuffled_spectrum
+from metrics.spectral import layer_spectrum, shuffled_spectrum
 from metrics.ww_diagnostics import layer_diagnostics
 from utils.errors import UserError
 from utils.notices import notice

@@ -1,8 +1,6 @@
 """The registered datasets. Statistics are per-channel mean/std of the native training images."""
 from __future__ import annotations
 
-import torchvision
-
 from datasets.digits import read_digits
 from datasets.registry import DatasetSpec, register_dataset
 from datasets.sources import image_folder_reader, torchvision_reader
@@ -15,7 +13,7 @@ _MNIST_RAW = (
 )
 
 
-def _mnist_like(name: str, cls, folder: str, mean: float, std: float, description: str) -> DatasetSpec:
+def _mnist_like(name: str, cls: str, folder: str, mean: float, std: float, description: str) -> DatasetSpec:
     return DatasetSpec(
         name=name,
         num_classes=10,
@@ -41,13 +39,13 @@ register_dataset(
         description="scikit-learn's bundled 8x8 handwritten digits upsampled to 32x32 (offline)",
     )
 )
-register_dataset(_mnist_like("mnist", torchvision.datasets.MNIST, "MNIST", 0.1307, 0.3081, "MNIST (IDX files)"))
+register_dataset(_mnist_like("mnist", "MNIST", "MNIST", 0.1307, 0.3081, "MNIST (IDX files)"))
 register_dataset(
     _mnist_like(
-        "fashionmnist", torchvision.datasets.FashionMNIST, "FashionMNIST", 0.2860, 0.3530, "Fashion-MNIST (IDX)"
+        "fashionmnist", "FashionMNIST", "FashionMNIST", 0.2860, 0.3530, "Fashion-MNIST (IDX)"
     )
 )
-register_dataset(_mnist_like("kmnist", torchvision.datasets.KMNIST, "KMNIST", 0.1918, 0.3483, "Kuzushiji-MNIST (IDX)"))
+register_dataset(_mnist_like("kmnist", "KMNIST", "KMNIST", 0.1918, 0.3483, "Kuzushiji-MNIST (IDX)"))
 register_dataset(
     DatasetSpec(
         name="cifar10",
@@ -56,7 +54,7 @@ register_dataset(
         image_size=32,
         mean=(0.4914, 0.4822, 0.4465),
         std=(0.2470, 0.2435, 0.2616),
-        reader=torchvision_reader(torchvision.datasets.CIFAR10, in_channels=3),
+        reader=torchvision_reader("CIFAR10", in_channels=3),
         required_files=tuple(f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6))
         + ("cifar-10-batches-py/test_batch", "cifar-10-batches-py/batches.meta"),
         hflip=True,
@@ -71,7 +69,7 @@ register_dataset(
         image_size=32,
         mean=(0.5071, 0.4865, 0.4409),
         std=(0.2673, 0.2564, 0.2762),
-        reader=torchvision_reader(torchvision.datasets.CIFAR100, in_channels=3),
+        reader=torchvision_reader("CIFAR100", in_channels=3),
         required_files=("cifar-100-python/train", "cifar-100-python/test", "cifar-100-python/meta"),
         hflip=True,
         description="CIFAR-100, fine labels (python pickled batches)",
@@ -85,7 +83,7 @@ register_dataset(
         image_size=32,
         mean=(0.4377, 0.4438, 0.4728),
         std=(0.1980, 0.2010, 0.1970),
-        reader=torchvision_reader(torchvision.datasets.SVHN, in_channels=3, split_arg="split"),
+        reader=torchvision_reader("SVHN", in_channels=3, split_arg="split"),
         required_files=("train_32x32.mat", "test_32x32.mat"),
         description="SVHN cropped digits (.mat files)",
     )

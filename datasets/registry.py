@@ -1,12 +1,15 @@
-"""Dataset registry: one :class:`DatasetSpec` per dataset, looked up by name."""
+"""Dataset registry: one :class:`DatasetSpec` per dataset, looked up by name. The catalog of the
+suite's datasets (``datasets.catalog``) registers itself the first time one is looked up or listed."""
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from utils.errors import UserError
 
 _REGISTRY: dict[str, DatasetSpec] = {}
+_CATALOG = "datasets.catalog"
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,17 @@ def register_dataset(spec: DatasetSpec) -> DatasetSpec:
     return spec
 
 
+def _load_catalog() -> None:
+    importlib.import_module(_CATALOG)  # registers its datasets, once
+
+
 def list_datasets() -> list[str]:
+    _load_catalog()
     return sorted(_REGISTRY)
 
 
 def get_dataset_spec(name: str) -> DatasetSpec:
+    _load_catalog()
     try:
         return _REGISTRY[name]
     except KeyError:

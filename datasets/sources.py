@@ -1,7 +1,8 @@
 """Image sources: the raw train or test images of a dataset, before any option is applied.
 
 Two kinds: :class:`TensorSource` keeps every image in memory as uint8 ``(N, C, H, W)``;
-:class:`FolderSource` reads image files one by one (ImageNet-style folders).
+:class:`FolderSource` reads image files one by one (ImageNet-style folders). torchvision is imported
+when a reader runs, not before: the CLIs' ``--help`` and argument errors need none of it.
 """
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torchvision
 
 from utils.errors import UserError
 
@@ -40,7 +40,7 @@ class TensorSource:
 class FolderSource:
     """A torchvision ``ImageFolder``; images are decoded when a batch needs them."""
 
-    folder: torchvision.datasets.ImageFolder
+    folder: object  # a torchvision.datasets.ImageFolder
 
     @property
     def targets(self) -> np.ndarray:
@@ -89,14 +89,18 @@ def _skip_checksum(cls):
     return type(cls.__name__, (cls,), attributes)
 
 
-def torchvision_reader(cls, *, in_channels: int, split_arg: str = "train", verify_checksum: bool = True):
-    """A generic reader for torchvision datasets that expose ``.data`` and ``.targets``/``.labels``.
+def torchvision_reader(name: str, *, in_channels: int, split_arg: str = "train", verify_checksum: bool = True):
+    """A generic reader for the torchvision dataset class ``name`` (``torchvision.datasets.<name>``), which
+    exposes ``.data`` and ``.targets``/``.labels``.
 
     ``split_arg`` is ``"train"`` (bool argument, MNIST/CIFAR) or ``"split"`` (``"train"``/``"test"``,
     SVHN).
     """
 
     def read(root: str, train: bool, download: bool) -> TensorSource:
+        import torchvision
+
+        cls = getattr(torchvision.datasets, name)
         dataset_cls = cls if (download or not verify_checksum) else _skip_checksum(cls)
         split = {"train": train} if split_arg == "train" else {"split": "train" if train else "test"}
         try:
@@ -116,6 +120,8 @@ def torchvision_reader(cls, *, in_channels: int, split_arg: str = "train", verif
 
 def image_folder_reader(root: str, train: bool, download: bool) -> FolderSource:
     """``<root>/train`` and ``<root>/val`` class-per-folder image trees."""
+    import torchvision
+
     path = os.path.join(root, "train" if train else "val")
     try:
         folder = torchvision.datasets.ImageFolder(path)

@@ -27,7 +27,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize
 
 KDE_BANDWIDTH = 0.1
 KDE_POINTS = 1000
@@ -119,6 +118,8 @@ def fit_marchenko_pastur(eigenvalues, n: int, m: int) -> MarchenkoPasturFit | No
     residual = _Residual(np.sqrt(rescaled) if q == 1 else rescaled, q)
     if residual.points.size == 0:
         return None
+    from scipy import optimize  # here: the CLIs' --help imports this module through the registry
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         best = optimize.brute(residual, (slice(0.05 * start, 2.0 * start, 0.01 * start),), full_output=True,

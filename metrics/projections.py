@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy import stats
 
 from utils.errors import UserError
 
@@ -113,6 +112,8 @@ def _histogram(values: np.ndarray, bins: int) -> dict:
 
 def sign_test(projections: torch.Tensor) -> tuple[int, float]:
     """Exact two-sided binomial test of ``P(p <= 0) = 0.5``: ``(k = #{p <= 0}, p-value)``."""
+    from scipy import stats  # here: every CLI's --help imports this module, and scipy.stats takes a while
+
     n = projections.numel()
     k = int((projections <= 0).sum())
     return k, float(stats.binomtest(k, n, 0.5, alternative="two-sided").pvalue)
@@ -146,6 +147,8 @@ def projection_summary(projections: torch.Tensor, *, bins: int = HISTOGRAM_BINS)
 def ks_test(projections: torch.Tensor, init_projections: torch.Tensor) -> dict:
     """Two-sample Kolmogorov-Smirnov test (two-sided, scipy's exact/asymptotic choice) between a
     layer's projections and the same layer's at initialization: ``{ks_stat, ks_p}``."""
+    from scipy import stats
+
     with warnings.catch_warnings():
         # scipy warns when its exact method falls back to the asymptotic one (ties); both are valid.
         warnings.simplefilter("ignore", RuntimeWarning)

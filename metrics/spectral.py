@@ -52,11 +52,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from metrics.conv_modes import CONV_MODES
 from metrics.projections import distance_from_init
 from utils.errors import UserError
 
-CONV_MODES = ("slices", "flatten")
-DEFAULT_CONV_MODE = "slices"  # WeightWatcher's: the mode of the tidy table, the comparisons and the reports
 _LOG10 = math.log(10.0)
 # CPU SVDs of matrices up to this many elements run on one thread: LeNet's layers took 200x longer
 # with 2 OpenMP threads than with 1 on a busy 2-core CPU (threads only pay off for large matrices).

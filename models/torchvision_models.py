@@ -1,6 +1,7 @@
 """torchvision-backed architectures: AlexNet, VGG (+BN, +original init), ResNets, and any other
 torchvision classifier by name. Pretrained weights come from the local torch hub cache only,
-unless the caller allows a download.
+unless the caller allows a download. torchvision is imported when a model is built, not when the
+names are registered (the CLIs' ``--help`` needs none of it).
 """
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from functools import partial
 from urllib.parse import urlparse
 
 import torch
-import torchvision
 from torch import nn
 
 from models.registry import ModelConfig, refuse_pretrained, register_model
@@ -36,12 +36,16 @@ IMAGENET_CLASSES = 1000
 
 def pretrained_cache_file(tv_name: str) -> tuple[str, str]:
     """Where torchvision keeps ``tv_name``'s default ImageNet weights, and their URL."""
+    import torchvision
+
     weights = torchvision.models.get_model_weights(tv_name).DEFAULT
     filename = os.path.basename(urlparse(weights.url).path)
     return os.path.join(torch.hub.get_dir(), "checkpoints", filename), weights.url
 
 
 def _pretrained_weights(name: str, tv_name: str, config: ModelConfig):
+    import torchvision
+
     if config.num_classes != IMAGENET_CLASSES or config.in_channels != 3:
         raise UserError(
             f"pretrained {name!r} has {IMAGENET_CLASSES} classes and 3 input channels, but "
@@ -63,6 +67,8 @@ def _pretrained_weights(name: str, tv_name: str, config: ModelConfig):
 
 def build_torchvision(tv_name: str, config: ModelConfig, *, name: str | None = None) -> nn.Module:
     """Build torchvision's ``tv_name``, pretrained or for ``config.num_classes``, adapting the input."""
+    import torchvision
+
     name = name or tv_name
     if config.pretrained:
         weights = _pretrained_weights(name, tv_name, config)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-HISTORY = ("attempts", "requeues", "total_seconds")
+HISTORY = ("attempts", "requeues", "total_seconds", "steps")
 CAUSES = ("time_limit", "preemption", "node_failure")
 LABELS = {"time_limit": "time limit", "preemption": "pre-emption", "node_failure": "node failure"}
 SLACK_S = 60  # SLURM checks limits every 30 s; the member starts a little after its job
@@ -40,14 +40,16 @@ def counts(requeues) -> dict[str, int]:
 
 
 def carried(previous: dict | None, *, job_id: str | None, restarts: int, seen: float) -> dict:
-    """The history a new attempt starts from: ``{"attempts", "requeues", "total_seconds"}``.
+    """The history a new attempt starts from: ``{"attempts", "requeues", "total_seconds", "steps"}``
+    (``steps``: each step's last exit code and time, and its time over every attempt).
 
     ``previous``: the member's status file (or None); ``job_id``: this attempt's job (None locally);
     ``restarts``: ``SLURM_RESTART_COUNT``; ``seen``: the previous attempt's last sign of life (epoch s).
     """
     previous = previous or {}
     history = {"attempts": int(previous.get("attempts") or 0), "requeues": counts(previous.get("requeues")),
-               "total_seconds": float(previous.get("total_seconds") or 0.0)}
+               "total_seconds": float(previous.get("total_seconds") or 0.0),
+               "steps": {name: dict(step) for name, step in (previous.get("steps") or {}).items()}}
     state = previous.get("status")
     if state == "running" and isinstance(previous.get("started_at"), (int, float)):
         history["total_seconds"] += max(0.0, seen - previous["started_at"])  # it never said how long it ran

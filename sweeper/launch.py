@@ -7,11 +7,11 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sweeper import slurm
+from sweeper import follow, slurm, states
 from sweeper.attempts import describe, duration
 from sweeper.local import LocalEngine, uses_gpu, visible_gpus
 from sweeper.manifest import SweepFolder, merge_status
-from sweeper.member import pending_steps
+from sweeper.member import STOPPED, pending_steps
 from sweeper.plan import Plan
 from sweeper.slurm import SlurmSettings
 from sweeper.watch import Heartbeat, activity, eta, running_line
@@ -129,13 +129,13 @@ def queued(folder: SweepFolder, manifest: dict, plans: list[Plan], settings: Slu
     recorded = {entry["id"]: entry.get("job_id") for entry in manifest["members"]}
     ids = [recorded[plan.member.id] for plan in plans if recorded.get(plan.member.id)]
     try:
-        states = slurm.job_states(ids, local=settings.local) if ids else {}
-    except slurm.Unreachable as err:
+        found = states.job_states(ids, local=settings.local) if ids else {}
+    except states.Unreachable as err:
         raise UserError(f"--launcher slurm: {err}; start SLURM, or run with --launcher local") from None
     alive = {}
     for plan in plans:
         member, job_id = plan.member.id, recorded.get(plan.member.id)
-        if folder.member_running(member) or (job_id and slurm.active(states.get(job_id, slurm.GONE))):
+        if folder.member_running(member) or (job_id and states.active(found.get(job_id, states.GONE))):
             logger.info("%s is queued or running (job %s); leaving it alone", member, job_id or "?")
             alive[member] = job_id
     return alive
@@ -160,7 +160,7 @@ def run_slurm(folder: SweepFolder, manifest: dict, plans: list[Plan], launch: La
         return 0
     followed = jobs | {member: job_id for member, job_id in alive.items() if job_id}
     progress = Progress(folder, manifest, len(followed), jobs=launch.slurm.array_parallelism or len(followed))
-    slurm.wait(folder, followed, local=launch.slurm.local, settings=launch.slurm, on_end=progress.member)
+    follow.wait(folder, followed, local=launch.slurm.local, settings=launch.slurm, on_end=progress.member)
     return report(folder, manifest)
 
 
@@ -176,11 +176,41 @@ def table(manifest: dict) -> list[str]:
             for row in rows]
 
 
+def step_table(manifest: dict) -> list[str]:
+    """The time each step of each member took, over all its attempts: a row per member that ran a step,
+    a column per step (``-``: not run); empty when no member ran one."""
+    names = list(dict.fromkeys(name for entry in manifest["members"] for name in entry.get("steps") or {}))
+    if not names:
+        return []
+    rows = [("time per step", *names)]
+    for entry in manifest["members"]:
+        steps = entry.get("steps") or {}
+        if steps:
+            rows.append((entry["id"], *(step_time(steps.get(name)) for name in names)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(value.ljust(width) for value, width in zip(row, widths)).rstrip() for row in rows]
+
+
+def step_time(step: dict | None) -> str:
+    """A step's time over every attempt (``-``: never run), ``failed`` or ``stopped`` after it when its last run did."""
+    if not step:
+        return "-"
+    took = duration(step.get("total_seconds", step.get("seconds")))
+    code = step.get("code")
+    return took if code == 0 else f"{took} {'stopped' if code in STOPPED else 'failed'}"
+
+
+def tables(manifest: dict) -> list[str]:
+    """The members table, then the time per step (after an empty line)."""
+    steps = step_table(manifest)
+    return table(manifest) + ([""] + steps if steps else [])
+
+
 def report(folder: SweepFolder, manifest: dict, *, signum: int | None = None) -> int:
     for entry in manifest["members"]:
         merge_status(entry, folder.member_status(entry["id"]))
     folder.save(manifest)
-    for line in table(manifest):
+    for line in tables(manifest):
         logger.info("%s", line.rstrip())
     counts = {state: sum(entry["status"] == state for entry in manifest["members"])
               for state in ("done", "failed", "interrupted", "pending", "running")}

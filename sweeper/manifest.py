@@ -121,4 +121,4 @@ def merge_status(entry: dict, status: dict | None) -> None:
     """A member's status file into its manifest entry."""
     if status:
         entry |= {key: status.get(key) for key in ("status", "error", "started", "finished", "seconds",
-                                                   "attempts", "requeues", "total_seconds")}
+                                                   "attempts", "requeues", "total_seconds", "steps")}

@@ -1,5 +1,11 @@
-"""One member of a family: its steps in order, each the exact command of its plan, in a process of
-its own, skipping what is already done (judged by run.json's state and the expected result files).
+"""One member of a family: its steps in order, each the exact command of its plan, skipping what is
+already done (judged by run.json's state and each analysis's done-check on its result files).
+
+Training runs in a process of its own; the steps after it (the analyses and the figures) run one
+after another in one process (:mod:`sweeper.host`), so that the libraries are imported once, and the
+analyses of one CLI that declare it run as one command, which loads the snapshot, the model and the
+data once. A step of several analyses some of which are done runs the others only. The time each
+step took goes into the status (``steps``: its last run's ``seconds`` and every run's ``total_seconds``).
 
 Interrupted training resumes from ``last.pt``; once training ran, every later step runs again. A
 member holds ``locks/<member>.lock`` while it runs, and its commands inherit the lock, so a re-run
@@ -24,7 +30,7 @@ from analyses.registry import declaration
 from sweeper.attempts import carried, last_sign_of_life, restarts
 from sweeper.child import PARENT_ENV
 from sweeper.manifest import SweepFolder, now, try_lock
-from sweeper.plan import ROOT, Plan, Step
+from sweeper.plan import ROOT, Plan, Step, analysis_step
 from utils.checkpoints import LAST_CHECKPOINT
 from utils.errors import UserError
 
@@ -46,25 +52,46 @@ def run_record(plan: Plan) -> dict | None:
     return _json(plan.folders.run / "run.json")
 
 
+def trained(record: dict | None) -> bool:
+    return record is not None and (record.get("status") or {}).get("state") in TRAIN_DONE
+
+
+def snapshot_epochs(record: dict) -> list[int]:
+    return sorted(row["epoch"] for row in record.get("snapshots") or [])
+
+
+def analysis_done(name: str, plan: Plan, epochs: list[int]) -> bool:
+    """Whether the analysis ``name``'s results cover the run's snapshots (its declaration's done-check)."""
+    done = declaration(name).done
+    return done is not None and done(plan.folders.results / plan.folders.sub, plan.args.arch, epochs)
+
+
 def step_done(step: Step, plan: Plan, record: dict | None) -> bool:
-    """Whether ``step``'s results are on disk and cover every snapshot of the finished run (an
-    analysis's own done-check, from its declaration)."""
-    if record is None or (record.get("status") or {}).get("state") not in TRAIN_DONE:
+    """Whether ``step``'s results are on disk and cover every snapshot of the finished run (each of its
+    analyses' own done-check, from its declaration)."""
+    if not trained(record):
         return False
     if step.name == "train":
         return True
-    epochs = sorted(row["epoch"] for row in record.get("snapshots") or [])
-    results, plots = plan.folders.results / plan.folders.sub, plan.folders.plots / plan.folders.sub
     if step.name == "plots":
-        return (plots / "training_curves.png").is_file()
-    done = declaration(step.name).done
-    return done is not None and done(results, plan.args.arch, epochs)
+        return (plan.folders.plots / plan.folders.sub / "training_curves.png").is_file()
+    epochs = snapshot_epochs(record)
+    return bool(step.analyses) and all(analysis_done(name, plan, epochs) for name in step.analyses)
+
+
+def remaining(step: Step, plan: Plan, record: dict | None) -> Step:
+    """``step``, or, when some of its analyses are done, the command of the others."""
+    if len(step.analyses) < 2 or not trained(record):
+        return step
+    epochs = snapshot_epochs(record)
+    missing = [declaration(name) for name in step.analyses if not analysis_done(name, plan, epochs)]
+    return step if len(missing) == len(step.analyses) else analysis_step(missing, plan.context)
 
 
 def pending_steps(plan: Plan) -> list[Step]:
     """The steps still to run; training continues from last.pt when a previous run left one."""
     record = run_record(plan)
-    todo = [step for step in plan.steps if not step_done(step, plan, record)]
+    todo = [remaining(step, plan, record) for step in plan.steps if not step_done(step, plan, record)]
     if todo and todo[0].name == "train":
         last = plan.folders.run / LAST_CHECKPOINT
         if last.is_file():
@@ -73,6 +100,17 @@ def pending_steps(plan: Plan) -> list[Step]:
     if todo and todo[-1].name != "plots":
         todo.append(plan.steps[-1])  # new results: redraw the run's figures
     return todo
+
+
+def batches(steps: list[Step]) -> list[list[Step]]:
+    """The steps as they run: consecutive shared steps in one process, any other step alone."""
+    found: list[list[Step]] = []
+    for step in steps:
+        if step.shared and found and found[-1][-1].shared:
+            found[-1].append(step)
+        else:
+            found.append([step])
+    return found
 
 
 def executable(argv: tuple[str, ...]) -> list[str]:
@@ -165,20 +203,16 @@ class MemberRunner:
     def _run_steps(self, lock_fd: int, status: dict) -> dict:
         log = self.plan.folders.log
         log.parent.mkdir(parents=True, exist_ok=True)
-        for step in pending_steps(self.plan):
+        for batch in batches(pending_steps(self.plan)):
             if self.stop.is_set():
-                return {"status": "interrupted", "error": f"stopped before {step.name}; resume with: "
+                return {"status": "interrupted", "error": f"stopped before {batch[0].name}; resume with: "
                                                           f"python sweep.py --resume {self.folder.path}"}
             log_fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)  # the commands' output
             try:
-                offset = os.fstat(log_fd).st_size
-                os.write(log_fd, f"\n$ {step.shell()}\n".encode())
-                begun = time.monotonic()
-                code = self._execute(step, log_fd, lock_fd)
+                run = self._host if batch[0].shared else self._alone
+                step, code, offset = run(batch, log_fd=log_fd, lock_fd=lock_fd, status=status)
             finally:
                 os.close(log_fd)
-            status["steps"][step.name] = {"code": code, "seconds": round(time.monotonic() - begun, 1)}
-            self.folder.write_member_status(self.plan.member.id, status)
             if code in STOPPED:
                 return {"status": "interrupted",
                         "error": f"{step.name}: {stopped_line(code, log, offset, self.folder.path)}"}
@@ -186,10 +220,59 @@ class MemberRunner:
                 return {"status": "failed", "error": f"{step.name}: {error_line(log, offset)}"}
         return {"status": "done", "error": None}
 
-    def _execute(self, step: Step, log_fd: int, lock_fd: int) -> int:
-        process = subprocess.Popen(executable(step.argv), stdout=log_fd, stderr=subprocess.STDOUT,
-                                   env=step_env(self.env), pass_fds=(lock_fd,))
+    def _ended(self, step: Step, code: int, seconds: float, status: dict) -> None:
+        """``step``'s exit status and time into the status (its total over every attempt too)."""
+        before = status["steps"].get(step.name) or {}
+        total = float(before.get("total_seconds", before.get("seconds")) or 0.0) + seconds
+        status["steps"][step.name] = {"code": code, "seconds": round(seconds, 1), "total_seconds": round(total, 1)}
+        self.folder.write_member_status(self.plan.member.id, status)
+
+    def _alone(self, batch: list[Step], *, log_fd: int, lock_fd: int, status: dict) -> tuple[Step, int, int]:
+        """One step in a process of its own: ``(step, exit code, its output's offset in the log)``."""
+        (step,) = batch
+        offset = os.fstat(log_fd).st_size
+        os.write(log_fd, f"\n$ {step.shell()}\n".encode())
+        begun = time.monotonic()
+        code = self._wait(self._start(executable(step.argv), log_fd=log_fd, pass_fds=(lock_fd,)))
+        self._ended(step, code, time.monotonic() - begun, status)
+        return step, code, offset
+
+    def _host(self, batch: list[Step], *, log_fd: int, lock_fd: int, status: dict) -> tuple[Step, int, int]:
+        """Shared steps in one process (:mod:`sweeper.host`), which reports each command's start and end
+        through a pipe: ``(the last step run, its exit code, its output's offset in the log)``."""
+        read_fd, write_fd = os.pipe()
+        argv = ("python", "-m", "sweeper.host", "--report-fd", str(write_fd), *(step.shell() for step in batch))
+        try:
+            process = self._start(executable(argv), log_fd=log_fd, pass_fds=(lock_fd, write_fd))
+        except BaseException:
+            os.close(read_fd)
+            raise
+        finally:
+            os.close(write_fd)
+        number, offset, begun, ended, last_code = 0, os.fstat(log_fd).st_size, time.monotonic(), -1, 0
+        try:
+            with os.fdopen(read_fd) as events:
+                for event in map(json.loads, events):
+                    if "started" in event:
+                        number, offset, begun = event["started"], event["offset"], time.monotonic()
+                    else:
+                        ended, last_code = event["ended"], event["code"]
+                        self._ended(batch[ended], last_code, event["seconds"], status)
+        finally:
+            code = self._wait(process)
+        if ended != number:  # the process ended during a command (a signal), or before the first
+            self._ended(batch[number], code, time.monotonic() - begun, status)
+        elif code != last_code and number + 1 < len(batch):  # stopped between two commands
+            number, offset = number + 1, os.fstat(log_fd).st_size
+        return batch[number], code, offset
+
+    def _start(self, argv: list[str], *, log_fd: int, pass_fds: tuple[int, ...]) -> subprocess.Popen:
+        process = subprocess.Popen(argv, stdout=log_fd, stderr=subprocess.STDOUT, env=step_env(self.env),
+                                   pass_fds=pass_fds)
         self.on_process(process)
+        return process
+
+    def _wait(self, process: subprocess.Popen) -> int:
         try:
             return process.wait()
         finally:

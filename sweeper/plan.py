@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from analyses.registry import SweepContext, declaration, declarations
+from analyses.registry import Declaration, SweepContext, declaration, declarations
 from sweeper.grid import Member
 from utils.checkpoints import snapshot_filename
 from utils.errors import UserError
@@ -42,8 +43,10 @@ class Folders:
 
 @dataclass(frozen=True)
 class Step:
-    name: str  # train, an analysis's name, or plots
+    name: str  # train, plots, an analysis's name, or the names of the analyses it runs joined by "+"
     argv: tuple[str, ...]  # the command, "python <script> ..." as typed by hand
+    analyses: tuple[str, ...] = ()  # the analyses whose results it writes
+    shared: bool = False  # it may run in one process with the member's other shared steps (sweeper.host)
 
     def shell(self) -> str:
         return shlex.join(self.argv)
@@ -61,6 +64,11 @@ class Plan:
     @property
     def last_snapshot(self) -> Path:
         return self.folders.run / snapshot_filename(self.args.arch, self.args.epochs)
+
+    @property
+    def context(self) -> SweepContext:
+        """What its analysis steps' commands are built from."""
+        return context(self.folders, self.args)
 
 
 def folders(sweep_dir: Path, member: Member, args: argparse.Namespace) -> Folders:
@@ -84,21 +92,41 @@ def script(name: str) -> str:
     return name if Path.cwd().resolve() == ROOT else str(ROOT / name)
 
 
+def context(where: Folders, args: argparse.Namespace) -> SweepContext:
+    return SweepContext(str(where.run), str(where.results), str(where.plots), tuple(device_flags(args)))
+
+
+def analysis_step(group: Sequence[Declaration], at: SweepContext) -> Step:
+    """The command of one analysis, or of several of one CLI that declare ``sweep_together``."""
+    first, names = group[0], tuple(found.name for found in group)
+    arguments = first.sweep_together(at, names) if len(group) > 1 else first.sweep_arguments(at)
+    return Step("+".join(names), ("python", script(first.cli), *arguments), analyses=names, shared=True)
+
+
+def analysis_steps(declared: Sequence[Declaration], at: SweepContext) -> list[Step]:
+    """One step per analysis run after training, in the registry's order, except that the analyses of
+    one CLI that declare ``sweep_together`` share one step, at the place of the first of them."""
+    groups: dict[str, list[Declaration]] = {}
+    for found in declared:
+        if found.sweep_arguments is not None:
+            key = f"cli:{found.cli}" if found.sweep_together is not None else f"analysis:{found.name}"
+            groups.setdefault(key, []).append(found)
+    return [analysis_step(group, at) for group in groups.values()]
+
+
 def steps(member: Member, args: argparse.Namespace, where: Folders, analyses: tuple[str, ...], *,
           nproc: int = 1) -> tuple[Step, ...]:
-    """train.py, then each analysis of its snapshots (as its declaration says), then the run's figures."""
+    """train.py, then the analyses of its snapshots (as their declarations say), then the run's figures."""
     chosen = {declaration(name).name for name in analyses}
     declared = [found for found in declarations() if found.name in chosen]  # in the registry's order
     runner = ["python"] if nproc <= 1 else ["torchrun", "--nproc_per_node", str(nproc)]
     train = [*runner, script("train.py"), *member.argv, "--models-path", str(where.models), "--results",
              str(where.results), "--tb-logdir", str(where.tensorboard), "--no-progress"]
     train += [flag for found in declared for flag in found.sweep_train_flags]  # per snapshot, during training
-    at = SweepContext(str(where.run), str(where.results), str(where.plots), tuple(device_flags(args)))
-    after = [Step(found.name, ("python", script(found.cli), *found.sweep_arguments(at)))
-             for found in declared if found.sweep_arguments is not None]
     plots = ["python", script("plot_results.py"), str(where.results / where.sub), str(where.run), "--plots",
              str(where.plots / where.sub)]
-    return (Step("train", tuple(train)), *after, Step("plots", tuple(plots)))
+    return (Step("train", tuple(train)), *analysis_steps(declared, context(where, args)),
+            Step("plots", tuple(plots), shared=True))
 
 
 def plan_members(sweep_dir: Path, members: list[Member], parsed: dict[str, argparse.Namespace],

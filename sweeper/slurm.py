@@ -1,5 +1,8 @@
-"""SLURM through submitit: the pending members go out as one job array; each job runs one member
-exactly as the local engine does (:class:`sweeper.member.MemberRunner`) and writes its status file.
+"""SLURM through submitit, the submission: the pending members go out as one job array; each job
+runs one member exactly as the local engine does (:class:`sweeper.member.MemberRunner`) and writes
+its status file. Following the jobs is :mod:`sweeper.follow`'s, their states and pending reasons
+:mod:`sweeper.states`' (with :mod:`sweeper.accounting` for the jobs squeue forgot), the cluster's
+limits and the reasons that never resolve :mod:`sweeper.cluster`'s.
 
 How a member's job ends (docs/slurm.md tells users):
 
@@ -11,13 +14,7 @@ How a member's job ends (docs/slurm.md tells users):
   the job gets it from SLURM; train.py writes ``last.pt`` and stops, the member is interrupted, and if
   SLURM requeues the job its next start continues.
 
-A sweep following the jobs (:func:`wait`) ends a member only once SLURM says its job is over (squeue,
-else sacct, else the job is gone) and the member's lock is free, and trusts its status file only if
-that job wrote it: a previous attempt's status, a pending array record or a requeue in progress
-never end a member early. A job pending for a reason that waiting does not cure
-(:data:`sweeper.cluster.NEVER`) is cancelled and its member failed, with one line; a controller
-that does not answer is named after 30 s (:class:`sweeper.cluster.ControllerWatch`). Requeues are
-counted by cause across attempts (:mod:`sweeper.attempts`).
+Requeues are counted by cause across attempts (:mod:`sweeper.attempts`).
 
 ``local=True`` uses submitit's own local executor instead (one machine, for testing this path):
 its timeout (``timeout_min``) is set from ``time_min`` (a week for 0, SLURM's "no limit"), and it
@@ -29,16 +26,14 @@ import contextlib
 import io
 import logging
 import os
-import re
 import shutil
 import subprocess
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sweeper.attempts import carried, last_sign_of_life, requeue_cause
-from sweeper.cluster import NEVER, ControllerWatch, check_fits, hint, hopeless, partition_of, reason_code
+from sweeper.cluster import check_fits
 from sweeper.cluster import command as _command
 from sweeper.cluster import last_line as _last_line
 from sweeper.manifest import SweepFolder, now
@@ -48,14 +43,7 @@ from utils.errors import UserError
 
 logger = logging.getLogger(__name__)
 
-# Job states after which nothing of the job runs any more (squeue's and sacct's names); any other
-# state (PENDING, RUNNING, REQUEUED, COMPLETING, SUSPENDED, ...) is a job still alive.
-ENDED_STATES = ("BOOT_FAIL", "CANCELLED", "COMPLETED", "DEADLINE", "FAILED", "NODE_FAIL", "OUT_OF_MEMORY",
-                "PREEMPTED", "REVOKED", "TIMEOUT", "GONE")
-GONE = "GONE"  # neither squeue nor sacct knows the job (purged, and no accounting): it ended
-UNREACHABLE_LIMIT_S = 600
 LOCAL_NO_LIMIT_MIN = 7 * 24 * 60  # submitit's local executor has no "no limit": a week stands for it
-FINAL = ("done", "failed", "interrupted")
 
 
 @dataclass(frozen=True)
@@ -79,10 +67,6 @@ class SlurmSettings:
 
     def record(self) -> dict:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}
-
-
-class Unreachable(Exception):
-    """squeue failed for another reason than unknown job ids: the controller does not answer."""
 
 
 def controller_problem() -> str | None:
@@ -218,163 +202,3 @@ def run_member_job(sweep_dir: str, member_id: str) -> str:
                           time_min=(manifest.get("launcher") or {}).get("slurm_time", 120))
         folder.write_member_status(member_id, status)
     return status["status"]
-
-
-# -- following the jobs ----------------------------------------------------------------------------------
-def _expand(record: str) -> list[str]:
-    """sacct's ``123_[1-3,5%2]`` into ``123_1 123_2 123_3 123_5``; other ids as they are."""
-    found = re.fullmatch(r"(\d+)_\[([\d,\-]+)(%\d+)?\]", record)
-    if not found:
-        return [record]
-    tasks = []
-    for part in found.group(2).split(","):
-        low, _, high = part.partition("-")
-        tasks += range(int(low), int(high or low) + 1)
-    return [f"{found.group(1)}_{task}" for task in tasks]
-
-
-def _squeue(ids: list[str], reasons: dict[str, str] | None = None) -> dict[str, str]:
-    """The jobs' states; the reasons of the pending ones go into ``reasons``."""
-    answer = _command(["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T|%r",
-                       f"--jobs={','.join(ids)}"])  # all: ended jobs too, until SLURM forgets them
-    if answer.returncode != 0:
-        if "invalid job id" in answer.stderr.lower():
-            return {}  # none of them is known any more
-        raise Unreachable(f"squeue: {_last_line(answer.stderr)}")
-    states = {}
-    for line in answer.stdout.splitlines():
-        job_id, _, rest = line.strip().partition("|")
-        state, _, reason = rest.partition("|")
-        if state:
-            states[job_id] = state
-            if reasons is not None and state == "PENDING" and reason and reason != "None":
-                reasons[job_id] = reason
-    return states
-
-
-class _Accounting:
-    """sacct, for jobs squeue no longer lists; without accounting it fails, which is said once."""
-
-    def __init__(self) -> None:
-        self.said = False
-
-    def states(self, ids: list[str]) -> dict[str, str]:
-        arrays = sorted({job_id.split("_")[0] for job_id in ids})
-        answer = _command(["sacct", "--noheader", "--parsable2", "--allocations", "--format=JobID,State",
-                           f"--jobs={','.join(arrays)}"])
-        if answer.returncode != 0:
-            if not self.said:
-                logger.info("sacct: %s; jobs that squeue no longer lists count as ended",
-                            _last_line(answer.stderr))
-                self.said = True
-            return {}
-        exact, ranged = {}, {}
-        for line in answer.stdout.splitlines():
-            record, _, state = line.partition("|")
-            state = state.split()[0] if state.split() else "UNKNOWN"  # "CANCELLED by 0"
-            target = ranged if "[" in record else exact  # a task's own record wins over its range's
-            target |= {job_id: state for job_id in _expand(record.strip())}
-        return ranged | exact
-
-
-def _local_state(job_id: str) -> str:
-    """A submitit local job (its id is its controller's pid) runs while that process does."""
-    try:
-        stat = Path(f"/proc/{int(job_id)}/stat").read_text()
-        cmdline = Path(f"/proc/{int(job_id)}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return "COMPLETED"
-    return "COMPLETED" if stat.rsplit(")", 1)[-1].split()[0] == "Z" or b"submitit" not in cmdline else "RUNNING"
-
-
-def job_states(ids: list[str], *, local: bool, accounting: _Accounting | None = None,
-               reasons: dict[str, str] | None = None) -> dict[str, str]:
-    """Every job's state: SLURM's name (squeue, else sacct), or :data:`GONE`; the pending jobs' reasons
-    go into ``reasons``. Raises :class:`Unreachable` when the controller does not answer."""
-    if local:
-        return {job_id: _local_state(job_id) for job_id in ids}
-    states = _squeue(ids, reasons) if ids else {}
-    missing = [job_id for job_id in ids if job_id not in states]
-    if missing:
-        states |= {job_id: state for job_id, state in (accounting or _Accounting()).states(missing).items()
-                   if job_id in missing}
-    return {job_id: states.get(job_id, GONE) for job_id in ids}
-
-
-def active(state: str) -> bool:
-    return state not in ENDED_STATES
-
-
-def written_by(status: dict | None, job_id: str) -> bool:
-    """Whether ``status`` is a final one written by the job ``job_id`` (not by an earlier attempt)."""
-    return (status or {}).get("status") in FINAL and str((status or {}).get("job_id")) == str(job_id)
-
-
-def _ended(folder: SweepFolder, member: str, job_id: str, state: str) -> dict:
-    """The member's status once its job is over: its own, else interrupted with the job's state."""
-    status = folder.member_status(member)
-    if written_by(status, job_id):
-        return status
-    how = "is no longer known to SLURM" if state == GONE else f"ended ({state})"
-    status = (status or {}) | {"status": "interrupted", "job_id": job_id,
-                               "error": f"job {job_id} {how} before the member finished; resume with: "
-                                        f"python sweep.py --resume {folder.path}"}
-    folder.write_member_status(member, status)
-    return status
-
-
-def pending_reasons(ids: list[str], *, local: bool) -> dict[str, str]:
-    """Why each of the pending jobs ``ids`` waits (squeue's reason); empty when SLURM does not say."""
-    reasons: dict[str, str] = {}
-    if ids and not local:
-        try:
-            job_states(ids, local=False, reasons=reasons)
-        except Unreachable:
-            return {}
-    return reasons
-
-
-def _never_starts(folder: SweepFolder, member: str, job_id: str, reason: str, settings: SlurmSettings) -> dict:
-    """A job whose reason will not resolve: one line, the job cancelled, the member failed with it."""
-    flag = hint(reason, settings)
-    logger.error("%s: job %s cannot start (SLURM: %s): %s; then: python sweep.py --resume %s --retry-failed",
-                 member, job_id, reason, flag, folder.path)
-    _command(["scancel", job_id])
-    status = (folder.member_status(member) or {}) | {
-        "status": "failed", "job_id": job_id, "finished": now(),
-        "error": f"job {job_id} could not start (SLURM: {reason}): {flag}; cancelled"}
-    folder.write_member_status(member, status)
-    return status
-
-
-def wait(folder: SweepFolder, jobs: dict[str, str], *, local: bool, settings: SlurmSettings | None = None,
-         on_end=lambda member, status: None, watch: ControllerWatch | None = None) -> None:
-    """Until every member's job (``jobs``: job id by member id) is over; see the module docstring. A job
-    pending for a reason that waiting does not cure ends its member (failed, job cancelled)."""
-    remaining, started = dict(jobs), time.monotonic()
-    accounting, watch = _Accounting(), watch or ControllerWatch()
-    settings = settings or SlurmSettings()
-    while remaining:
-        reasons: dict[str, str] = {}
-        try:
-            states = job_states(list(remaining.values()), local=local, accounting=accounting, reasons=reasons)
-            watch.answered()
-        except Unreachable as err:
-            if watch.failed(str(err)) > UNREACHABLE_LIMIT_S:
-                raise UserError(f"SLURM has not answered for {UNREACHABLE_LIMIT_S // 60} minutes ({err}); the jobs "
-                                f"may still run: follow them with python sweep.py --status {folder.path} --wait") from None
-            states = {}
-        worrying = any(reason_code(reason) in NEVER for reason in reasons.values())
-        partition = partition_of(settings.partition) if worrying else None
-        for member, job_id in list(remaining.items()):
-            state = states.get(job_id)
-            if job_id in reasons and hopeless(reasons[job_id], partition):
-                on_end(member, _never_starts(folder, member, job_id, reasons[job_id], settings))
-                del remaining[member]
-                continue
-            if state is None or active(state) or folder.member_running(member):
-                continue
-            on_end(member, _ended(folder, member, job_id, state))
-            del remaining[member]
-        if remaining:
-            time.sleep(min(30.0, 2.0 + (time.monotonic() - started) / 30))

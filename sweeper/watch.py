@@ -41,11 +41,17 @@ def activity(plan: Plan) -> str:
     _, dollar, command = text.rpartition("\n$ ")
     if not dollar:
         return "starting"
-    step = next((step.name for step in plan.steps if command.startswith(step.shell())), "a step")
+    step = next((step.name for step in plan.steps if command.startswith(step.shell())), None) or script_of(command)
     if step != "train":
         return step
     epochs = EPOCH.findall(command)
     return f"train epoch {epochs[-1][0]}/{epochs[-1][1]}" if epochs else "train"
+
+
+def script_of(command: str) -> str:
+    """The script a logged command runs (a step rebuilt on resume, with fewer analyses, is named so)."""
+    words = command.split("\n", 1)[0].split()
+    return Path(words[1]).name if len(words) > 1 else "a step"
 
 
 def eta(member_seconds: list[float], remaining: int, jobs: int, *, under_way: list[float] = ()) -> str:

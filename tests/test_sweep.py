@@ -429,7 +429,9 @@ def test_attempts_keep_requeues_by_cause_and_the_time_of_every_attempt():
                 "requeues": {"time_limit": 12}}
     history = carried(previous, job_id="7_0", restarts=12, seen=0.0)
     assert history == {"attempts": 12, "requeues": {"time_limit": 12, "preemption": 0, "node_failure": 0},
-                       "total_seconds": 410.5}
+                       "total_seconds": 410.5, "steps": {}}
+    steps = {"train": {"code": 0, "seconds": 400.0, "total_seconds": 400.0}}
+    assert carried(previous | {"steps": steps}, job_id="7_0", restarts=12, seen=0.0)["steps"] == steps
     # SLURM requeued the job after SIGTERM (scontrol requeue, a pre-emption): the attempt said interrupted
     interrupted = previous | {"status": "interrupted"}
     assert carried(interrupted, job_id="7_0", restarts=13, seen=0.0)["requeues"]["preemption"] == 1

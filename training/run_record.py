@@ -15,13 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision
 
 import schema
 from utils.version import TOOL_VERSION
 
 
 def library_versions() -> dict:
+    import torchvision  # the models and datasets import it when they need it; the record names its version
+
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,

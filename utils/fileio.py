@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-import torch
-
 from utils.errors import UserError
 
 TEMP_SUFFIX = ".tmp"
@@ -86,4 +84,6 @@ def atomic_savefig(figure, stem: str | os.PathLike, formats: tuple[str, ...] = (
 
 def atomic_torch_save(path: str | os.PathLike, obj: Any) -> Path:
     """``torch.save`` ``obj`` atomically."""
+    import torch  # the result schema writes JSON through this module and needs no torch
+
     return atomic_write(path, lambda handle: torch.save(obj, handle))
