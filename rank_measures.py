@@ -38,10 +38,12 @@ from analyses import pgdl, zoo, zoo_targets
 from analyses.dse import sigma_value
 from comparison import measures
 from comparison import pgdl as pgdl_scoring
+from comparison.correlations import BOOTSTRAP
 from comparison.hparams import write_views
-from comparison.ranking import BOOTSTRAP, Ranked, Weighting, factor_columns, ranked
+from comparison.ranking import Ranked, Weighting, factor_columns, ranked
 from comparison.ranking_report import report_markdown
 from comparison.robust import MIN_ESS
+from comparison.targets import TARGETS
 from plotting import ranking as figures
 from plotting.common import style
 from sweeper.calls import LAUNCHERS, CallLaunch, run_calls
@@ -67,7 +69,7 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-unconverged", action="store_true", help="Keep the runs that reached their --epochs cap without their --stop-train-loss/--stop-train-acc criterion in the gap targets [default = off: they are left out of gen_gap and loss_gap, and named].")
     p.add_argument("--epoch", type=int, default=None, help="The snapshot of each run to measure [default = each run's last].")
     p.add_argument("--out", default=None, help="Where measures.csv, ranking.csv, the figures, report.md and the zoo's results (models/) go [default = <first input>/measures, else ./measures].")
-    p.add_argument("--targets", nargs="+", choices=tuple(measures.TARGETS), default=None, help="The targets to rank against [default = every one the models have].")
+    p.add_argument("--targets", nargs="+", choices=tuple(TARGETS), default=None, help="The targets to rank against [default = every one the models have].")
     p.add_argument("--top", type=int, default=4, help="How many of the best measures the scatter figures show [default = 4].")
     p.add_argument("--analyses", nargs="+", choices=tuple(dict.fromkeys((*zoo.ANALYSES, *pgdl.choices()))), default=None, help=f"What is computed for zoo models [default = {' '.join(zoo.DEFAULT_ANALYSES)}, and dse with --probe-dataset] and for PGDL models [default = {' '.join(pgdl.choices())}].")
     p.add_argument("--probe-dataset", default=None, help="DSE and DSMI(Z; Y) of zoo models on this dataset's images (upscaled to 224x224; the 1000-class head is kept) [default = none].")
@@ -225,7 +227,7 @@ def draw(table, ranking, top: int, environments=None) -> list[tuple[str, object]
     varying = [c for c in factor_columns(table) if table.drop_duplicates("model")[c].astype(str).nunique() > 1]
     color_by = varying[0] if varying else None
     targets = list(dict.fromkeys(ranking.target))
-    labels = {name: measures.TARGETS[name].short for name in targets}
+    labels = {name: TARGETS[name].short for name in targets}
     title = describe(table)
     points = table.assign(point=table.label)
     if color_by and len(varying) == 1:  # the colour says the setting: a run's point needs only its seed

@@ -130,7 +130,7 @@ def value_of(search) -> float | None:
     """The value a search found, or None when every try down to the smallest rose past the window (the
     perturbation at its smallest, ``eps`` alone for the magnitude-aware forms, already raises the error
     too much: the measure is undefined, not the last try's)."""
-    return None if search.never_below else search.value
+    return None if search.never_below or search.value <= 0 else search.value
 
 
 def flatness_of(search) -> float | None:

@@ -9,13 +9,12 @@ import math
 import os
 from pathlib import Path
 
-from comparison.measures import KNOWN, TARGETS
+from comparison.correlations import BOOTSTRAP, MIN_GROUPS
+from comparison.measures import KNOWN
 from comparison.ranking import (
     BASELINE,
-    BOOTSTRAP,
     HOEFFDING,
     LEVEL,
-    MIN_GROUPS,
     MIN_MODELS,
     SEED,
     UNBOUNDED,
@@ -23,6 +22,7 @@ from comparison.ranking import (
     Evidence,
 )
 from comparison.robust import MIN_ESS, MIN_WEIGHT, ROBUST_ERROR
+from comparison.targets import TARGETS
 
 REFERENCES = (
     "Gamba, Carlsson, Azizpour, Björkman, \"Hyperplane Arrangements of Trained ConvNets Are Biased\", 2020 "

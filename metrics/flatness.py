@@ -145,9 +145,9 @@ def search(judge: Callable[[float, bool], Trial], *, lower: float = LOWER, upper
     trials: list[Trial] = []
     low, high = (lower, 0.0), (upper, None)
     value, moved = (lower + upper) / 2.0, []
-    if lower_first:
+    if lower_first:  # within the window at ``lower`` is no answer: a larger value may be within it too
         trials.append(judge(lower, False))
-        if trials[-1].outcome != BELOW:
+        if trials[-1].outcome == ABOVE:
             return Search(lower, tuple(trials), (lower, upper))
         low = (lower, trials[-1].guess)
     for step in range(len(trials), depth):

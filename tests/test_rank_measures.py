@@ -15,7 +15,7 @@ import pytest
 from scipy import stats
 
 import rank_measures
-from comparison import outcomes
+from comparison import correlations, outcomes
 from comparison import ranking as ranking_stats
 from comparison.measures import expected_sign, load_measures, size_scaling
 from comparison.ranking import Weighting
@@ -140,7 +140,7 @@ def test_the_granulated_coefficient_by_hand_on_a_2x2_grid():
     # and one disagrees (tau +1, -1): psi(lr) = 0. Overall: (1 + 0) / 2.
     frame = pd.DataFrame({"lr": [0.01, 0.01, 0.1, 0.1], "noise": [0.0, 0.5, 0.0, 0.5], "seed": [0] * 4,
                           "x": [4.0, 1.0, 5.0, 2.0], "y": [90.0, 20.0, 95.0, 10.0]})
-    overall, per_axis = ranking_stats.granulated_kendall(frame, ["lr", "noise"])
+    overall, per_axis = correlations.granulated_kendall(frame, ["lr", "noise"])
     assert per_axis == pytest.approx({"noise": 1.0, "lr": 0.0})
     assert overall == pytest.approx(0.5)
 
@@ -148,11 +148,11 @@ def test_the_granulated_coefficient_by_hand_on_a_2x2_grid():
 def test_jiang_s_tau_counts_ties_as_0_where_tau_b_leaves_them_out():
     # Pairs of (x, y): (1, 1)-(1, 2) a tie in x: 0; (1, 1)-(2, 3): +1; (1, 2)-(2, 3): +1. Mean 2/3; tau-b
     # divides the 2 concordant pairs by sqrt(2 untied in x * 3 untied in y) instead.
-    assert ranking_stats.jiang_tau([1.0, 1.0, 2.0], [1.0, 2.0, 3.0]) == pytest.approx(2 / 3)
-    assert ranking_stats.kendall_tau_b([1.0, 1.0, 2.0], [1.0, 2.0, 3.0]) == pytest.approx(2 / np.sqrt(6))
-    assert ranking_stats.jiang_tau([5.0, 5.0, 5.0], [1.0, 2.0, 3.0]) == 0.0  # a constant measure
-    assert ranking_stats.jiang_tau([3.0, 2.0, 1.0], [1.0, 2.0, 3.0]) == -1.0
-    assert np.isnan(ranking_stats.jiang_tau([1.0], [2.0]))  # no pair
+    assert correlations.jiang_tau([1.0, 1.0, 2.0], [1.0, 2.0, 3.0]) == pytest.approx(2 / 3)
+    assert correlations.kendall_tau_b([1.0, 1.0, 2.0], [1.0, 2.0, 3.0]) == pytest.approx(2 / np.sqrt(6))
+    assert correlations.jiang_tau([5.0, 5.0, 5.0], [1.0, 2.0, 3.0]) == 0.0  # a constant measure
+    assert correlations.jiang_tau([3.0, 2.0, 1.0], [1.0, 2.0, 3.0]) == -1.0
+    assert np.isnan(correlations.jiang_tau([1.0], [2.0]))  # no pair
 
 
 def test_a_measure_that_follows_one_axis_of_a_3x3_grid_gets_half_and_a_constant_one_0():
@@ -162,13 +162,13 @@ def test_a_measure_that_follows_one_axis_of_a_3x3_grid_gets_half_and_a_constant_
     # dropped, psi(lr) undefined and left out: Psi 1.0.
     frame = pd.DataFrame([{"width": w, "lr": lr, "seed": 0, "x": float(w), "y": w / 8 + 10 * lr}
                           for w in (8, 16, 32) for lr in (0.01, 0.02, 0.04)])
-    overall, per_axis = ranking_stats.granulated_kendall(frame, ["width", "lr"])
+    overall, per_axis = correlations.granulated_kendall(frame, ["width", "lr"])
     assert per_axis == pytest.approx({"width": 1.0, "lr": 0.0}) and overall == pytest.approx(0.5)
-    constant, per_axis = ranking_stats.granulated_kendall(frame.assign(x=1.0), ["width", "lr"])
+    constant, per_axis = correlations.granulated_kendall(frame.assign(x=1.0), ["width", "lr"])
     assert constant == 0.0 and per_axis == {"width": 0.0, "lr": 0.0}
     # A group with one value of the axis (a seed's lone run) holds no pair along it and does not count.
     lone = pd.concat([frame, frame.iloc[:1].assign(seed=1)])
-    assert ranking_stats.granulated_kendall(lone, ["width", "lr"])[0] == pytest.approx(0.5)
+    assert correlations.granulated_kendall(lone, ["width", "lr"])[0] == pytest.approx(0.5)
 
 
 def test_the_granulated_coefficient_of_a_real_2x2_family(tmp_path):
@@ -186,18 +186,18 @@ def test_the_bootstrap_resamples_settings_and_matches_scipy_on_every_draw():
     rng = np.random.default_rng(3)
     groups = np.repeat(["a", "b", "c", "d", "e"], 2)
     x, y = rng.normal(size=10).round(1), rng.normal(size=10).round(1)  # rounding makes ties
-    counts = ranking_stats.bootstrap_counts(groups, resamples=50, seed=1)
+    counts = correlations.bootstrap_counts(groups, resamples=50, seed=1)
     assert counts.shape == (50, 10)
     assert np.array_equal(counts[:, 0::2], counts[:, 1::2])  # the two models of a setting come together
     assert np.all(counts.sum(axis=1) == 10)  # five settings of two models drawn per resample
-    taus, rhos = ranking_stats.counted_kendall(counts, x, y), ranking_stats.counted_spearman(counts, x, y)
+    taus, rhos = correlations.counted_kendall(counts, x, y), correlations.counted_spearman(counts, x, y)
     for draw in range(50):
         repeat = counts[draw].astype(int)
         xs, ys = np.repeat(x, repeat), np.repeat(y, repeat)
         if len(np.unique(xs)) > 1 and len(np.unique(ys)) > 1:
             assert taus[draw] == pytest.approx(stats.kendalltau(xs, ys).statistic, abs=1e-12)
             assert rhos[draw] == pytest.approx(stats.spearmanr(xs, ys).statistic, abs=1e-12)
-    two = ranking_stats.correlate(x[:4], y[:4], ["a", "a", "b", "b"], resamples=100)
+    two = correlations.correlate(x[:4], y[:4], ["a", "a", "b", "b"], resamples=100)
     assert np.isnan(two["tau_low"])  # two settings make no interval
 
 

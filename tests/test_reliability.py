@@ -208,8 +208,10 @@ def test_temp_files_are_never_read_as_results_and_train_clears_them(digits_run, 
 
 # -- a full disk ---------------------------------------------------------------------------------------
 # File writes outside utils/fileio.py (which owns them); savefig into atomic_write's handle is fine.
-DIRECT_WRITE = re.compile(r"json\.dump\(|torch\.save\(|np\.save|\.savefig\((?!handle)|\.write_(text|bytes)\("
-                          r"|open\([^)]*[\"'][wax]b?\+?[\"']")
+# A direct write of a file: json.dump, torch.save, np.save or savefig not into atomic_write's handle, Path.write_*,
+# open() for writing (os.fdopen of a pipe is no file)
+DIRECT_WRITE = re.compile(r"json\.dump\(|torch\.save\(|np\.save\((?!handle)|\.savefig\((?!handle)"
+                          r"|\.write_(text|bytes)\(|(?<!fd)open\([^)]*[\"'][wax]b?\+?[\"']")
 
 
 def test_every_result_snapshot_and_figure_is_written_through_utils_fileio():
