@@ -75,14 +75,14 @@ MEASURES = {
 def pacbayes_searches(model, inputs, labels, settings: FieldSettings) -> tuple[dict, float]:
     """``({"pacbayes", "pacbayes_mag"}: Search, the model's accuracy on the samples)``."""
     _, weights = flatness.flat_parameters(model)
-    correct = flatness.stacked_correct(model, inputs, labels)
+    correct = flatness.stacked_correct(model, inputs, labels, order_seed=settings.seed)
     with torch.no_grad():
         base = float(sum(counts[0] for counts, _ in correct(weights[None]))) / len(inputs)
     searches = {}
     for key, eps in (("pacbayes", None), ("pacbayes_mag", flatness.MAGNITUDE_EPS)):
         judge = flatness.pacbayes_judge(correct, weights, base_accuracy=base, samples=len(inputs),
                                         draws=settings.mc_samples, seed=settings.seed, magnitude_eps=eps,
-                                        target=settings.target)
+                                        target=settings.target, confidence=flatness.CONFIDENCE)
         searches[key] = flatness.search(judge, target=settings.target)
     return searches, base
 
@@ -173,6 +173,7 @@ class Sharpness(FieldMeasure):
                 "settings": {"target_rise": settings.target, "precision": flatness.TOLERANCE,
                              "bounds": [flatness.LOWER, flatness.UPPER], "depth": flatness.DEPTH,
                              "mc_samples": settings.mc_samples, "seed": settings.seed,
+                             "early_decision_confidence": flatness.CONFIDENCE,
                              "magnitude_eps": flatness.MAGNITUDE_EPS, "radius": settings.radius,
                              "ascent_steps": settings.ascent_steps},
                 "searches": {key: search.record() for key, search in searches.items()},

@@ -39,6 +39,7 @@ TARGET = 0.1  # the rise of the 0-1 training error (the reference's accuracy_dis
 TOLERANCE = 0.01  # how close the rise must come to the target (the reference's displacement_tolerance)
 LOWER, UPPER, DEPTH = 0.0, 2.0, 15  # the reference's search bounds and depth
 DRAWS = 10  # the reference's montecarlo_samples
+CONFIDENCE = 1e-4  # the chance that a try decided before the end is decided otherwise than by all the samples
 MAGNITUDE_EPS = 1e-3  # Jiang's eps of the magnitude-aware perturbation
 BELOW, WITHIN, ABOVE = -1, 0, 1  # a trial's outcome: the rise is short of, within, or beyond the window
 OUTCOMES = {BELOW: "below", WITHIN: "within", ABOVE: "above"}
@@ -211,7 +212,7 @@ def flat_parameters(model: nn.Module) -> tuple[ParameterLayout, torch.Tensor]:
 CorrectCounts = Callable[[torch.Tensor], Iterator[tuple[torch.Tensor, int]]]
 
 
-def batch_bounds(samples: int, *, first: int = 128, largest: int = 128) -> list[tuple[int, int]]:
+def batch_bounds(samples: int, *, first: int = 32, largest: int = 128) -> list[tuple[int, int]]:
     """``(start, stop)`` of the batches the samples are evaluated in: small first (a try far from the
     window is decided after a few), then doubling up to ``largest`` (128: on 2 CPU cores a LeNet's and a
     ConvNet's forward pass costs least per sample in batches of about 128)."""
@@ -229,15 +230,19 @@ def channels_last(tensor: torch.Tensor) -> torch.Tensor:
 
 
 def stacked_correct(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *,
-                    vectorize: bool | None = None) -> CorrectCounts:
+                    vectorize: bool | None = None, order_seed: int | None = None) -> CorrectCounts:
     """``stack (S, P) -> iterator of (correct (S,), batch size)``: for each batch of ``inputs`` ``(N, ...)``
     in turn (:func:`batch_bounds`), how many of its samples each parameter vector of the stack
     classifies as ``targets`` ``(N,)`` (the model in eval mode). ``vectorize``: the vectors of the stack
     evaluated together under ``vmap`` (default: on a GPU; on 2 CPU cores a loop over them was faster
-    for a LeNet, benchmarks/bench_sharpness.py), else one ``functional_call`` each."""
+    for a LeNet, benchmarks/bench_sharpness.py), else one ``functional_call`` each. ``order_seed``: the
+    samples in a seeded random order (the judge's statistical early decision needs one)."""
     layout, _ = flat_parameters(model)
     buffers = dict(model.named_buffers())
     vectorize = inputs.is_cuda if vectorize is None else vectorize
+    if order_seed is not None:  # any first samples are then a uniformly random draw of them
+        order = torch.randperm(len(inputs), generator=torch.Generator().manual_seed(order_seed)).to(inputs.device)
+        inputs, targets = inputs[order], targets[order]
     last = not vectorize and not inputs.is_cuda  # the channels-last format, where it pays (the CPU)
     inputs = channels_last(inputs) if last else inputs
 
@@ -260,13 +265,33 @@ def stacked_correct(model: nn.Module, inputs: torch.Tensor, targets: torch.Tenso
     return batches
 
 
+def serfling_radius(seen: int, samples: int, delta: float) -> float:
+    """The ``t`` such that the mean of ``seen`` of ``samples`` values in ``[0, 1]``, drawn uniformly
+    without replacement, is within ``t`` of the mean of all of them with probability at least
+    ``1 - delta``: ``sqrt(log(2 / delta) (1 - (seen - 1) / samples) / (2 seen))`` (Serfling 1974,
+    "Probability inequalities for the sum in sampling without replacement", Hoeffding's bound with
+    the finite-population factor); 0 once every value is seen."""
+    if seen >= samples:
+        return 0.0
+    return math.sqrt(math.log(2.0 / delta) * (1.0 - (seen - 1) / samples) / (2.0 * seen))
+
+
 def pacbayes_judge(correct: CorrectCounts, weights: torch.Tensor, *, base_accuracy: float, samples: int,
                    draws: int = DRAWS, seed: int = 0, magnitude_eps: float | None = None,
-                   target: float = TARGET, tolerance: float = TOLERANCE) -> Callable[[float, bool], Trial]:
+                   target: float = TARGET, tolerance: float = TOLERANCE,
+                   confidence: float | None = None) -> Callable[[float, bool], Trial]:
     """``(sigma, last) -> Trial``: where the expected accuracy displacement of the perturbed weights
     falls. ``weights``: ``(P,)``; ``correct``: :func:`stacked_correct` over ``samples`` samples on which
     the unperturbed model's accuracy is ``base_accuracy``; the ``draws`` standard normal draws are
-    fixed by ``seed``; ``magnitude_eps``: the magnitude-aware perturbation (None: isotropic)."""
+    fixed by ``seed``; ``magnitude_eps``: the magnitude-aware perturbation (None: isotropic).
+
+    A try is decided before the end when the samples seen settle it: for sure, when the unseen ones, all
+    right or all wrong, cannot move the displacement across the window; and, with ``confidence``
+    ``delta`` (the samples being in a uniformly random order: ``stacked_correct``'s ``order_seed``),
+    when the accuracy over the samples seen, within :func:`serfling_radius`, puts the whole sample's
+    displacement on one side of the window with probability at least ``1 - delta``. Either way only
+    the tries near the window are evaluated whole; the second decides the tries far from it after a
+    few dozen samples."""
     generator = torch.Generator().manual_seed(seed)
     noise = torch.randn((draws, weights.numel()), generator=generator, dtype=weights.dtype).to(weights.device)
     total = draws * samples
@@ -278,7 +303,11 @@ def pacbayes_judge(correct: CorrectCounts, weights: torch.Tensor, *, base_accura
             counts += batch.double().cpu()
             seen += size
             right = float(counts.sum())
-            bounds = rise_bounds(right / total, (right + draws * (samples - seen)) / total, base_accuracy)
+            low, high = right / total, (right + draws * (samples - seen)) / total
+            if confidence is not None:
+                radius = serfling_radius(seen, samples, confidence)
+                low, high = max(low, right / (draws * seen) - radius), min(high, right / (draws * seen) + radius)
+            bounds = rise_bounds(low, high, base_accuracy)
             decided = outcome(bounds[0], target=target, tolerance=tolerance)
             if not last and seen < samples and decided != WITHIN and \
                     decided == outcome(bounds[1], target=target, tolerance=tolerance):

@@ -116,6 +116,21 @@ def test_digits_is_offline_and_its_statistics_fit():
     assert np.all(np.abs(test_counts - 0.25 * all_counts) <= 1)  # stratified test split
 
 
+def test_the_digits_read_without_scikit_learn_are_scikit_learn_s_with_its_split():
+    """The CSV read directly, and the stored test indices, equal load_digits() and train_test_split's."""
+    from sklearn.datasets import load_digits
+
+    from datasets import digits
+
+    images, targets = digits.bundled_digits()
+    reference = load_digits()
+    assert np.array_equal(images, reference.images) and np.array_equal(targets, reference.target)
+    stored = digits.train_test_indices(targets)
+    computed = digits.split_by_scikit_learn(targets)
+    assert all(np.array_equal(a, b) for a, b in zip(stored, computed))
+    assert len(stored[1]) == 450 and not set(stored[0]) & set(stored[1])
+
+
 def test_every_registered_spec_is_consistent():
     for name in datasets.list_datasets():
         spec = datasets.get_dataset_spec(name)

@@ -119,6 +119,39 @@ def test_a_search_whose_smallest_perturbation_already_rises_too_far_is_undefined
     assert found.reached and not found.never_below and found.trials[0].value == 0.0
 
 
+def test_serfling_s_radius_by_hand():
+    assert flatness.serfling_radius(100, 1000, 1e-4) == pytest.approx(math.sqrt(math.log(2e4) * 0.901 / 200))
+    assert flatness.serfling_radius(1000, 1000, 1e-4) == 0.0
+    assert flatness.serfling_radius(10, 20, 0.1) < flatness.serfling_radius(10, 10**6, 0.1)  # the finite population
+
+
+def threshold_population(samples: int, seed: int = 0):
+    """A stand-in for ``stacked_correct``: sample i is right under a perturbation u (a stack of one
+    parameter) when ``|u| < c_i``, the c_i spread over (0, 1], in the batches of ``batch_bounds``."""
+    limits = torch.rand(samples, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + 1e-3
+
+    def correct(stack: torch.Tensor):
+        for start, stop in flatness.batch_bounds(samples):
+            yield (stack.abs() < limits[start:stop][None, :]).sum(dim=1), stop - start
+
+    return correct
+
+
+def test_a_try_decided_with_confidence_is_decided_as_all_the_samples_decide_it_sooner():
+    """Far from the window the statistical decision comes after a few dozen samples, where the sure one
+    needs a sixth of them; every outcome equals the whole sample's."""
+    samples, weights = 2000, torch.zeros(1, dtype=torch.float64)
+    correct = threshold_population(samples)
+    kwargs = {"base_accuracy": 1.0, "samples": samples, "draws": 10, "seed": 3}
+    sure = flatness.pacbayes_judge(correct, weights, **kwargs)
+    quick = flatness.pacbayes_judge(correct, weights, confidence=1e-4, **kwargs)
+    for sigma in (2.0, 1.0, 0.5, 0.3, 0.2, 0.12, 0.1, 0.08, 0.05, 0.02, 0.01):
+        whole, fast, slow = sure(sigma, True), quick(sigma, False), sure(sigma, False)
+        assert fast.outcome == slow.outcome == whole.outcome
+        assert fast.done <= slow.done
+    assert quick(2.0, False).done < 0.05 < sure(2.0, False).done
+
+
 def two_logits(a: float) -> nn.Module:
     """A linear model whose two logits are ``a x`` and ``-a x`` on the input ``x = 1`` (label 0)."""
     model = nn.Linear(1, 2, bias=False)
