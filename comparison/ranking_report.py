@@ -143,8 +143,10 @@ def evidence_lines(found: Evidence) -> list[str]:
         lines.append(f"{target.short}: **no environment is judged**: {found.weighted} of {found.environments} carry "
                      f"weight, but none has an effective sample size of {found.min_ess:g} or more (the largest: "
                      f"{found.largest_ess:.1f}; an environment pairs every model of one setting with every model of "
-                     "the other, so one seed per setting gives it one pair). No measure is marked robust against it; "
-                     "more seeds per setting give environments more pairs (`--min-ess` lowers the threshold).")
+                     f"the other, so {found.seeds} seed(s) per setting give it at most {found.seeds ** 2} pair(s), "
+                     "fewer where some pairs' targets differ too little to carry weight). No measure is marked "
+                     "robust against it; more seeds per setting give environments more pairs (`--min-ess` lowers the "
+                     "threshold).")
     return lines
 
 

@@ -1,8 +1,19 @@
-"""Test setup: run from the repository root on the CPU, with a private torch hub cache."""
+"""Test setup: run from the repository root on the CPU, with a private torch hub cache.
+
+Under pytest-xdist (``make test``: ``-n auto --dist loadgroup``) the cores are shared among the
+workers (torch's threads, and ``OMP_NUM_THREADS`` for the subprocesses the tests start: two workers
+with two threads each on two cores are several times slower than one thread each), each test file
+runs on one worker (its module fixtures are built once), the tests that use the one SLURM cluster run
+one after another on one worker, and the session fixtures are built once for all workers
+(:func:`shared`).
+"""
 from __future__ import annotations
 
+import fcntl
 import os
+import pickle
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +23,37 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
+if WORKERS > 1:
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)
+torch.set_num_threads(THREADS)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist: one group per test file, and one for every test that needs SLURM."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        group = "slurm" if item.get_closest_marker("slurm") else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
+
+
+def shared(tmp_path_factory, name: str, build: Callable[[Path], object]):
+    """``build(folder)`` once per session, whatever the number of workers: the first worker to ask builds
+    it in a folder every worker of the session sees, the others wait for it and reuse its result (which
+    must pickle). Treat what it builds as read-only."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build(tmp_path_factory.mktemp(name))
+    root = tmp_path_factory.getbasetemp().parent  # the session's, above each worker's own
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        stored = root / f"{name}.pickle"
+        if stored.is_file():
+            return pickle.loads(stored.read_bytes())
+        result = build(Path(tmp_path_factory.mktemp(name)))
+        stored.write_bytes(pickle.dumps(result))
+        return result
 
 
 @pytest.fixture(autouse=True)
@@ -37,11 +78,13 @@ def digits_run(tmp_path_factory):
     """
     from tests.train_helpers import run_dir, run_train
 
-    root = tmp_path_factory.mktemp("digits_run")
-    code = run_train(root, "--arch", "lenet", "--dataset", "digits", "--seed", "0", "--optimizer", "adam",
-                     "--lr", "0.003", "--batch-size", "32", "--epochs", "3", "--snapshot-every", "1")
-    assert code == 0
-    return run_dir(root)
+    def build(root: Path) -> Path:
+        code = run_train(root, "--arch", "lenet", "--dataset", "digits", "--seed", "0", "--optimizer", "adam",
+                         "--lr", "0.003", "--batch-size", "32", "--epochs", "3", "--snapshot-every", "1")
+        assert code == 0
+        return run_dir(root)
+
+    return shared(tmp_path_factory, "digits_run", build)
 
 
 @pytest.fixture(scope="session")
@@ -50,5 +93,4 @@ def grid_2x2(tmp_path_factory):
     run once with --jobs 2: ``(root, exit code)``, the sweep being ``<root>/grid``. Treat it as read-only."""
     from tests.sweep_helpers import GRID, run_sweep
 
-    root = tmp_path_factory.mktemp("sweeps")
-    return root, run_sweep(root, "--name", "grid", *GRID, "--jobs", "2")
+    return shared(tmp_path_factory, "sweeps", lambda root: (root, run_sweep(root, "--name", "grid", *GRID, "--jobs", "2")))
