@@ -18,17 +18,19 @@ $(STAMP): requirements.txt requirements-dev.txt
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# Every test, the slow end-to-end tier included (CI runs this), on every core (pytest-xdist: one worker
-# per core, a test file per worker, the SLURM tests on one; tests/conftest.py). pytest exits 5 when it
-# collects no test; make treats that as a failure too. PYTEST_WORKERS=0 runs them in this process.
+# Every test, the slow end-to-end tier included (CI runs this): first on every core (pytest-xdist: one
+# worker per core, a test file per worker; tests/conftest.py), then the tests that use the one SLURM
+# cluster, in one process as a user's jobs would meet it. pytest exits 5 when it collects no test; make
+# treats that as a failure too. PYTEST_WORKERS=0 runs the first part in this process too.
 PYTEST_WORKERS ?= auto
 PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 test: $(STAMP)
-	$(PYTEST)
+	$(PYTEST) -m "not slurm"
+	$(PY) -m pytest -m slurm
 
-# Skip the tests marked slow, for quick iterations.
+# Skip the tests marked slow and the SLURM tests, for quick iterations.
 test-fast: $(STAMP)
-	$(PYTEST) -m "not slow"
+	$(PYTEST) -m "not slow and not slurm"
 
 demo: $(STAMP)
 	$(PY) demo.py

@@ -285,15 +285,19 @@ def table_rows(run) -> list[tuple]:
             if schema.finite(v)]
 
 
-# For the ranking of measures (comparison/measures.py): what each measure is, and its expected sign.
+# For the ranking of measures (comparison/measures.py): what each measure is, and its expected sign. The
+# probe is drawn from the validation split, else the test split: images the model was not trained on.
+HELD_OUT = "held-out"
 MEASURES = {
     "dse": Measure(0, "DSE(Z) of the penultimate representation on the probe (bits)",
-                   "DSE paper: it rises in generalizing and in memorizing training"),
+                   "DSE paper: it rises in generalizing and in memorizing training", reads=HELD_OUT),
     "dsmi_y": Measure(+1, "DSMI(Z; Y) of the penultimate representation with the labels (bits)",
-                      "DSE paper: rises with generalization, flat when memorizing; tracks ImageNet accuracy"),
+                      "DSE paper: rises with generalization, flat when memorizing; tracks ImageNet accuracy",
+                      reads=HELD_OUT),
     "dsmi_x": Measure(0, "DSMI(Z; X) of the penultimate representation with the inputs (bits)",
-                      "DSE paper: its trend depends on the dataset"),
-    "cse": Measure(0, "classic Shannon entropy of the penultimate representation (bits)", "no agreed sign"),
+                      "DSE paper: its trend depends on the dataset", reads=HELD_OUT),
+    "cse": Measure(0, "classic Shannon entropy of the penultimate representation (bits)", "no agreed sign",
+                   reads=HELD_OUT),
 }
 
 

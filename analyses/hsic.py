@@ -162,10 +162,12 @@ def table_rows(run) -> list[tuple]:
     return schema.layered_rows(run.of_kind("hsic"), TABLE_METRICS, run.summary("hsic_summary"))
 
 
-# For the ranking of measures (comparison/measures.py): what each measure is, and its expected sign.
+# For the ranking of measures (comparison/measures.py): what each measure is, and its expected sign (on the
+# DSE probe: held-out images).
 MEASURES = {
-    "hsic_x": Measure(0, "mean over layers of HSIC(T, X)", "information bottleneck debate: no agreed sign"),
-    "hsic_y": Measure(+1, "mean over layers of HSIC(T, Y)", "HSIC bottleneck (Ma et al. 2020)"),
+    "hsic_x": Measure(0, "mean over layers of HSIC(T, X)", "information bottleneck debate: no agreed sign",
+                      reads="held-out"),
+    "hsic_y": Measure(+1, "mean over layers of HSIC(T, Y)", "HSIC bottleneck (Ma et al. 2020)", reads="held-out"),
 }
 
 

@@ -28,32 +28,38 @@ from analyses.field import (
     training_subset,
 )
 from analyses.norms import EXACT, JIANG, LayerNorms, layer_norms, measure, path_norm, weight_measures
-from analyses.registry import Declaration, ZooUse
+from analyses.registry import Declaration, Measure, ZooUse
 from analyses.subject import Subject
 from metrics import norms
 from metrics.margin import PERCENTILE, margin_percentile, output_margins
 
+
+def trained(*arguments) -> Measure:
+    """A measure of the folded network that reads the training split (the margins of its samples)."""
+    return measure(*arguments, reads="training")
+
+
 OVER_MARGIN = "divided by the squared margin (minus 2 log|margin|)"
 MEASURES = {
-    "margin": measure(+1, f"{PERCENTILE}th percentile over the training samples of the label's logit minus the "
+    "margin": trained(+1, f"{PERCENTILE}th percentile over the training samples of the label's logit minus the "
                       "largest other", f"{JIANG}, eq. 22 (its inverse square is the complexity measure)", None),
-    "inverse_margin": measure(-1, "1 / margin^2", f"{JIANG}, eq. 22", "sqrt"),
-    "log_prod_spec_over_margin": measure(-1, f"log_prod_spec {OVER_MARGIN}", f"{JIANG}, eq. 31 (Bartlett et al. "
+    "inverse_margin": trained(-1, "1 / margin^2", f"{JIANG}, eq. 22", "sqrt"),
+    "log_prod_spec_over_margin": trained(-1, f"log_prod_spec {OVER_MARGIN}", f"{JIANG}, eq. 31 (Bartlett et al. "
                                          "2017's spectral bound)", "log"),
-    "log_sum_spec_over_margin": measure(-1, f"log_sum_spec, its mean term {OVER_MARGIN}", f"{JIANG}, eq. 34", "log"),
-    "log_prod_fro_over_margin": measure(-1, f"log_prod_fro {OVER_MARGIN}", f"{JIANG}, eq. 36", "log"),
-    "log_sum_fro_over_margin": measure(-1, f"log_sum_fro, its mean term {OVER_MARGIN}", f"{JIANG}, eq. 38", "log"),
-    "path_norm_over_margin": measure(-1, f"path_norm {OVER_MARGIN}", f"{JIANG}, eq. 43", "sqrt"),
-    "spec_init": measure(-1, "log_prod_spec_over_margin + log sum_i ||W_i - W0_i||_F^2 / ||W_i||_2^2",
+    "log_sum_spec_over_margin": trained(-1, f"log_sum_spec, its mean term {OVER_MARGIN}", f"{JIANG}, eq. 34", "log"),
+    "log_prod_fro_over_margin": trained(-1, f"log_prod_fro {OVER_MARGIN}", f"{JIANG}, eq. 36", "log"),
+    "log_sum_fro_over_margin": trained(-1, f"log_sum_fro, its mean term {OVER_MARGIN}", f"{JIANG}, eq. 38", "log"),
+    "path_norm_over_margin": trained(-1, f"path_norm {OVER_MARGIN}", f"{JIANG}, eq. 43", "sqrt"),
+    "spec_init": trained(-1, "log_prod_spec_over_margin + log sum_i ||W_i - W0_i||_F^2 / ||W_i||_2^2",
                          f"{JIANG}, eq. 29 (Bartlett et al. 2017, distance from the initialization)", "log"),
-    "spec_orig": measure(-1, "log_prod_spec_over_margin + log fro_over_spec", f"{JIANG}, eq. 30 (Bartlett et al. 2017)",
+    "spec_orig": trained(-1, "log_prod_spec_over_margin + log fro_over_spec", f"{JIANG}, eq. 30 (Bartlett et al. 2017)",
                          "log"),
-    "log_prod_spec_fft_over_margin": measure(-1, f"log_prod_spec_fft {OVER_MARGIN}", f"{JIANG}, eq. 31, {EXACT}",
+    "log_prod_spec_fft_over_margin": trained(-1, f"log_prod_spec_fft {OVER_MARGIN}", f"{JIANG}, eq. 31, {EXACT}",
                                              "log"),
-    "log_sum_spec_fft_over_margin": measure(-1, f"log_sum_spec_fft, its mean term {OVER_MARGIN}",
+    "log_sum_spec_fft_over_margin": trained(-1, f"log_sum_spec_fft, its mean term {OVER_MARGIN}",
                                             f"{JIANG}, eq. 34, {EXACT}", "log"),
-    "spec_init_fft": measure(-1, "spec_init with the exact convolution norms", f"{JIANG}, eq. 29, {EXACT}", "log"),
-    "spec_orig_fft": measure(-1, "spec_orig with the exact convolution norms", f"{JIANG}, eq. 30, {EXACT}", "log"),
+    "spec_init_fft": trained(-1, "spec_init with the exact convolution norms", f"{JIANG}, eq. 29, {EXACT}", "log"),
+    "spec_orig_fft": trained(-1, "spec_orig with the exact convolution norms", f"{JIANG}, eq. 30, {EXACT}", "log"),
 }
 
 

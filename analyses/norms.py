@@ -36,9 +36,9 @@ LAYERS = "over the conv and linear layers of the folded network (weights as out 
 EXACT = "with each convolution's exact operator norm (Sedghi et al. 2019: the FFT of the kernel over its input)"
 
 
-def measure(direction: int, aggregation: str, source: str, scaling: str | None) -> Measure:
+def measure(direction: int, aggregation: str, source: str, scaling: str | None, reads: str = "weights") -> Measure:
     """A measure the field defines on the network's function (computed on the folded network)."""
-    return Measure(direction, aggregation, source, defined_on="function", size_scaling=scaling)
+    return Measure(direction, aggregation, source, defined_on="function", size_scaling=scaling, reads=reads)
 
 
 MEASURES = {

@@ -36,7 +36,7 @@ from analyses.registry import Declaration, Measure, ZooUse
 from analyses.subject import Subject
 
 # What a function-preserving rescaling of the final weights leaves alone: the training losses' history
-TRAINING = {"defined_on": "function", "size_scaling": None}
+TRAINING = {"defined_on": "function", "size_scaling": None, "reads": "training"}
 MEASURES = {
     "epochs_to_fit": Measure(-1, "first epoch whose training cross-entropy <= 0.1 (run.json)",
                              f"ours: {JIANG}, sec. C.7 count steps (steps_to_fit)", **TRAINING),

@@ -41,6 +41,11 @@ class Measure:
     # are compared: "sqrt" (sqrt(x / m)), "log" ((x - log m) / 2, for measures given as logarithms), or
     # None (not a complexity bound: compared as it is).
     size_scaling: str | None = None
+    # What it reads beside the weights: "weights" (nothing), "training" (the training split, or the run's
+    # training losses), "held-out" (images the model was not trained on: the validation split, else the test
+    # split). The field's protocol lets a generalization measure read the training data only (Jiang et al.
+    # 2020, sec. 2); a held-out measure that tracks test accuracy partly measures it, and the ranking says so.
+    reads: str = "weights"
 
 
 @dataclass(frozen=True)

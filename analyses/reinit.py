@@ -246,13 +246,14 @@ def sweep_done(results, arch: str, epochs: list[int]) -> bool:
     return bool(epochs) and (results / f"reinit_{arch}_epoch{epochs[-1]:04d}.json").is_file()
 
 
-# For the ranking of measures (comparison/measures.py): what each measure is, and its expected sign.
+# For the ranking of measures (comparison/measures.py): what each measure is, and its expected sign (the drops
+# are measured on the test split: held-out images).
 MEASURES = {
     "reinit_drop": Measure(0, "mean over layers of the relative test top-1 drop when the layer is reset to epoch 0",
                            "contested: Chatterji et al. 2020 (less critical = better) vs. a chance-level model "
-                           "having nothing to lose"),
+                           "having nothing to lose", reads="held-out"),
     "reinit_drop_rand": Measure(0, "mean over layers of the relative test top-1 drop when the layer is re-randomized",
-                                "as reinit_drop"),
+                                "as reinit_drop", reads="held-out"),
 }
 
 

@@ -38,36 +38,42 @@ from analyses.field import (
     training_subset,
 )
 from analyses.norms import JIANG, measure
-from analyses.registry import Declaration, ZooUse
+from analyses.registry import Declaration, Measure, ZooUse
 from analyses.subject import Subject
 from metrics import flatness, norms, sharpness
+
+
+def trained(*arguments) -> Measure:
+    """A measure of the folded network that reads the training split (its loss or error under perturbation)."""
+    return measure(*arguments, reads="training")
+
 
 GAUSS = "the largest sigma whose Gaussian perturbation of the folded network raises the expected 0-1 training error by 0.1"
 BOX = "the largest box whose worst case (gradient ascent) raises the 0-1 training error by 0.1"
 MAG_BOX = "|u_i| <= alpha' |w_i| + 1e-3"
 MEASURES = {
-    "pacbayes_flatness": measure(-1, f"1 / sigma^2, {GAUSS}", f"{JIANG}, eq. 53: among the best in Jiang's study",
+    "pacbayes_flatness": trained(-1, f"1 / sigma^2, {GAUSS}", f"{JIANG}, eq. 53: among the best in Jiang's study",
                                  "sqrt"),
-    "pacbayes_init": measure(-1, f"||w - w0||^2 / (4 sigma^2) + log(m / sigma) + 10, {GAUSS}", f"{JIANG}, eq. 48",
+    "pacbayes_init": trained(-1, f"||w - w0||^2 / (4 sigma^2) + log(m / sigma) + 10, {GAUSS}", f"{JIANG}, eq. 48",
                              "sqrt"),
-    "pacbayes_orig": measure(-1, f"||w||^2 / (4 sigma^2) + log(m / sigma) + 10, {GAUSS}", f"{JIANG}, eq. 49", "sqrt"),
-    "pacbayes_mag_flatness": measure(-1, f"1 / sigma'^2, {GAUSS} with variance sigma'^2 w^2 + 1e-6",
+    "pacbayes_orig": trained(-1, f"||w||^2 / (4 sigma^2) + log(m / sigma) + 10, {GAUSS}", f"{JIANG}, eq. 49", "sqrt"),
+    "pacbayes_mag_flatness": trained(-1, f"1 / sigma'^2, {GAUSS} with variance sigma'^2 w^2 + 1e-6",
                                      f"{JIANG}, eq. 61: the best in Jiang's study", "sqrt"),
-    "pacbayes_mag_init": measure(-1, "Jiang's magnitude-aware PAC-Bayes bound around w0, sigma' as in "
+    "pacbayes_mag_init": trained(-1, "Jiang's magnitude-aware PAC-Bayes bound around w0, sigma' as in "
                                  "pacbayes_mag_flatness", f"{JIANG}, eq. 56", "sqrt"),
-    "pacbayes_mag_orig": measure(-1, "Jiang's magnitude-aware PAC-Bayes bound around 0, sigma' as in "
+    "pacbayes_mag_orig": trained(-1, "Jiang's magnitude-aware PAC-Bayes bound around 0, sigma' as in "
                                  "pacbayes_mag_flatness", f"{JIANG}, eq. 57", "sqrt"),
-    "sharpness": measure(-1, "100 (max L(w+u) - L(w)) / (1 + L(w)) over |u_i| <= alpha (|w_i|+1), L the training "
+    "sharpness": trained(-1, "100 (max L(w+u) - L(w)) / (1 + L(w)) over |u_i| <= alpha (|w_i|+1), L the training "
                          "cross-entropy", "Keskar et al. 2017 (epsilon-sharpness); Jiang et al. 2020, sec. C.4", None),
-    "sharpness_flatness": measure(-1, f"1 / alpha'^2, {BOX} |u_i| <= alpha'", f"{JIANG}, eq. 52", "sqrt"),
-    "sharpness_init": measure(-1, "||w - w0||^2 log(2 omega) / (4 alpha'^2) + log(m / alpha') + 10, alpha' as in "
+    "sharpness_flatness": trained(-1, f"1 / alpha'^2, {BOX} |u_i| <= alpha'", f"{JIANG}, eq. 52", "sqrt"),
+    "sharpness_init": trained(-1, "||w - w0||^2 log(2 omega) / (4 alpha'^2) + log(m / alpha') + 10, alpha' as in "
                               "sharpness_flatness", f"{JIANG}, eq. 50", "sqrt"),
-    "sharpness_orig": measure(-1, "||w||^2 log(2 omega) / (4 alpha'^2) + log(m / alpha') + 10, alpha' as in "
+    "sharpness_orig": trained(-1, "||w||^2 log(2 omega) / (4 alpha'^2) + log(m / alpha') + 10, alpha' as in "
                               "sharpness_flatness", f"{JIANG}, eq. 51", "sqrt"),
-    "sharpness_mag_flatness": measure(-1, f"1 / alpha'^2, {BOX} {MAG_BOX}", f"{JIANG}, eq. 60", "sqrt"),
-    "sharpness_mag_init": measure(-1, "Jiang's magnitude-aware sharpness bound around w0, alpha' as in "
+    "sharpness_mag_flatness": trained(-1, f"1 / alpha'^2, {BOX} {MAG_BOX}", f"{JIANG}, eq. 60", "sqrt"),
+    "sharpness_mag_init": trained(-1, "Jiang's magnitude-aware sharpness bound around w0, alpha' as in "
                                   "sharpness_mag_flatness", f"{JIANG}, eq. 58", "sqrt"),
-    "sharpness_mag_orig": measure(-1, "Jiang's magnitude-aware sharpness bound around 0, alpha' as in "
+    "sharpness_mag_orig": trained(-1, "Jiang's magnitude-aware sharpness bound around 0, alpha' as in "
                                   "sharpness_mag_flatness", f"{JIANG}, eq. 59", "sqrt"),
 }
 

@@ -68,6 +68,12 @@ def expected_sign(measure: str, target: str) -> int:
     return 0 if known is None else known.direction * TARGETS[target].orientation
 
 
+def reads(measure: str) -> str:
+    """What ``measure`` reads beside the weights (``Measure.reads``: weights, training, held-out; "" unknown)."""
+    known = KNOWN.get(measure)
+    return "" if known is None else known.reads
+
+
 @dataclass(kw_only=True)
 class Model:
     """One model: its results (a ``schema.Run``), its name, its design and its targets."""

@@ -41,7 +41,7 @@ import numpy as np
 from comparison import robust as environments_of
 from comparison.cmi import grid_problem, jiang_cmi, pgdl_score
 from comparison.correlations import BOOTSTRAP, correlate, granulated_kendall
-from comparison.measures import expected_sign
+from comparison.measures import expected_sign, reads
 from comparison.robust import MIN_ESS, ROBUST_ERROR, holm
 from comparison.targets import TARGETS
 from utils.errors import UserError
@@ -196,6 +196,7 @@ def _measure_row(group, measure: str, target: str, axes: list[str], *, resamples
     row = {"measure": measure, "target": target, "analysis": str(group.analysis.iloc[0]),
            **correlate(usable.value, usable[target], usable.group, resamples=resamples, seed=seed)}
     row["expected"] = expected_sign(measure, target)
+    row["reads"] = reads(measure)
     grid = grid_frame(usable, target)
     columns, found = _grid_statistics(grid, axes, target, row["expected"], row["kendall_tau"], weighting)
     row |= columns | _scores(grid, axes, row["expected"])

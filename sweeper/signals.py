@@ -16,8 +16,9 @@ class CheckpointSignals:
     has it from SLURM too).
 
     SLURM signals every process of the job step, and SIGUSR2 would kill train.py: it is blocked in
-    this thread while the member runs, so that its commands inherit it blocked. Whichever thread then
-    takes it, Python's C handler writes its number to a wakeup pipe, which a listener thread reads.
+    this thread while the member runs, so that its commands inherit it blocked. The listener thread
+    unblocks it; whichever thread then takes it, Python's C handler writes its number to a wakeup pipe,
+    which the listener reads.
     """
 
     SIGNALS = (signal.SIGUSR2, signal.SIGTERM)
@@ -45,6 +46,10 @@ class CheckpointSignals:
                 process.send_signal(signal.SIGTERM)
 
     def _listen(self, read_fd: int) -> None:
+        # This thread hears SIGUSR2: it was started with the signal blocked, as every thread started after
+        # __enter__ blocked it. Were none to unblock it (no thread of torch's pool either, with
+        # OMP_NUM_THREADS=1), the signal would wait until the member ended.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR2})
         while True:
             for number in os.read(read_fd, 64):
                 if number == 0:  # the end (no signal has number 0)

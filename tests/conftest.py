@@ -30,6 +30,7 @@ if WORKERS > 1:
 torch.set_num_threads(THREADS)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
     """Under pytest-xdist: one group per test file, and one for every test that needs SLURM."""
     if not config.pluginmanager.hasplugin("xdist"):

@@ -215,3 +215,23 @@ def test_seeds_measures_and_baselines_come_from_the_declarations():
         {found.name for found in declarations() if found.baseline}
     assert roles["projections"] == roles["dse"] == roles["spectra"] == ranking_stats.SEED
     assert ranking_stats.role_of("an unknown analysis") == ranking_stats.SEED
+
+
+def test_what_each_measure_reads_is_declared_and_a_robust_held_out_measure_is_named_as_such():
+    from comparison.measures import reads
+    from comparison.ranking_report import held_out_line
+
+    # the DSE probe, the HSIC probe and the reinit drops read images the model was not trained on; the margin,
+    # the flatness searches and the training history read the training split; the rest reads the weights alone
+    assert {reads(name) for name in ("dse", "dsmi_y", "dsmi_x", "cse", "hsic_y", "reinit_drop")} == {"held-out"}
+    assert {reads(name) for name in ("margin", "pacbayes_flatness", "sharpness", "epochs_to_fit")} == {"training"}
+    assert {reads(name) for name in ("log_prod_spec", "path_norm", "alpha", "bias_mean")} == {"weights"}
+    frame = cube()
+    # a declared held-out measure and an undeclared one, both tracking the gap exactly (dsmi_y's expected sign is
+    # +1 for accuracy, -1 for a gap: the negated gap tracks as expected)
+    table = _table(frame, {"dsmi_y": -frame.y.to_numpy(), "equal": frame.y.to_numpy()})
+    ranking = ranking_stats.rank(table, targets=["gen_gap"], resamples=200)
+    assert ranking.set_index("measure").robust.all()
+    line = " ".join(held_out_line(ranking))
+    assert "`dsmi_y` reads held-out data" in line and "`equal`" not in line
+    assert held_out_line(ranking[ranking.measure == "equal"]) == []
