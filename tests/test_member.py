@@ -254,7 +254,8 @@ def test_a_member_s_measures_in_one_command_equal_one_process_per_measure_and_re
     assert sorted(alone) == sorted(together)
     for name, document in together.items():
         other = alone[name]
-        assert document["measures"] == other["measures"], name
+        # the same computation; the SVDs of processes with other thread counts may differ in the last bit
+        assert document["measures"] == pytest.approx(other["measures"], rel=1e-12, nan_ok=True), name
         assert document["args"]["measures"] == list(FIELD) and other["args"]["measures"] == [document["kind"]]
     # resume: one result gone, only its measure runs again
     (results / next(name for name in together if name.startswith("optimization_"))).unlink()

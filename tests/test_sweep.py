@@ -249,6 +249,7 @@ def test_sigint_stops_the_members_which_a_re_run_resumes(tmp_path):
 
 # -- the SLURM path, through submitit's local executor ---------------------------------------------
 @pytest.mark.slow
+@pytest.mark.serial
 def test_the_submitit_path_end_to_end(tmp_path, capsys):
     code = run_sweep(tmp_path, "--name", "array", *TINY, "--analyses", "projections",
                      "--launcher", "slurm", "--submitit-local", "--slurm-time", "10", "--wait")
@@ -263,6 +264,7 @@ def test_the_submitit_path_end_to_end(tmp_path, capsys):
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_a_re_submission_waits_for_its_own_job_not_the_last_attempt_s_status(tmp_path):
     """--retry-failed re-submits a failed member: the wait must follow the new job to its end (the
     status file of the first attempt says "failed" at once)."""
