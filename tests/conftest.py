@@ -2,10 +2,10 @@
 
 Under pytest-xdist (``make test``: ``-n auto --dist loadgroup``) the cores are shared among the
 workers (torch's threads, and ``OMP_NUM_THREADS`` for the subprocesses the tests start: two workers
-with two threads each on two cores are several times slower than one thread each), each test file
-runs on one worker (its module fixtures are built once), the tests that use the one SLURM cluster run
-one after another on one worker, and the session fixtures are built once for all workers
-(:func:`shared`).
+with two threads each on two cores are several times slower than one thread each), the tests of a
+file with a module-scoped fixture run on one worker (it is built once; the other tests go wherever a
+worker is free), the tests that use the one SLURM cluster run one after another on one worker, and the
+session fixtures are built once for all workers (:func:`shared`).
 """
 from __future__ import annotations
 
@@ -32,12 +32,20 @@ torch.set_num_threads(THREADS)
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
 def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist: one group per test file, and one for every test that needs SLURM."""
+    """Under pytest-xdist: the tests of a file that builds a module-scoped fixture run on one worker (it is
+    built once), every test that needs SLURM on one; the others go wherever a worker is free."""
     if not config.pluginmanager.hasplugin("xdist"):
         return
     for item in items:
-        group = "slurm" if item.get_closest_marker("slurm") else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        if item.get_closest_marker("slurm") or item.get_closest_marker("serial"):
+            item.add_marker(pytest.mark.xdist_group("slurm"))
+        elif _uses_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
+def _uses_a_module_fixture(item) -> bool:
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    return any(fixture.scope in ("module", "class", "package") for found in definitions.values() for fixture in found)
 
 
 def shared(tmp_path_factory, name: str, build: Callable[[Path], object]):

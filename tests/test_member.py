@@ -226,7 +226,8 @@ def test_the_status_shows_the_time_of_each_step_of_each_member():
 
 
 # -- a real member ----------------------------------------------------------------------------------
-MEMBER = [*BASE, "--epochs", "2", "--seed", "0", "--analyses", *FIELD]
+# 270 training images (--split 0.8 holds the rest out): the measures that read the training split are quick
+MEMBER = [*BASE, "--split", "0.8", "--epochs", "2", "--seed", "0", "--analyses", *FIELD]
 
 
 def field_documents(results: Path) -> dict[str, dict]:
@@ -255,7 +256,12 @@ def test_a_member_s_measures_in_one_command_equal_one_process_per_measure_and_re
     for name, document in together.items():
         other = alone[name]
         # the same computation; the SVDs of processes with other thread counts may differ in the last bit
-        assert document["measures"] == pytest.approx(other["measures"], rel=1e-12, nan_ok=True), name
+        numbers = {key for key, value in other["measures"].items() if isinstance(value, float)}
+        assert document["measures"].keys() == other["measures"].keys(), name
+        assert {key: document["measures"][key] for key in numbers} == \
+            pytest.approx({key: other["measures"][key] for key in numbers}, rel=1e-12, nan_ok=True), name
+        assert {key: value for key, value in document["measures"].items() if key not in numbers} == \
+            {key: value for key, value in other["measures"].items() if key not in numbers}, name
         assert document["args"]["measures"] == list(FIELD) and other["args"]["measures"] == [document["kind"]]
     # resume: one result gone, only its measure runs again
     (results / next(name for name in together if name.startswith("optimization_"))).unlink()
