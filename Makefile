@@ -18,17 +18,22 @@ $(STAMP): requirements.txt requirements-dev.txt
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-# Every test, the slow end-to-end tier included (CI runs this): first on every core (pytest-xdist: one
-# worker per core, a test file per worker; tests/conftest.py), then the tests that use the one SLURM
-# cluster or sweep through submitit in-process, in one process (under xdist, a worker that ran such a
-# sweep could find pytest's capture file closed later, a failure we could not pin down). pytest exits 5
-# when it collects no test; make treats that as a failure too. PYTEST_WORKERS=0 runs the first part in
-# this process too.
+# Every test, the slow end-to-end tier included (CI runs this), in two pytest processes at once: every
+# test but the marked ones on every core (pytest-xdist: one worker per core; tests/conftest.py), and
+# beside it, in one process of one thread, the tests that use the one SLURM cluster or sweep through
+# submitit in-process (marked slurm or serial; they mostly wait for jobs; under xdist, a worker that ran
+# such a sweep could find pytest's capture file closed later, a failure we could not pin down). Its
+# report follows the first's; make fails when either fails. pytest exits 5 when it collects no test;
+# make treats that as a failure too. PYTEST_WORKERS=0 runs the first part in its process.
 PYTEST_WORKERS ?= auto
 PYTEST := $(PY) -m pytest -n $(PYTEST_WORKERS) --dist loadgroup
 test: $(STAMP)
-	$(PYTEST) -m "not slurm and not serial"
-	$(PY) -m pytest -m "slurm or serial"
+	@report=$$(mktemp); \
+	OMP_NUM_THREADS=1 $(PY) -m pytest -m "slurm or serial" > $$report 2>&1 & beside=$$!; \
+	$(PYTEST) -m "not slurm and not serial"; first=$$?; \
+	wait $$beside; second=$$?; \
+	echo "== the SLURM and serial tests (run beside the others) =="; cat $$report; rm -f $$report; \
+	test $$first -eq 0 && test $$second -eq 0
 
 # Skip the tests marked slow, serial or slurm, for quick iterations.
 test-fast: $(STAMP)

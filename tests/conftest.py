@@ -24,7 +24,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-THREADS = max(1, min(2, (os.cpu_count() or 1) // WORKERS))
+# a run beside another one (make test's SLURM part) says how many threads it may take with OMP_NUM_THREADS
+ASKED = int(os.environ["OMP_NUM_THREADS"]) if os.environ.get("OMP_NUM_THREADS", "").isdigit() else 2
+THREADS = max(1, min(2, ASKED, (os.cpu_count() or 1) // WORKERS))
 if WORKERS > 1:
     os.environ["OMP_NUM_THREADS"] = str(THREADS)
 torch.set_num_threads(THREADS)
