@@ -27,7 +27,7 @@ import torch
 import schema
 from analyses.base import SUMMARY_OF_FOLDER, Analysis, log_written, model_label, or_nan
 from analyses.probe import probe_record
-from analyses.registry import Declaration, Measure, ZooUse
+from analyses.registry import HELD_OUT, Declaration, Measure, ZooUse
 from analyses.snapshots import SnapshotAnalysis
 from analyses.subject import Subject
 from metrics.dse import diffusion_spectral_entropy, diffusion_spectral_mutual_information
@@ -287,7 +287,6 @@ def table_rows(run) -> list[tuple]:
 
 # For the ranking of measures (comparison/measures.py): what each measure is, and its expected sign. The
 # probe is drawn from the validation split, else the test split: images the model was not trained on.
-HELD_OUT = "held-out"
 MEASURES = {
     "dse": Measure(0, "DSE(Z) of the penultimate representation on the probe (bits)",
                    "DSE paper: it rises in generalizing and in memorizing training", reads=HELD_OUT),

@@ -20,7 +20,7 @@ import schema
 from analyses.base import SUMMARY_OF_FOLDER, Analysis, log_written, model_label, or_nan
 from analyses.dse import DEFAULT_SAMPLES, DEFAULT_SEED
 from analyses.probe import probe_record
-from analyses.registry import Declaration, Measure
+from analyses.registry import HELD_OUT, Declaration, Measure
 from analyses.snapshots import SnapshotAnalysis
 from analyses.subject import Subject
 from metrics.embeddings import collect_embeddings
@@ -166,8 +166,8 @@ def table_rows(run) -> list[tuple]:
 # DSE probe: held-out images).
 MEASURES = {
     "hsic_x": Measure(0, "mean over layers of HSIC(T, X)", "information bottleneck debate: no agreed sign",
-                      reads="held-out"),
-    "hsic_y": Measure(+1, "mean over layers of HSIC(T, Y)", "HSIC bottleneck (Ma et al. 2020)", reads="held-out"),
+                      reads=HELD_OUT),
+    "hsic_y": Measure(+1, "mean over layers of HSIC(T, Y)", "HSIC bottleneck (Ma et al. 2020)", reads=HELD_OUT),
 }
 
 

@@ -27,17 +27,11 @@ from analyses.field import (
     sweep_together,
     training_subset,
 )
-from analyses.norms import EXACT, JIANG, LayerNorms, layer_norms, measure, path_norm, weight_measures
-from analyses.registry import Declaration, Measure, ZooUse
+from analyses.norms import EXACT, JIANG, LayerNorms, layer_norms, path_norm, trained, weight_measures
+from analyses.registry import Declaration, ZooUse
 from analyses.subject import Subject
 from metrics import norms
 from metrics.margin import PERCENTILE, margin_percentile, output_margins
-
-
-def trained(*arguments) -> Measure:
-    """A measure of the folded network that reads the training split (the margins of its samples)."""
-    return measure(*arguments, reads="training")
-
 
 OVER_MARGIN = "divided by the squared margin (minus 2 log|margin|)"
 MEASURES = {

@@ -27,7 +27,7 @@ from analyses.field import (
     sweep_arguments,
     sweep_together,
 )
-from analyses.registry import Declaration, Measure, ZooUse
+from analyses.registry import TRAINING, WEIGHTS, Declaration, Measure, ZooUse
 from analyses.subject import Subject
 from metrics import conv_norms, norms
 
@@ -36,9 +36,14 @@ LAYERS = "over the conv and linear layers of the folded network (weights as out 
 EXACT = "with each convolution's exact operator norm (Sedghi et al. 2019: the FFT of the kernel over its input)"
 
 
-def measure(direction: int, aggregation: str, source: str, scaling: str | None, reads: str = "weights") -> Measure:
+def measure(direction: int, aggregation: str, source: str, scaling: str | None, reads: str = WEIGHTS) -> Measure:
     """A measure the field defines on the network's function (computed on the folded network)."""
     return Measure(direction, aggregation, source, defined_on="function", size_scaling=scaling, reads=reads)
+
+
+def trained(direction: int, aggregation: str, source: str, scaling: str | None) -> Measure:
+    """A measure of the folded network that reads the training split (margins, losses under perturbation)."""
+    return measure(direction, aggregation, source, scaling, reads=TRAINING)
 
 
 MEASURES = {

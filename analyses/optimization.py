@@ -32,20 +32,20 @@ from analyses.field import (
     sweep_together,
 )
 from analyses.norms import JIANG
-from analyses.registry import Declaration, Measure, ZooUse
+from analyses.registry import TRAINING, Declaration, Measure, ZooUse
 from analyses.subject import Subject
 
 # What a function-preserving rescaling of the final weights leaves alone: the training losses' history
-TRAINING = {"defined_on": "function", "size_scaling": None, "reads": "training"}
+FROM_TRAINING = {"defined_on": "function", "size_scaling": None, "reads": TRAINING}
 MEASURES = {
     "epochs_to_fit": Measure(-1, "first epoch whose training cross-entropy <= 0.1 (run.json)",
-                             f"ours: {JIANG}, sec. C.7 count steps (steps_to_fit)", **TRAINING),
+                             f"ours: {JIANG}, sec. C.7 count steps (steps_to_fit)", **FROM_TRAINING),
     "steps_to_fit": Measure(-1, "epochs_to_fit x optimizer steps per epoch", f"{JIANG}, sec. C.7 (steps to "
-                            "cross-entropy 0.1)", **TRAINING),
+                            "cross-entropy 0.1)", **FROM_TRAINING),
     "steps_fit_to_converged": Measure(-1, "optimizer steps from training cross-entropy 0.1 to 0.01 (epochs x steps "
-                                      "per epoch)", f"{JIANG}, sec. C.7 (steps from 0.1 to 0.01)", **TRAINING),
+                                      "per epoch)", f"{JIANG}, sec. C.7 (steps from 0.1 to 0.01)", **FROM_TRAINING),
     "epochs_fit_to_converged": Measure(-1, "epochs from training cross-entropy 0.1 to 0.01",
-                                       f"ours: {JIANG}, sec. C.7 count steps (steps_fit_to_converged)", **TRAINING),
+                                       f"ours: {JIANG}, sec. C.7 count steps (steps_fit_to_converged)", **FROM_TRAINING),
 }
 EVAL_LOSS, BATCH_LOSS = "train_eval_loss", "train_loss"
 

@@ -26,6 +26,9 @@ MODULES = ("analyses.projections", "analyses.reinit", "analyses.dse", "analyses.
            "analyses.norms", "analyses.margin", "analyses.sharpness", "analyses.optimization")
 
 
+WEIGHTS, TRAINING, HELD_OUT = "weights", "training", "held-out"  # what a Measure reads (Measure.reads)
+
+
 @dataclass(frozen=True)
 class Measure:
     """One measure of a model, for the ranking: what it is and which way the literature expects it to go."""
@@ -45,7 +48,7 @@ class Measure:
     # training losses), "held-out" (images the model was not trained on: the validation split, else the test
     # split). The field's protocol lets a generalization measure read the training data only (Jiang et al.
     # 2020, sec. 2); a held-out measure that tracks test accuracy partly measures it, and the ranking says so.
-    reads: str = "weights"
+    reads: str = "weights"  # WEIGHTS, TRAINING or HELD_OUT
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import schema
 from analyses.base import Analysis, log_chance, log_wrapped, log_written, shown_path
-from analyses.registry import Declaration, Measure
+from analyses.registry import HELD_OUT, Declaration, Measure
 from analyses.reinit_rows import RAND_KEY, RowSource, init_rows, rand_rows
 from analyses.subject import Subject
 from metrics.chance import chance_verdict
@@ -251,9 +251,9 @@ def sweep_done(results, arch: str, epochs: list[int]) -> bool:
 MEASURES = {
     "reinit_drop": Measure(0, "mean over layers of the relative test top-1 drop when the layer is reset to epoch 0",
                            "contested: Chatterji et al. 2020 (less critical = better) vs. a chance-level model "
-                           "having nothing to lose", reads="held-out"),
+                           "having nothing to lose", reads=HELD_OUT),
     "reinit_drop_rand": Measure(0, "mean over layers of the relative test top-1 drop when the layer is re-randomized",
-                                "as reinit_drop", reads="held-out"),
+                                "as reinit_drop", reads=HELD_OUT),
 }
 
 

@@ -37,16 +37,10 @@ from analyses.field import (
     sweep_together,
     training_subset,
 )
-from analyses.norms import JIANG, measure
-from analyses.registry import Declaration, Measure, ZooUse
+from analyses.norms import JIANG, trained
+from analyses.registry import Declaration, ZooUse
 from analyses.subject import Subject
 from metrics import flatness, norms, sharpness
-
-
-def trained(*arguments) -> Measure:
-    """A measure of the folded network that reads the training split (its loss or error under perturbation)."""
-    return measure(*arguments, reads="training")
-
 
 GAUSS = "the largest sigma whose Gaussian perturbation of the folded network raises the expected 0-1 training error by 0.1"
 BOX = "the largest box whose worst case (gradient ascent) raises the 0-1 training error by 0.1"

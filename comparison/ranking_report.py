@@ -9,6 +9,7 @@ import math
 import os
 from pathlib import Path
 
+from analyses.registry import HELD_OUT
 from comparison.correlations import BOOTSTRAP, MIN_GROUPS
 from comparison.measures import KNOWN
 from comparison.ranking import (
@@ -34,7 +35,7 @@ REFERENCES = (
     "Holm, \"A Simple Sequentially Rejective Multiple Test Procedure\", Scandinavian Journal of Statistics, 1979.",
 )
 ROLE_NAMES = {BASELINE: "field's baseline"}
-HELD_OUT, HELD_OUT_NAME = "held-out", "held-out data"
+HELD_OUT_NAME = "held-out data"
 
 
 def _num(value, digits: int = 2) -> str:

@@ -88,17 +88,19 @@ def count_records(path: str | Path) -> int:
         raise UserError(f"cannot read {path}: {err.strerror}") from None
 
 
-def record_bytes(data: bytes) -> bytes:
-    """One record, framed and checksummed as TensorFlow writes it."""
-    head = struct.pack("<Q", len(data))
-    return head + struct.pack("<I", masked_crc(head)) + data + struct.pack("<I", masked_crc(data))
-
-
 def write_records(path: str | Path, items: Iterable[bytes]) -> Path:
-    """A TFRecord file of ``items`` (atomically)."""
+    """A TFRecord file of ``items`` (atomically), framed by TensorBoard's record writer (the one
+    ``utils.hparams_events`` writes events with)."""
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
     from utils.fileio import atomic_write
 
-    return atomic_write(path, lambda handle: [handle.write(record_bytes(item)) for item in items])
+    def write(handle) -> None:
+        writer = RecordWriter(handle)
+        for item in items:
+            writer.write(item)
+
+    return atomic_write(path, write)
 
 
 # -- tf.train.Example -----------------------------------------------------------------------------------------
